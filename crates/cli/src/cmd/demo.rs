@@ -1,0 +1,198 @@
+//! `idtoken demo`: in one process, the emulator (a stand-in for Google) and
+//! a small protected service on loopback, then requests that must be
+//! refused or accepted. Exits 0 only if every one turned out as expected.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use idtoken::{Credentials, Env, Format, TokenOptions, Verifier};
+use idtoken_emulator::Emulator;
+use serde_json::{Value, json};
+
+use crate::Failure;
+
+/// Arguments of `idtoken demo`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {}
+
+pub(crate) async fn run(_args: Args) -> Result<(), Failure> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| Failure::new(1, format!("{what}: {e}"));
+    let emu = Emulator::start()
+        .await
+        .map_err(|e| fail("cannot start the emulator", &e))?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| fail("cannot bind the protected service", &e))?;
+    let service_url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| fail("cannot read the service address", &e))?
+    );
+    let verifier = Verifier::builder()
+        .audience(&service_url)
+        .jwks_url(emu.jwks_url())
+        .build()?;
+    let app = Router::new().fallback(protected).with_state(verifier);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    println!("idtoken demo");
+    println!("  Google stand-in (emulator): {}", emu.url());
+    println!(
+        "  protected service:          {service_url} (accepts only emulator-signed tokens for this audience)"
+    );
+    println!();
+
+    let dir = std::env::temp_dir().join(format!("idtoken-demo-{}", emu.addr().port()));
+    std::fs::create_dir_all(&dir).map_err(|e| fail("cannot create a temporary folder", &e))?;
+    let files = emu
+        .write_credentials(&dir)
+        .map_err(|e| fail("cannot write the key file", &e))?;
+
+    let http = reqwest::Client::new();
+    let mut passed = 0;
+    let mut failed = 0;
+    let mut report = |ok: bool, line: String| {
+        println!("  {} {line}", if ok { "ok  " } else { "FAIL" });
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    };
+
+    // 1. No token at all.
+    let (status, body) = call(&http, &service_url, None).await;
+    report(
+        status == 401,
+        format!(
+            "{:<52} -> {status} {}",
+            "no token",
+            body["error_description"].as_str().unwrap_or("")
+        ),
+    );
+
+    // 2 and 3. Each flow, found by Application Default Credentials.
+    let flows = [
+        (
+            "metadata server (GCE_METADATA_HOST)",
+            Env::empty().with("GCE_METADATA_HOST", emu.metadata_host()),
+        ),
+        (
+            "service account key (GOOGLE_APPLICATION_CREDENTIALS)",
+            Env::empty().with(
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                files.service_account.display().to_string(),
+            ),
+        ),
+    ];
+    for (name, env) in flows {
+        let outcome = async {
+            let creds = Credentials::discover_with(&env).await?;
+            // `format=full` makes the metadata server include the email.
+            let options = TokenOptions::default().format(Format::Full);
+            let token = creds
+                .token_source_with(&service_url, options)
+                .token()
+                .await?;
+            Ok::<_, idtoken::Error>(call(&http, &service_url, Some(&token)).await)
+        }
+        .await;
+        match outcome {
+            Ok((status, body)) => report(
+                status == 200 && body["aud"] == json!(service_url),
+                format!(
+                    "{name:<52} -> {status}, the service saw email={} aud={}",
+                    body["email"].as_str().unwrap_or("?"),
+                    body["aud"].as_str().unwrap_or("?")
+                ),
+            ),
+            Err(e) => report(false, format!("{name:<52} -> error: {e}")),
+        }
+    }
+
+    // 4. A valid token minted for another service.
+    let other = Credentials::metadata_server(&emu.metadata_host())
+        .token_source("https://another-service.example")
+        .token()
+        .await;
+    match other {
+        Ok(token) => {
+            let (status, body) = call(&http, &service_url, Some(&token)).await;
+            report(
+                status == 401,
+                format!(
+                    "{:<52} -> {status} {}",
+                    "token for another audience",
+                    body["error_description"].as_str().unwrap_or("")
+                ),
+            );
+        }
+        Err(e) => report(false, format!("token for another audience -> error: {e}")),
+    }
+
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        println!(
+            "Next: `idtoken emulator` to run the stand-in yourself, `idtoken curl URL` to call a real service."
+        );
+        Ok(())
+    } else {
+        Err(Failure::new(1, "the demo did not go as expected"))
+    }
+}
+
+/// GETs the protected service, with a token if given.
+async fn call(http: &reqwest::Client, url: &str, token: Option<&idtoken::IdToken>) -> (u16, Value) {
+    let mut req = http.get(format!("{url}/hello"));
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, t.authorization_header());
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => (0, json!({"error": e.to_string()})),
+    }
+}
+
+/// The protected service: every path needs a valid token for its audience.
+async fn protected(State(verifier): State<Verifier>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return deny(StatusCode::UNAUTHORIZED, "missing bearer token");
+    };
+    match verifier.verify(token).await {
+        Ok(claims) => axum::Json(json!({
+            "email": claims.email,
+            "aud": claims.aud,
+            "sub": claims.sub,
+        }))
+        .into_response(),
+        Err(e) if e.is_unavailable() => deny(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => deny(StatusCode::UNAUTHORIZED, &e.to_string()),
+    }
+}
+
+fn deny(status: StatusCode, why: &str) -> Response {
+    let challenge = format!(
+        "Bearer error=\"invalid_token\", error_description=\"{}\"",
+        why.replace(['"', '\\'], "'")
+    );
+    (
+        status,
+        [(header::WWW_AUTHENTICATE, challenge)],
+        axum::Json(json!({"error": "invalid_token", "error_description": why})),
+    )
+        .into_response()
+}

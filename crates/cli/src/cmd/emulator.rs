@@ -1,0 +1,78 @@
+//! `idtoken emulator`: run the local Google identity emulator until Ctrl-C,
+//! printing the `export` lines that point clients at it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use idtoken_emulator::Emulator;
+
+use crate::Failure;
+
+/// Arguments of `idtoken emulator`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Where to write the credential files it can serve (default: a new temporary folder).
+    #[arg(long, value_name = "DIR")]
+    credentials_dir: Option<PathBuf>,
+    /// Lifetime of the tokens it issues, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    token_lifetime: u64,
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), Failure> {
+    if args.token_lifetime == 0 {
+        return Err(Failure::new(
+            2,
+            "--token-lifetime must be at least 1 second",
+        ));
+    }
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {}, not loopback: anyone who can reach it can mint tokens the emulator's key set accepts",
+            args.listen
+        );
+    }
+    let emu = Emulator::builder()
+        .listen(args.listen)
+        .token_lifetime(Duration::from_secs(args.token_lifetime))
+        .start()
+        .await
+        .map_err(|e| Failure::new(1, format!("cannot start the emulator: {e}")))?;
+    let dir = match args.credentials_dir {
+        Some(dir) => dir,
+        None => std::env::temp_dir().join(format!("idtoken-emulator-{}", emu.addr().port())),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure::new(1, format!("cannot create {}: {e}", dir.display())))?;
+    let files = emu.write_credentials(&dir).map_err(|e| {
+        Failure::new(
+            1,
+            format!("cannot write credentials to {}: {e}", dir.display()),
+        )
+    })?;
+
+    eprintln!("# idtoken emulator on {} (Ctrl-C to stop)", emu.url());
+    eprintln!("# service account: {}", emu.service_account_email());
+    eprintln!(
+        "# unset GOOGLE_APPLICATION_CREDENTIALS to use the metadata server instead of the key file"
+    );
+    let host = emu.metadata_host();
+    println!("export GCE_METADATA_HOST={host}");
+    println!("export GCE_METADATA_IP={host}");
+    println!(
+        "export GOOGLE_APPLICATION_CREDENTIALS={}",
+        files.service_account.display()
+    );
+    println!("export IDTOKEN_JWKS_URL={}", emu.jwks_url());
+
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Failure::new(1, format!("cannot wait for Ctrl-C: {e}")))?;
+    eprintln!("# stopping");
+    emu.shutdown().await;
+    Ok(())
+}

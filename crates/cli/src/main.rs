@@ -1,0 +1,89 @@
+//! The `idtoken` command line: print, use and debug Google ID tokens, and
+//! run the emulator. A thin layer over the `idtoken` and `idtoken-emulator`
+//! crates: parse, dispatch, turn errors into exit codes.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Google-signed OIDC ID tokens: mint, send, verify, emulate.
+#[derive(Parser, Debug)]
+#[command(name = "idtoken", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print an ID token for an audience (like `gcloud auth print-identity-token`).
+    Token(cmd::token::Args),
+    /// Make an HTTP request carrying an ID token (curl-like).
+    Curl(cmd::curl::Args),
+    /// Run the local Google identity emulator.
+    Emulator(cmd::emulator::Args),
+    /// Start the emulator and a protected service, and show authenticated requests succeed.
+    Demo(cmd::demo::Args),
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<idtoken::Error> for Failure {
+    fn from(e: idtoken::Error) -> Self {
+        Failure::new(1, e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IDTOKEN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("idtoken: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Token(args) => cmd::token::run(args).await,
+            Command::Curl(args) => cmd::curl::run(args).await,
+            Command::Emulator(args) => cmd::emulator::run(args).await,
+            Command::Demo(args) => cmd::demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("idtoken: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}

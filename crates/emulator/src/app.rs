@@ -1,0 +1,239 @@
+//! The server's shared state (keys, accounts, caches, issued tokens) and the
+//! router that joins the endpoint families.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::keys::RsaKey;
+use crate::state::Control;
+use crate::{Error, certs, jwt, metadata, oauth2};
+
+/// The issuer of every token the emulator signs.
+pub(crate) const ISSUER: &str = "https://accounts.google.com";
+/// The project the emulated instance and service account live in.
+pub(crate) const PROJECT_ID: &str = "idtoken-emulator";
+/// Its number, as the metadata server and `google` claims give it.
+pub(crate) const PROJECT_NUMBER: u64 = 123_456_789_012;
+/// Local part of the default service account's email.
+const DEFAULT_ACCOUNT: &str = "emulator";
+
+/// Where the time comes from; tests pass a settable one.
+pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Settings fixed at start.
+pub(crate) struct Config {
+    pub token_lifetime: Duration,
+    pub jwks_max_age: Duration,
+    pub clock: Clock,
+}
+
+/// A service account: its email, numeric id and key-file key.
+#[derive(Debug)]
+pub(crate) struct ServiceAccount {
+    pub email: String,
+    pub unique_id: String,
+    pub key: RsaKey,
+}
+
+impl ServiceAccount {
+    fn generate(local: &str) -> Result<Self, Error> {
+        let email = format!("{local}@{PROJECT_ID}.iam.gserviceaccount.com");
+        Ok(Self {
+            unique_id: numeric_id(&email),
+            key: RsaKey::generate(&email)?,
+            email,
+        })
+    }
+}
+
+/// Google's signing keys: the current one and the one it replaced, both
+/// published so tokens signed just before a rotation still verify.
+pub(crate) struct GoogleKeys {
+    pub current: Arc<RsaKey>,
+    pub previous: Option<Arc<RsaKey>>,
+}
+
+/// An access token handed out by the JWT-bearer grant with `scope`.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // read by the IAM endpoints to come
+pub(crate) struct AccessToken {
+    pub email: String,
+    pub scope: String,
+    pub expires_at: i64,
+}
+
+/// Which identity token the metadata server caches: (audience, full, licenses).
+pub(crate) type IdentityKey = (String, bool, bool);
+
+/// Everything the handlers share.
+pub(crate) struct App {
+    pub control: Arc<Control>,
+    pub config: Config,
+    google: Mutex<GoogleKeys>,
+    account: ServiceAccount,
+    pub identity_cache: Mutex<HashMap<IdentityKey, (String, i64)>>,
+    pub access_tokens: Mutex<HashMap<String, AccessToken>>,
+}
+
+/// The certificate subject Google uses for its OIDC signing keys.
+const GOOGLE_CERT_CN: &str = "federated-signon.system.gserviceaccount.com";
+
+impl App {
+    pub(crate) fn new(config: Config) -> Result<Self, Error> {
+        // RSA key generation dominates start-up; make both keys at once.
+        let (google, account) = std::thread::scope(|s| {
+            let google = s.spawn(|| RsaKey::generate(GOOGLE_CERT_CN));
+            let account = ServiceAccount::generate(DEFAULT_ACCOUNT);
+            let google = google
+                .join()
+                .unwrap_or_else(|_| Err(Error::Key("key generation thread panicked".into())));
+            (google, account)
+        });
+        Ok(Self {
+            control: Arc::new(Control::new()),
+            config,
+            google: Mutex::new(GoogleKeys {
+                current: Arc::new(google?),
+                previous: None,
+            }),
+            account: account?,
+            identity_cache: Mutex::new(HashMap::new()),
+            access_tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Now, in whole seconds since the epoch, from the configured clock.
+    pub(crate) fn now(&self) -> i64 {
+        match (self.config.clock)().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Token lifetime in seconds.
+    pub(crate) fn lifetime(&self) -> i64 {
+        i64::try_from(self.config.token_lifetime.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// The default service account (the instance's, and the key file's).
+    pub(crate) fn default_account(&self) -> &ServiceAccount {
+        &self.account
+    }
+
+    /// The account with this email, or `"default"` for the default one.
+    pub(crate) fn account(&self, name: &str) -> Option<&ServiceAccount> {
+        // One account for now; the lookup is by name so more can join.
+        let account = self.default_account();
+        (name == "default" || name == account.email).then_some(account)
+    }
+
+    /// The account whose `client_email` this is (never an alias).
+    pub(crate) fn account_by_email(&self, email: &str) -> Option<&ServiceAccount> {
+        (email == self.account.email).then_some(&self.account)
+    }
+
+    /// Current signing key, then the previous one if any.
+    pub(crate) fn google_keys(&self) -> Vec<Arc<RsaKey>> {
+        let keys = self.google.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = vec![Arc::clone(&keys.current)];
+        out.extend(keys.previous.clone());
+        out
+    }
+
+    /// Makes a new current key; the old current becomes previous.
+    pub(crate) fn rotate(&self) -> Result<(), Error> {
+        // Generate outside the lock: it takes a while.
+        let fresh = Arc::new(RsaKey::generate(GOOGLE_CERT_CN)?);
+        let mut keys = self.google.lock().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::replace(&mut keys.current, fresh);
+        keys.previous = Some(old);
+        drop(keys);
+        // Cached identity tokens name the retired key; real caches survive a
+        // rotation too, but fresh tokens make rotation tests meaningful.
+        self.identity_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        Ok(())
+    }
+
+    /// Signs an ID token: `extra` claims plus iss, iat and exp.
+    pub(crate) fn mint(
+        &self,
+        mut claims: serde_json::Map<String, Value>,
+    ) -> Result<(String, i64), Error> {
+        let iat = self.now();
+        let exp = iat.saturating_add(self.lifetime());
+        claims.insert("iss".into(), json!(ISSUER));
+        claims.insert("iat".into(), json!(iat));
+        claims.insert("exp".into(), json!(exp));
+        let key = Arc::clone(
+            &self
+                .google
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .current,
+        );
+        Ok((jwt::sign(&key, &Value::Object(claims))?, exp))
+    }
+}
+
+/// A stable 21-digit id for an email, like Google's service account ids.
+fn numeric_id(email: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, email.as_bytes());
+    let digits: String = digest
+        .as_ref()
+        .iter()
+        .take(20)
+        .map(|b| char::from(b'0' + b % 10))
+        .collect();
+    format!("1{digits}")
+}
+
+/// Joins the endpoint families into one router.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .merge(metadata::routes())
+        .merge(oauth2::routes())
+        .merge(certs::routes())
+        .route("/_emulator/counters", get(counters))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn counters(axum::extract::State(app): axum::extract::State<Arc<App>>) -> Response {
+    axum::Json(app.control.counters()).into_response()
+}
+
+/// Unknown paths: 404, with the metadata flavor since most clients that wander
+/// off are metadata clients, and Node rejects answers without it.
+async fn not_found() -> Response {
+    let mut resp = (StatusCode::NOT_FOUND, "Not Found\n").into_response();
+    resp.headers_mut()
+        .insert("metadata-flavor", HeaderValue::from_static("Google"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numeric_id;
+
+    #[test]
+    fn numeric_id_is_stable_and_21_digits() {
+        let a = numeric_id("a@b.iam.gserviceaccount.com");
+        assert_eq!(a, numeric_id("a@b.iam.gserviceaccount.com"));
+        assert_eq!(a.len(), 21);
+        assert!(a.bytes().all(|b| b.is_ascii_digit()));
+    }
+}

@@ -1,0 +1,92 @@
+//! Google's public signing keys: the JWK set (`/oauth2/v3/certs`) and the
+//! same keys as self-signed X.509 PEM certificates (`/oauth2/v1/certs`),
+//! both with the `Cache-Control` Google sends so verifiers can honour max-age.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use crate::app::App;
+use crate::state::{Endpoint, Fault};
+
+/// The key set routes.
+pub(crate) fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/oauth2/v3/certs", get(jwks))
+        .route("/oauth2/v1/certs", get(pem_certs))
+}
+
+fn answer(app: &App, status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    if status.is_success() {
+        let cc = format!(
+            "public, max-age={}, must-revalidate, no-transform",
+            app.config.jwks_max_age.as_secs()
+        );
+        if let Ok(v) = HeaderValue::from_str(&cc) {
+            h.insert(header::CACHE_CONTROL, v);
+        }
+    }
+    resp
+}
+
+/// A fault as Google's APIs shape errors: `{"error": {code, message, status}}`.
+fn fault_answer(app: &App, fault: Fault) -> Response {
+    let code = match fault {
+        Fault::Body(body) => return answer(app, StatusCode::OK, body),
+        Fault::Status(code) => code,
+        // `arrive` serves hangs itself; this arm is never reached.
+        Fault::Hang => 503,
+    };
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({"error": {
+        "code": status.as_u16(),
+        "message": format!("injected fault: HTTP {}", status.as_u16()),
+        "status": api_status(status),
+    }});
+    answer(app, status, body.to_string())
+}
+
+/// The google.rpc code name Google's APIs put beside an HTTP status.
+fn api_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "INTERNAL",
+    }
+}
+
+async fn jwks(State(app): State<Arc<App>>) -> Response {
+    if let Some(fault) = app.control.arrive(Endpoint::JwksV3).await {
+        return fault_answer(&app, fault);
+    }
+    let keys: Vec<Value> = app.google_keys().iter().map(|k| k.jwk()).collect();
+    answer(&app, StatusCode::OK, json!({"keys": keys}).to_string())
+}
+
+async fn pem_certs(State(app): State<Arc<App>>) -> Response {
+    if let Some(fault) = app.control.arrive(Endpoint::CertsV1).await {
+        return fault_answer(&app, fault);
+    }
+    let certs: Map<String, Value> = app
+        .google_keys()
+        .iter()
+        .map(|k| (k.kid().to_string(), json!(k.cert_pem())))
+        .collect();
+    answer(&app, StatusCode::OK, Value::Object(certs).to_string())
+}

@@ -1,0 +1,79 @@
+//! A local HTTP server that speaks Google's identity protocols, for testing
+//! ID-token clients and verifiers without a Google account or network.
+//!
+//! One [`Emulator`] serves, on one loopback port:
+//!
+//! | family | paths | module |
+//! |---|---|---|
+//! | metadata server | `/`, `/computeMetadata/v1/...` (ping, email, identity) | `metadata` |
+//! | OAuth2 token endpoint | `POST /token` (JWT-bearer grant) | `oauth2` |
+//! | Google's key sets | `/oauth2/v3/certs` (JWK), `/oauth2/v1/certs` (PEM) | `certs` |
+//! | test control | `/_emulator/counters` | |
+//!
+//! Its keys are RSA 2048, made at start and never written anywhere except the
+//! key file a test asks for ([`Emulator::write_credentials`]). Tests steer it
+//! with [`Emulator::inject_fault`], [`Emulator::hold`] and
+//! [`Emulator::rotate_keys`], and observe it with [`Emulator::counters`].
+//!
+//! Point clients at it with `GCE_METADATA_HOST` ([`Emulator::metadata_host`])
+//! or a key file whose `token_uri` is [`Emulator::token_uri`], and verify
+//! against [`Emulator::jwks_url`].
+//!
+//! # Example
+//!
+//! ```
+//! use idtoken_emulator::{Emulator, Endpoint};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let emu = Emulator::start().await?;
+//! println!("emulator at {}", emu.url());
+//!
+//! let token = reqwest::Client::new()
+//!     .get(format!(
+//!         "{}/computeMetadata/v1/instance/service-accounts/default/identity?audience=https://example.com",
+//!         emu.url()
+//!     ))
+//!     .header("Metadata-Flavor", "Google")
+//!     .send()
+//!     .await?
+//!     .error_for_status()?
+//!     .text()
+//!     .await?;
+//! assert_eq!(token.split('.').count(), 3);
+//! assert_eq!(emu.counters().get(Endpoint::MetadataIdentity), 1);
+//! emu.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod app;
+mod certs;
+mod emulator;
+mod form;
+mod jwt;
+mod keys;
+mod metadata;
+mod oauth2;
+mod state;
+
+pub use emulator::{Builder, CredentialFiles, Emulator};
+pub use state::{Counters, Endpoint, Fault, Hold};
+
+/// Why the emulator could not start (or make a key).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key, signature or certificate could not be made.
+    #[error("emulator key error: {0}")]
+    Key(String),
+}

@@ -1,0 +1,246 @@
+//! The OAuth2 token endpoint, `POST /token`: the JWT-bearer grant that turns
+//! a service account's signed assertion into an ID token (`target_audience`)
+//! or an access token (`scope`).
+//!
+//! The assertion's `aud` is not checked against this server's URL, because
+//! Python's google-auth always sends `https://oauth2.googleapis.com/token`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use serde_json::{Map, Value, json};
+
+use crate::app::{AccessToken, App, ServiceAccount};
+use crate::form;
+use crate::jwt::Unverified;
+use crate::keys::random_hex;
+use crate::state::{Endpoint, Fault};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// Google's longest assertion lifetime, plus slack for clients that round.
+const MAX_ASSERTION_LIFETIME: i64 = 3600 + 10;
+/// How far in the future an assertion's `iat` may be (clock skew).
+const MAX_IAT_SKEW: i64 = 60;
+const TIMEFRAME: &str = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a \
+     reasonable timeframe. Check your iat and exp values in the JWT claim.";
+
+/// The token route.
+pub(crate) fn routes() -> Router<Arc<App>> {
+    // `any`, so requests with the wrong method are counted and answered in JSON.
+    Router::new().route("/token", any(token))
+}
+
+fn json_answer(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+/// An OAuth2 error answer, `{"error", "error_description"}`.
+fn oauth_error(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
+    let body = json!({"error": error, "error_description": description.into()});
+    json_answer(status, body.to_string())
+}
+
+fn invalid_grant(description: impl Into<String>) -> Response {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
+}
+
+fn invalid_request(description: impl Into<String>) -> Response {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
+}
+
+/// The `error` code Google's token endpoint uses for an HTTP status.
+fn error_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "invalid_client",
+        403 => "access_denied",
+        429 => "rate_limit_exceeded",
+        500 => "internal_failure",
+        502..=504 => "temporarily_unavailable",
+        501 | 505..=599 => "server_error",
+        _ => "invalid_request",
+    }
+}
+
+fn fault_answer(fault: Fault) -> Response {
+    let code = match fault {
+        Fault::Body(body) => return json_answer(StatusCode::OK, body),
+        Fault::Status(code) => code,
+        // `arrive` serves hangs itself; this arm is never reached.
+        Fault::Hang => 503,
+    };
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    oauth_error(
+        status,
+        error_code(status),
+        format!("injected fault: HTTP {}", status.as_u16()),
+    )
+}
+
+async fn token(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(fault) = app.control.arrive(Endpoint::Token).await {
+        return fault_answer(fault);
+    }
+    if method != Method::POST {
+        return oauth_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "the token endpoint takes POST",
+        );
+    }
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return invalid_request("Content-Type must be application/x-www-form-urlencoded");
+    }
+    let Ok(body) = std::str::from_utf8(&body) else {
+        return invalid_request("request body is not UTF-8");
+    };
+    let params = match form::parse(body) {
+        Ok(p) => p,
+        Err(e) => return invalid_request(e),
+    };
+    match params.get("grant_type").map(String::as_str) {
+        Some(JWT_BEARER) => match params.get("assertion") {
+            Some(assertion) => jwt_bearer(&app, assertion),
+            None => invalid_request("Missing required parameter: assertion"),
+        },
+        other => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("Invalid grant_type: {}", other.unwrap_or_default()),
+        ),
+    }
+}
+
+fn jwt_bearer(app: &App, assertion: &str) -> Response {
+    let (sa, claims) = match check_assertion(app, assertion) {
+        Ok(ok) => ok,
+        Err(reason) => return invalid_grant(reason),
+    };
+    let result = if let Some(aud) = claims.get("target_audience") {
+        match aud.as_str().filter(|a| !a.is_empty()) {
+            Some(aud) => id_token(app, sa, aud),
+            None => return invalid_request("target_audience must be a non-empty string"),
+        }
+    } else if let Some(scope) = claims.get("scope") {
+        match scope.as_str().filter(|s| !s.trim().is_empty()) {
+            Some(scope) => access_token(app, sa, scope),
+            None => return invalid_request("scope must be a non-empty string"),
+        }
+    } else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "Invalid oauth scope or ID token audience provided.",
+        );
+    };
+    match result {
+        Ok(body) => json_answer(StatusCode::OK, body.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "issuing a token failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_failure",
+                "internal error",
+            )
+        }
+    }
+}
+
+fn id_token(app: &App, sa: &ServiceAccount, audience: &str) -> Result<Value, crate::Error> {
+    let mut c = Map::new();
+    c.insert("aud".into(), json!(audience));
+    c.insert("azp".into(), json!(sa.email));
+    c.insert("email".into(), json!(sa.email));
+    c.insert("email_verified".into(), json!(true));
+    c.insert("sub".into(), json!(sa.unique_id));
+    let (token, _) = app.mint(c)?;
+    Ok(json!({"id_token": token}))
+}
+
+fn access_token(app: &App, sa: &ServiceAccount, scope: &str) -> Result<Value, crate::Error> {
+    let token = format!("ya29.emulator-{}", random_hex(32)?);
+    let now = app.now();
+    let expires_at = now.saturating_add(app.lifetime());
+    let mut tokens = app.access_tokens.lock().unwrap_or_else(|e| e.into_inner());
+    // Forget expired tokens so a long test run does not grow without bound.
+    tokens.retain(|_, t| t.expires_at > now);
+    tokens.insert(
+        token.clone(),
+        AccessToken {
+            email: sa.email.clone(),
+            scope: scope.to_string(),
+            expires_at,
+        },
+    );
+    Ok(json!({"access_token": token, "expires_in": app.lifetime(), "token_type": "Bearer"}))
+}
+
+/// Checks an assertion as Google does; the error is the `error_description`.
+fn check_assertion<'a>(
+    app: &'a App,
+    assertion: &str,
+) -> Result<(&'a ServiceAccount, Map<String, Value>), String> {
+    let jwt = Unverified::parse(assertion).map_err(|e| format!("Invalid JWT: {e}"))?;
+    match jwt.header_str("alg") {
+        Some("RS256") => {}
+        Some(alg) => return Err(format!("Invalid JWT: alg must be RS256, not {alg:?}")),
+        None => return Err("Invalid JWT: header has no alg".into()),
+    }
+    let iss = jwt
+        .claim_str("iss")
+        .ok_or("Invalid JWT: no iss claim (want the client_email)")?;
+    let sa = app
+        .account_by_email(iss)
+        .ok_or_else(|| format!("Invalid JWT: unknown client_email {iss:?} in iss"))?;
+    if let Some(kid) = jwt.header.get("kid")
+        && kid.as_str() != Some(sa.key.kid())
+    {
+        return Err(format!(
+            "Invalid JWT: kid {kid} is not a private_key_id of {}",
+            sa.email
+        ));
+    }
+    if !sa.key.verify(jwt.signing_input.as_bytes(), &jwt.signature) {
+        return Err("Invalid JWT Signature.".into());
+    }
+    let now = app.now();
+    let exp = jwt.claim_time("exp").ok_or("Invalid JWT: no exp claim")?;
+    let iat = jwt.claim_time("iat").ok_or("Invalid JWT: no iat claim")?;
+    if exp <= now {
+        return Err(format!("{TIMEFRAME} (expired: exp {exp} <= now {now})"));
+    }
+    if iat > now.saturating_add(MAX_IAT_SKEW) {
+        return Err(format!(
+            "{TIMEFRAME} (iat {iat} is more than {MAX_IAT_SKEW} s after now {now})"
+        ));
+    }
+    if exp.saturating_sub(iat) > MAX_ASSERTION_LIFETIME {
+        return Err(format!(
+            "{TIMEFRAME} (exp - iat = {} s, more than 3600 s)",
+            exp.saturating_sub(iat)
+        ));
+    }
+    Ok((sa, jwt.claims))
+}

@@ -1,0 +1,239 @@
+//! What the tests steer and observe: per-endpoint counters, queued faults and
+//! holds, and the shutdown signal that releases everything still waiting.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use tokio::sync::watch;
+
+/// An endpoint family member the emulator counts, faults and holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// Metadata ping: `GET /`, `GET /computeMetadata/v1/`, `GET /computeMetadata/v1/instance/`.
+    MetadataPing,
+    /// Metadata `.../service-accounts/{account}/identity` (ID tokens).
+    MetadataIdentity,
+    /// Metadata `.../service-accounts/{account}/email`.
+    MetadataEmail,
+    /// Metadata `.../service-accounts/{account}/?recursive=true`.
+    MetadataServiceAccount,
+    /// OAuth2 `POST /token`.
+    Token,
+    /// Google's JWK set, `GET /oauth2/v3/certs`.
+    JwksV3,
+    /// Google's PEM certificates, `GET /oauth2/v1/certs`.
+    CertsV1,
+}
+
+impl Endpoint {
+    /// Every endpoint, in counter order.
+    pub const ALL: [Endpoint; 7] = [
+        Endpoint::MetadataPing,
+        Endpoint::MetadataIdentity,
+        Endpoint::MetadataEmail,
+        Endpoint::MetadataServiceAccount,
+        Endpoint::Token,
+        Endpoint::JwksV3,
+        Endpoint::CertsV1,
+    ];
+
+    /// The stable snake_case name, as used in the counters JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::MetadataPing => "metadata_ping",
+            Endpoint::MetadataIdentity => "metadata_identity",
+            Endpoint::MetadataEmail => "metadata_email",
+            Endpoint::MetadataServiceAccount => "metadata_service_account",
+            Endpoint::Token => "token",
+            Endpoint::JwksV3 => "jwks_v3",
+            Endpoint::CertsV1 => "certs_v1",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Endpoint::MetadataPing => 0,
+            Endpoint::MetadataIdentity => 1,
+            Endpoint::MetadataEmail => 2,
+            Endpoint::MetadataServiceAccount => 3,
+            Endpoint::Token => 4,
+            Endpoint::JwksV3 => 5,
+            Endpoint::CertsV1 => 6,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const N: usize = Endpoint::ALL.len();
+
+/// A misbehaviour an endpoint shows instead of its normal answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer this HTTP status: a Google-shaped JSON error body, or plain text
+    /// on the metadata server.
+    Status(u16),
+    /// Answer 200 with this body, e.g. `"not-a-jwt"`.
+    Body(String),
+    /// Never answer (until shutdown), so client timeouts are exercised.
+    Hang,
+}
+
+/// A snapshot of how many requests each endpoint received, rejected and
+/// faulted ones included.
+///
+/// Serializes as a JSON object keyed by [`Endpoint::as_str`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    counts: [u64; N],
+}
+
+impl Counters {
+    /// Requests received by `endpoint`.
+    pub fn get(&self, endpoint: Endpoint) -> u64 {
+        self.counts[endpoint.index()]
+    }
+
+    /// Requests received by all endpoints together.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+impl Serialize for Counters {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(N))?;
+        for e in Endpoint::ALL {
+            map.serialize_entry(e.as_str(), &self.get(e))?;
+        }
+        map.end()
+    }
+}
+
+/// Counters, faults, holds and shutdown, shared by all handlers.
+pub(crate) struct Control {
+    counts: [AtomicU64; N],
+    faults: Mutex<[VecDeque<(Fault, u32)>; N]>,
+    holds: [watch::Sender<u32>; N],
+    shutdown: watch::Sender<bool>,
+}
+
+impl Control {
+    pub(crate) fn new() -> Self {
+        Self {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            faults: Mutex::new(std::array::from_fn(|_| VecDeque::new())),
+            holds: std::array::from_fn(|_| watch::Sender::new(0)),
+            shutdown: watch::Sender::new(false),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        Counters {
+            counts: std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)),
+        }
+    }
+
+    pub(crate) fn inject_fault(&self, endpoint: Endpoint, fault: Fault, times: u32) {
+        if times == 0 {
+            return;
+        }
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        faults[endpoint.index()].push_back((fault, times));
+    }
+
+    fn take_fault(&self, endpoint: Endpoint) -> Option<Fault> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = &mut faults[endpoint.index()];
+        let (fault, left) = queue.front_mut()?;
+        let fault = fault.clone();
+        *left -= 1;
+        if *left == 0 {
+            queue.pop_front();
+        }
+        Some(fault)
+    }
+
+    /// Starts a hold; the count of active holds goes back down when the
+    /// returned guard is dropped.
+    pub(crate) fn hold(self: &Arc<Self>, endpoint: Endpoint) -> Hold {
+        self.holds[endpoint.index()].send_modify(|n| *n += 1);
+        Hold {
+            control: Arc::clone(self),
+            endpoint,
+        }
+    }
+
+    /// What every handler does first: count the request, wait out holds,
+    /// then take a queued fault if any. A hang is served here: it waits for
+    /// shutdown and comes back as a 503, so handlers never see `Hang`.
+    pub(crate) async fn arrive(&self, endpoint: Endpoint) -> Option<Fault> {
+        self.counts[endpoint.index()].fetch_add(1, Ordering::Relaxed);
+        let mut held = self.holds[endpoint.index()].subscribe();
+        let mut down = self.shutdown.subscribe();
+        // watch::wait_for parks the task: no polling. Errors only mean the
+        // sender is gone, which also ends the wait.
+        tokio::select! {
+            _ = held.wait_for(|n| *n == 0) => {}
+            _ = down.wait_for(|s| *s) => {}
+        }
+        match self.take_fault(endpoint) {
+            Some(Fault::Hang) => {
+                self.shutting_down().await;
+                Some(Fault::Status(503))
+            }
+            fault => fault,
+        }
+    }
+
+    /// Resolves once shutdown has begun; what a hanging request waits for.
+    pub(crate) async fn shutting_down(&self) {
+        let mut down = self.shutdown.subscribe();
+        let _ = down.wait_for(|s| *s).await;
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// Keeps requests to one endpoint waiting while it lives.
+///
+/// Made by [`Emulator::hold`](crate::Emulator::hold). Requests are counted
+/// when they arrive and answered when the last hold on their endpoint is
+/// released (or dropped), or when the emulator shuts down.
+#[must_use = "dropping a Hold releases it at once"]
+pub struct Hold {
+    control: Arc<Control>,
+    endpoint: Endpoint,
+}
+
+impl Hold {
+    /// Lets the waiting requests (and later ones) through.
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl fmt::Debug for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hold")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.control.holds[self.endpoint.index()].send_modify(|n| *n = n.saturating_sub(1));
+    }
+}

@@ -1,0 +1,6 @@
+//! The emulator over real HTTP on loopback, one module per endpoint family.
+
+mod common;
+mod control;
+mod metadata;
+mod oauth2;

@@ -1,0 +1,182 @@
+//! The token endpoint's JWT-bearer grant: ID tokens, access tokens, and
+//! precise refusals.
+
+use idtoken_emulator::Emulator;
+use serde_json::json;
+
+use crate::common::{JWT_BEARER, TestResult, grant, id_assertion, key_file, now, sign, verify};
+
+#[tokio::test]
+async fn good_assertion_returns_id_token_that_verifies_against_jwks() -> TestResult {
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let aud = "https://svc-123.europe-west1.run.app";
+    let (status, body) = grant(&emu, &id_assertion(&emu, &kf, aud)?).await?;
+    assert_eq!(status, 200, "{body}");
+    let token = body["id_token"].as_str().ok_or("no id_token")?;
+    let c = verify(&emu, token, aud).await?;
+    assert_eq!(c["email"], kf.email.as_str());
+    assert_eq!(c["azp"], kf.email.as_str());
+    assert_eq!(c["email_verified"], true);
+    Ok(())
+}
+
+#[tokio::test]
+async fn python_style_assertion_with_google_token_audience_is_accepted() -> TestResult {
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let iat = now();
+    // Python always sends Google's token URL as aud, and no kid check is needed.
+    let assertion = sign(
+        &kf,
+        &json!({"iss": kf.email, "aud": "https://oauth2.googleapis.com/token",
+                "iat": iat, "exp": iat + 3600, "target_audience": "https://x.example"}),
+    )?;
+    let (status, body) = grant(&emu, &assertion).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn go_style_backdated_assertion_is_accepted() -> TestResult {
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let iat = now() - 10;
+    let assertion = sign(
+        &kf,
+        &json!({"iss": kf.email, "aud": emu.token_uri(), "iat": iat, "exp": iat + 3600,
+                "target_audience": "https://x.example"}),
+    )?;
+    assert_eq!(grant(&emu, &assertion).await?.0, 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn tampered_assertion_is_invalid_grant_with_signature_reason() -> TestResult {
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let good = id_assertion(&emu, &kf, "https://a.example")?;
+    let forged = id_assertion(&emu, &kf, "https://b.example")?;
+    // b's claims under a's signature.
+    let mut parts: Vec<&str> = good.split('.').collect();
+    parts[1] = forged.split('.').nth(1).ok_or("segment")?;
+    let (status, body) = grant(&emu, &parts.join(".")).await?;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_description"], "Invalid JWT Signature.");
+    Ok(())
+}
+
+#[tokio::test]
+async fn expired_assertion_is_invalid_grant_naming_exp() -> TestResult {
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let iat = now() - 7200;
+    let assertion = sign(
+        &kf,
+        &json!({"iss": kf.email, "aud": emu.token_uri(), "iat": iat, "exp": iat + 3600,
+                "target_audience": "https://a.example"}),
+    )?;
+    let (status, body) = grant(&emu, &assertion).await?;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant");
+    let desc = body["error_description"].as_str().ok_or("description")?;
+    assert!(desc.contains("Check your iat and exp values"), "{desc}");
+    assert!(desc.contains("expired"), "{desc}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn overlong_and_future_assertions_are_invalid_grant() -> TestResult {
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let now = now();
+    for (iat, exp, why) in [(now, now + 7200, "more than 3600 s"), (now + 600, now + 1200, "after now")] {
+        let assertion = sign(
+            &kf,
+            &json!({"iss": kf.email, "aud": "x", "iat": iat, "exp": exp, "target_audience": "a"}),
+        )?;
+        let (status, body) = grant(&emu, &assertion).await?;
+        assert_eq!(status, 400);
+        let desc = body["error_description"].as_str().ok_or("description")?;
+        assert!(desc.contains(why), "{desc}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_issuer_and_wrong_kid_and_garbage_are_invalid_grant() -> TestResult {
+    let emu = Emulator::start().await?;
+    let mut kf = key_file(&emu)?;
+    let iat = now();
+    let claims = json!({"iss": "someone@else.iam.gserviceaccount.com", "aud": "x",
+                        "iat": iat, "exp": iat + 60, "target_audience": "a"});
+    let (status, body) = grant(&emu, &sign(&kf, &claims)?).await?;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert!(body["error_description"].to_string().contains("unknown client_email"));
+
+    kf.kid = "0123abcd".into();
+    let (status, body) = grant(&emu, &id_assertion(&emu, &kf, "a")?).await?;
+    assert_eq!(status, 400);
+    assert!(body["error_description"].to_string().contains("kid"), "{body}");
+
+    for garbage in ["", "not-a-jwt", "a.b.c", "e30.e30.e30"] {
+        let (status, body) = grant(&emu, garbage).await?;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{garbage}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn scope_assertion_returns_access_token() -> TestResult {
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let iat = now();
+    let assertion = sign(
+        &kf,
+        &json!({"iss": kf.email, "aud": emu.token_uri(), "iat": iat, "exp": iat + 3600,
+                "scope": "https://www.googleapis.com/auth/cloud-platform"}),
+    )?;
+    let (status, body) = grant(&emu, &assertion).await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(body["token_type"], "Bearer");
+    Ok(())
+}
+
+#[tokio::test]
+async fn assertion_without_audience_or_scope_is_invalid_scope() -> TestResult {
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let iat = now();
+    let assertion = sign(&kf, &json!({"iss": kf.email, "aud": "x", "iat": iat, "exp": iat + 60}))?;
+    let (status, body) = grant(&emu, &assertion).await?;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_content_type_and_grant_type_are_refused_in_json() -> TestResult {
+    let emu = Emulator::start().await?;
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(emu.token_uri())
+        .header("content-type", "application/json")
+        .body(json!({"grant_type": JWT_BEARER}).to_string())
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body["error"], "invalid_request");
+
+    let resp = client
+        .post(emu.token_uri())
+        .form(&[("grant_type", "password"), ("username", "u")])
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body["error"], "unsupported_grant_type");
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! [`IdTokenSource`]: the per-audience token cache.
+//!
+//! - Reads are lock-free (`arc-swap`): a warm [`IdTokenSource::token`] is an
+//!   atomic load, a clock read and a reference-count increment.
+//! - A token enters its refresh window `min(225 s, lifetime / 4)` before
+//!   `exp`: inside the metadata server's own ~4-minute renewal window, so a
+//!   refresh gets a new token rather than the cached one back. The first
+//!   caller in the window starts one background refresh and, like every
+//!   caller while the token is valid, gets the cached token at once.
+//! - A token is never handed out within `min(10 s, lifetime / 10)` of its
+//!   expiry; then callers wait for one shared fetch.
+//! - Concurrent callers on a cold cache share one fetch, and share its
+//!   error if it fails.
+//! - A failed background refresh keeps the valid token and retries after a
+//!   bounded, jittered backoff (1 s doubling to 60 s).
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+
+use crate::credentials::{Credentials, TokenOptions};
+use crate::error::{EndpointProblem, Error, Result};
+use crate::token::IdToken;
+
+/// The longest a refresh starts ahead of expiry. The metadata server hands
+/// out its cached token until about 4 minutes before `exp`, so refreshing
+/// earlier would just get the same token back.
+pub const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(225);
+/// A token is not handed out when it has less than this left.
+pub const MIN_REMAINING: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A cached, self-refreshing source of ID tokens for one audience.
+///
+/// Made by [`Credentials::token_source`]. Cheap to clone; clones share the
+/// cache.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), idtoken::Error> {
+/// let creds = idtoken::Credentials::discover().await?;
+/// let source = creds.token_source("https://hello-abc123-uc.a.run.app");
+/// let token = source.token().await?; // fetched
+/// let again = source.token().await?; // cached: no request
+/// assert_eq!(token.as_str(), again.as_str());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct IdTokenSource {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    creds: Credentials,
+    audience: String,
+    options: TokenOptions,
+    current: ArcSwapOption<IdToken>,
+    /// Held while a fetch runs: at most one fetch at a time.
+    fetch_lock: tokio::sync::Mutex<()>,
+    /// Counts finished fetches, so waiters can tell one happened.
+    generation: AtomicU64,
+    /// The error of the last fetch, if it failed, tagged with its generation.
+    last_error: Mutex<Option<(u64, Error)>>,
+    refreshing: AtomicBool,
+    failures: AtomicU32,
+    /// No background refresh before this time (ms since the epoch).
+    retry_after_ms: AtomicU64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Fresh,
+    RefreshDue,
+    Expired,
+}
+
+fn phase(token: &IdToken, now: SystemTime) -> Phase {
+    let life = token.lifetime();
+    let exp = token.expires_at();
+    if now + MIN_REMAINING.min(life / 10) >= exp {
+        Phase::Expired
+    } else if now + MAX_REFRESH_AHEAD.min(life / 4) >= exp {
+        Phase::RefreshDue
+    } else {
+        Phase::Fresh
+    }
+}
+
+impl IdTokenSource {
+    pub(crate) fn new(creds: Credentials, audience: String, options: TokenOptions) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                creds,
+                audience,
+                options,
+                current: ArcSwapOption::empty(),
+                fetch_lock: tokio::sync::Mutex::new(()),
+                generation: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+                refreshing: AtomicBool::new(false),
+                failures: AtomicU32::new(0),
+                retry_after_ms: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The audience tokens are minted for.
+    pub fn audience(&self) -> &str {
+        &self.shared.audience
+    }
+
+    /// The credentials tokens are minted with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.shared.creds
+    }
+
+    /// A valid token: the cached one when it has time left, else a fresh
+    /// one. Never an expired token, and never a wait while the cached token
+    /// is valid.
+    pub async fn token(&self) -> Result<IdToken> {
+        let now = self.shared.creds.clock().now();
+        if let Some(token) = &*self.shared.current.load() {
+            match phase(token, now) {
+                Phase::Fresh => return Ok(IdToken::clone(token)),
+                Phase::RefreshDue => {
+                    self.shared.start_background_refresh(now);
+                    return Ok(IdToken::clone(token));
+                }
+                Phase::Expired => {}
+            }
+        }
+        self.shared.fetch_now().await
+    }
+
+    /// The cached token if it can still be used, without any I/O.
+    pub fn cached(&self) -> Option<IdToken> {
+        let now = self.shared.creds.clock().now();
+        let guard = self.shared.current.load();
+        let token = guard.as_ref()?;
+        (phase(token, now) != Phase::Expired).then(|| IdToken::clone(token))
+    }
+}
+
+impl Shared {
+    async fn fetch_now(&self) -> Result<IdToken> {
+        let seen = self.generation.load(Ordering::Acquire);
+        let _fetching = self.fetch_lock.lock().await;
+        let now = self.creds.clock().now();
+        if let Some(token) = &*self.current.load() {
+            if phase(token, now) != Phase::Expired {
+                return Ok(IdToken::clone(token));
+            }
+        }
+        // A fetch finished while we queued and failed: report its error
+        // rather than hammering a failing endpoint once per waiter.
+        if self.generation.load(Ordering::Acquire) != seen {
+            let last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, err)) = &*last {
+                return Err(err.clone());
+            }
+        }
+        let result = self.fetch(now).await;
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(token) => {
+                *last = None;
+                self.failures.store(0, Ordering::Release);
+                self.current.store(Some(Arc::new(token.clone())));
+                Ok(token)
+            }
+            Err(err) => {
+                *last = Some((generation, err.clone()));
+                Err(err)
+            }
+        }
+    }
+
+    /// One fetch, refusing a token that is already unusable.
+    async fn fetch(&self, now: SystemTime) -> Result<IdToken> {
+        let token = self
+            .creds
+            .fetch_id_token(&self.audience, &self.options)
+            .await?;
+        if phase(&token, now) == Phase::Expired {
+            return Err(Error::Endpoint {
+                step: "token freshness check",
+                url: String::new(),
+                problem: EndpointProblem::InvalidResponse(format!(
+                    "the new token expires at {} s since the epoch, which is already (nearly) past; check this machine's clock",
+                    token.claims().exp.unwrap_or(0)
+                )),
+            });
+        }
+        Ok(token)
+    }
+
+    fn start_background_refresh(self: &Arc<Self>, now: SystemTime) {
+        if millis(now) < self.retry_after_ms.load(Ordering::Acquire) {
+            return;
+        }
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.refreshing.store(false, Ordering::Release);
+            return;
+        };
+        let this = Arc::clone(self);
+        runtime.spawn(async move {
+            this.background_refresh().await;
+            this.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn background_refresh(&self) {
+        let _fetching = self.fetch_lock.lock().await;
+        let now = self.creds.clock().now();
+        let current = self.current.load_full();
+        if let Some(token) = &current {
+            if phase(token, now) == Phase::Fresh {
+                return; // a foreground fetch already refreshed it
+            }
+        }
+        let result = self.fetch(now).await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        match result {
+            Ok(token) => {
+                let progressed = phase(&token, now) == Phase::Fresh;
+                let newer = current
+                    .as_ref()
+                    .is_none_or(|old| token.expires_at() > old.expires_at());
+                if newer {
+                    self.current.store(Some(Arc::new(token)));
+                }
+                if progressed {
+                    self.failures.store(0, Ordering::Release);
+                    self.retry_after_ms.store(0, Ordering::Release);
+                } else {
+                    // The server handed back a token that is itself due
+                    // for refresh (a metadata server still caching):
+                    // wait before asking again.
+                    self.back_off(now, None);
+                }
+            }
+            Err(err) => self.back_off(now, Some(&err)),
+        }
+    }
+
+    fn back_off(&self, now: SystemTime, err: Option<&Error>) {
+        let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        let base = Duration::from_secs(1)
+            .saturating_mul(1 << (failures - 1).min(6))
+            .min(MAX_BACKOFF);
+        let wait = base + base.mul_f64(fastrand::f64() / 2.0);
+        self.retry_after_ms
+            .store(millis(now + wait), Ordering::Release);
+        if let Some(err) = err {
+            if failures == 1 {
+                tracing::warn!(audience = %self.audience, error = %err, "background ID token refresh failed; keeping the valid token, retrying in {wait:?}");
+            } else {
+                tracing::debug!(audience = %self.audience, failures, error = %err, "background ID token refresh failed again");
+            }
+        }
+    }
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl fmt::Debug for IdTokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdTokenSource")
+            .field("audience", &self.shared.audience)
+            .field("credentials", &self.shared.creds)
+            .field("cached", &self.shared.current.load().is_some())
+            .finish()
+    }
+}

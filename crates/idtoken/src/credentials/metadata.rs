@@ -1,0 +1,168 @@
+//! The metadata server of Google runtimes: the identity endpoint
+//! (PROTOCOL.md, flow C) and the probe that tells whether one is there.
+
+use std::time::{Duration, Instant};
+
+use crate::credentials::{Format, TokenOptions};
+use crate::error::{EndpointProblem, Error, Result};
+use crate::http::Http;
+use crate::token::IdToken;
+
+const FLAVOR: &str = "Metadata-Flavor";
+const IDENTITY: &str = "/computeMetadata/v1/instance/service-accounts/default/identity";
+const EMAIL: &str = "/computeMetadata/v1/instance/service-accounts/default/email";
+
+/// A metadata server at one host.
+#[derive(Clone, Debug)]
+pub(crate) struct Metadata {
+    base: String,
+}
+
+impl Metadata {
+    pub(crate) fn new(host: &str) -> Self {
+        let host = host.trim_end_matches('/');
+        let host = host.strip_prefix("http://").unwrap_or(host);
+        Self {
+            base: format!("http://{host}"),
+        }
+    }
+
+    /// Asks the identity endpoint for a token.
+    pub(crate) async fn fetch_id_token(
+        &self,
+        audience: &str,
+        options: &TokenOptions,
+    ) -> Result<IdToken> {
+        let step = "metadata server identity";
+        let url = format!("{}{IDENTITY}", self.base);
+        let format = match options.format {
+            Format::Standard => "standard",
+            Format::Full => "full",
+        };
+        let mut query = vec![("audience", audience), ("format", format)];
+        if options.licenses {
+            query.push(("licenses", "TRUE"));
+        }
+        let answer = Http::METADATA
+            .send(
+                step,
+                &url,
+                |c| c.get(&url).header(FLAVOR, "Google").query(&query),
+                hint,
+            )
+            .await?;
+        let bad = |why: String| Error::endpoint(step, &url, EndpointProblem::InvalidResponse(why));
+        if !has_flavor(&answer.headers) {
+            return Err(bad(
+                "the answer lacks the `Metadata-Flavor: Google` header, so this is not a metadata server; check GCE_METADATA_HOST".into(),
+            ));
+        }
+        let text = std::str::from_utf8(&answer.body).map_err(|_| {
+            bad(format!(
+                "the {}-byte answer is not text, so not an ID token",
+                answer.body.len()
+            ))
+        })?;
+        IdToken::parse(text).map_err(|e| {
+            bad(format!(
+                "the {}-byte answer is not an ID token ({e}); check that GCE_METADATA_HOST points at a metadata server",
+                text.len()
+            ))
+        })
+    }
+
+    /// The default service account's email.
+    pub(crate) async fn email(&self) -> Result<String> {
+        let step = "metadata server email";
+        let url = format!("{}{EMAIL}", self.base);
+        let answer = Http::METADATA
+            .send(step, &url, |c| c.get(&url).header(FLAVOR, "Google"), hint)
+            .await?;
+        String::from_utf8(answer.body)
+            .map(|s| s.trim().to_owned())
+            .map_err(|_| {
+                Error::endpoint(
+                    step,
+                    &url,
+                    EndpointProblem::InvalidResponse("not text".into()),
+                )
+            })
+    }
+
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base
+    }
+}
+
+fn has_flavor(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get(FLAVOR)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"Google"))
+}
+
+fn hint(status: u16, _error: Option<&str>) -> &'static str {
+    match status {
+        400 => "the metadata server rejected the request; check the audience",
+        403 => "the metadata server refused the request",
+        404 => {
+            "this instance has no service account attached; attach one, or use a key file via GOOGLE_APPLICATION_CREDENTIALS"
+        }
+        500..=599 => "the metadata server failed; try again",
+        _ => "",
+    }
+}
+
+/// Timeout of one probe attempt: short, because off Google Cloud nothing
+/// answers and discovery must fail within a few seconds.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+const PROBE_ATTEMPTS: u32 = 2;
+
+/// Pings a metadata server: `GET /` with the flavor header, twice at most.
+/// Returns `Ok` when it answered like a metadata server, else a one-line
+/// account of what happened.
+pub(crate) async fn probe(host: &str) -> std::result::Result<Metadata, String> {
+    let md = Metadata::new(host);
+    let url = format!("{}/", md.base);
+    let started = Instant::now();
+    let http = Http::METADATA.with_timeout(PROBE_TIMEOUT);
+    let mut last = String::new();
+    for attempt in 1..=PROBE_ATTEMPTS {
+        let result = async {
+            let client = http.client().map_err(|e| e.to_string())?;
+            let resp = tokio::time::timeout(
+                PROBE_TIMEOUT,
+                client.get(&url).header(FLAVOR, "Google").timeout(PROBE_TIMEOUT).send(),
+            )
+            .await
+            .map_err(|_| format!("no answer within {:.1} s", PROBE_TIMEOUT.as_secs_f64()))?
+            .map_err(|e| innermost(&e))?;
+            if !has_flavor(resp.headers()) {
+                return Err(format!(
+                    "answered HTTP {} without `Metadata-Flavor: Google`, so it is not a metadata server",
+                    resp.status().as_u16()
+                ));
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => return Ok(md),
+            Err(e) => last = e,
+        }
+        if attempt < PROBE_ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Err(format!(
+        "metadata server at {url}: {last} ({PROBE_ATTEMPTS} attempts in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+fn innermost(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}

@@ -1,0 +1,150 @@
+//! Service account key files: the JWT-bearer grant with `target_audience`
+//! (PROTOCOL.md, flow A).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use aws_lc_rs::signature::RsaKeyPair;
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::clock::unix_seconds;
+use crate::error::{CredentialsProblem, EndpointProblem, Error, Result};
+use crate::http::Http;
+use crate::token::IdToken;
+
+const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// A parsed `"type": "service_account"` key file.
+#[derive(Clone, Debug)]
+pub(crate) struct ServiceAccount {
+    client_email: String,
+    private_key_id: Option<String>,
+    private_key: PrivateKey,
+    token_uri: String,
+}
+
+/// An RSA private key that never prints itself.
+#[derive(Clone)]
+pub(crate) struct PrivateKey(Arc<RsaKeyPair>);
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKey([redacted])")
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyFile {
+    client_email: Option<String>,
+    private_key: Option<String>,
+    private_key_id: Option<String>,
+    token_uri: Option<String>,
+}
+
+impl ServiceAccount {
+    pub(crate) fn from_json(json: &[u8]) -> Result<Self, CredentialsProblem> {
+        let file: KeyFile = serde_json::from_slice(json).map_err(|e| super::json_problem(&e))?;
+        let required = |v: Option<String>, field| {
+            v.filter(|s| !s.is_empty())
+                .ok_or(CredentialsProblem::MissingField(field))
+        };
+        let client_email = required(file.client_email, "client_email")?;
+        let pem = required(file.private_key, "private_key")?;
+        let private_key = parse_private_key(&pem)?;
+        let token_uri = file
+            .token_uri
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
+        if !(token_uri.starts_with("https://") || token_uri.starts_with("http://")) {
+            return Err(CredentialsProblem::InvalidField {
+                field: "token_uri",
+                reason: "not an http(s) URL".into(),
+            });
+        }
+        Ok(Self {
+            client_email,
+            private_key_id: file.private_key_id.filter(|s| !s.is_empty()),
+            private_key,
+            token_uri,
+        })
+    }
+
+    pub(crate) fn client_email(&self) -> &str {
+        &self.client_email
+    }
+
+    /// Signs an assertion and exchanges it for an ID token.
+    pub(crate) async fn fetch_id_token(&self, audience: &str, now: SystemTime) -> Result<IdToken> {
+        let url = self.token_uri.as_str();
+        let step = "service account JWT-bearer grant";
+        let iat = unix_seconds(now);
+        let mut header = json!({"alg": "RS256", "typ": "JWT"});
+        if let Some(kid) = &self.private_key_id {
+            header["kid"] = json!(kid);
+        }
+        let claims = json!({
+            "iss": self.client_email,
+            "aud": url,
+            "iat": iat,
+            "exp": iat + 3600,
+            "target_audience": audience,
+        });
+        let assertion = crate::jws::sign_rs256(&self.private_key.0, &header, &claims)
+            .map_err(|e| Error::endpoint(step, url, EndpointProblem::InvalidResponse(e)))?;
+        let answer = Http::PUBLIC
+            .send(
+                step,
+                url,
+                |c| {
+                    c.post(url)
+                        .form(&[("grant_type", JWT_BEARER), ("assertion", &assertion)])
+                },
+                hint,
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct TokenAnswer {
+            id_token: Option<String>,
+        }
+        let bad = |why: String| Error::endpoint(step, url, EndpointProblem::InvalidResponse(why));
+        let raw = answer
+            .json::<TokenAnswer>()
+            .map_err(bad)?
+            .id_token
+            .ok_or_else(|| bad("the answer has no `id_token` field".into()))?;
+        IdToken::parse(&raw).map_err(|e| bad(format!("`id_token` is unusable: {e}")))
+    }
+}
+
+fn hint(status: u16, error: Option<&str>) -> &'static str {
+    match (status, error) {
+        (400, Some("invalid_grant")) => {
+            "the key may be deleted or disabled, or this machine's clock is wrong; create a new key with `gcloud iam service-accounts keys create`"
+        }
+        (400, _) => "the token endpoint rejected the request; check `token_uri` in the key file",
+        (401 | 403, _) => "the service account may be disabled or deleted",
+        (500..=599, _) => "the token endpoint failed; try again later",
+        _ => "",
+    }
+}
+
+fn parse_private_key(pem: &str) -> Result<PrivateKey, CredentialsProblem> {
+    let invalid = |reason: &str| CredentialsProblem::InvalidField {
+        field: "private_key",
+        reason: reason.to_owned(),
+    };
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|_| invalid("not a PEM-encoded private key"))?;
+    let pair = match &der {
+        PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
+        PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
+        _ => return Err(invalid("not an RSA key (expected PKCS#8 or PKCS#1 RSA)")),
+    }
+    .map_err(|e| invalid(&format!("RSA key rejected: {e}")))?;
+    Ok(PrivateKey(Arc::new(pair)))
+}

@@ -1,0 +1,84 @@
+//! [`Env`]: a snapshot of the environment variables that decide where
+//! credentials come from, so discovery can be tested without touching the
+//! process environment.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The environment variables that credential discovery reads.
+const KNOWN: &[&str] = &[
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "CLOUDSDK_CONFIG",
+    "HOME",
+    "APPDATA",
+    "GCE_METADATA_HOST",
+    "GCE_METADATA_IP",
+    "METADATA_SERVER_DETECTION",
+    "NO_GCE_CHECK",
+    "K_SERVICE",
+    "FUNCTION_NAME",
+    "CLOUD_RUN_JOB",
+];
+
+/// A snapshot of the environment variables credential discovery reads.
+///
+/// ```
+/// use idtoken::Env;
+///
+/// let env = Env::empty().with("GCE_METADATA_HOST", "127.0.0.1:8080");
+/// assert_eq!(env.get("GCE_METADATA_HOST"), Some("127.0.0.1:8080"));
+/// assert_eq!(env.get("HOME"), None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// The variables of this process that discovery reads.
+    pub fn from_process() -> Self {
+        let vars = KNOWN
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+            .collect();
+        Self { vars }
+    }
+
+    /// No variables at all.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// This snapshot with `key` set to `value`.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.vars.insert(key.into(), value.into());
+        self
+    }
+
+    /// A variable's value; empty values count as unset.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The variables that are set, for `idtoken doctor`-style reports.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Where gcloud keeps `application_default_credentials.json`.
+    pub fn gcloud_adc_file(&self) -> Option<PathBuf> {
+        let dir = if let Some(dir) = self.get("CLOUDSDK_CONFIG") {
+            PathBuf::from(dir)
+        } else if cfg!(windows) {
+            PathBuf::from(self.get("APPDATA")?).join("gcloud")
+        } else {
+            PathBuf::from(self.get("HOME")?)
+                .join(".config")
+                .join("gcloud")
+        };
+        Some(dir.join("application_default_credentials.json"))
+    }
+}

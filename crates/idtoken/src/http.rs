@@ -1,0 +1,222 @@
+//! One shared HTTP client with timeouts, bounded jittered retries of
+//! transient failures, and Google's error bodies turned into [`Error`]s.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes_limit::read_limited;
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde::Deserialize;
+
+use crate::error::{EndpointProblem, Error, Result};
+
+/// How long to wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one whole request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts for calls that may be retried (first try included).
+const ATTEMPTS: u32 = 3;
+/// Largest answer body read from an identity endpoint.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Timeouts and proxy choice for one kind of endpoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Http {
+    /// Metadata servers are link-local: never reached through a proxy.
+    direct: bool,
+    timeout: Duration,
+}
+
+impl Http {
+    /// For Google's public endpoints: honours proxy settings.
+    pub(crate) const PUBLIC: Http = Http {
+        direct: false,
+        timeout: REQUEST_TIMEOUT,
+    };
+    /// For the metadata server: no proxy.
+    pub(crate) const METADATA: Http = Http {
+        direct: true,
+        timeout: REQUEST_TIMEOUT,
+    };
+
+    /// This kind with another per-request timeout.
+    pub(crate) fn with_timeout(self, timeout: Duration) -> Http {
+        Http { timeout, ..self }
+    }
+
+    pub(crate) fn client(&self) -> Result<&'static Client> {
+        static PUBLIC: OnceLock<Result<Client, String>> = OnceLock::new();
+        static DIRECT: OnceLock<Result<Client, String>> = OnceLock::new();
+        let cell = if self.direct { &DIRECT } else { &PUBLIC };
+        cell.get_or_init(|| {
+            let mut b = Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .user_agent(concat!("idtoken/", env!("CARGO_PKG_VERSION")));
+            if self.direct {
+                b = b.no_proxy();
+            }
+            b.build().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::InvalidArgument(format!("cannot build the HTTP client: {e}")))
+    }
+
+    /// Sends a request, retrying transient failures a bounded number of
+    /// times, and returns the body of a 2xx answer.
+    ///
+    /// `make` builds the request anew for each attempt; `hint` says what
+    /// the user can do about an error status.
+    pub(crate) async fn send(
+        &self,
+        step: &'static str,
+        url: &str,
+        make: impl Fn(&Client) -> RequestBuilder,
+        hint: fn(u16, Option<&str>) -> &'static str,
+    ) -> Result<Answer> {
+        let client = self.client()?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.send_once(client, step, url, &make, hint).await;
+            match result {
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                    let wait = backoff(attempt);
+                    tracing::debug!(step, url, attempt, error = %e, "retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        client: &Client,
+        step: &'static str,
+        url: &str,
+        make: &impl Fn(&Client) -> RequestBuilder,
+        hint: fn(u16, Option<&str>) -> &'static str,
+    ) -> Result<Answer> {
+        let fail = |p| Error::endpoint(step, url, p);
+        let call = async {
+            let resp = make(client).send().await.map_err(|e| fail(classify(&e)))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = read_limited(resp, MAX_BODY)
+                .await
+                .map_err(|e| fail(EndpointProblem::Connect(e)))?;
+            Ok::<_, Error>((status, headers, body))
+        };
+        let (status, headers, body) = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| fail(EndpointProblem::Timeout(self.timeout)))??;
+        if status.is_success() {
+            return Ok(Answer { headers, body });
+        }
+        Err(fail(status_problem(status, &body, hint)))
+    }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body parsed as JSON of type `T`.
+    pub(crate) fn json<T: for<'de> Deserialize<'de>>(&self) -> std::result::Result<T, String> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| format!("answer is not the expected JSON: {e}"))
+    }
+}
+
+fn classify(e: &reqwest::Error) -> EndpointProblem {
+    if e.is_timeout() {
+        return EndpointProblem::Timeout(REQUEST_TIMEOUT);
+    }
+    // The innermost cause says most ("Connection refused", "dns error").
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    EndpointProblem::Connect(source.to_string())
+}
+
+/// Google answers errors as OAuth2 `{"error","error_description"}` or as
+/// `{"error":{"code","message","status"}}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorBody {
+    OAuth {
+        error: String,
+        error_description: Option<String>,
+    },
+    Google {
+        error: GoogleError,
+    },
+}
+
+#[derive(Deserialize)]
+struct GoogleError {
+    message: Option<String>,
+    status: Option<String>,
+}
+
+fn status_problem(
+    status: StatusCode,
+    body: &[u8],
+    hint: fn(u16, Option<&str>) -> &'static str,
+) -> EndpointProblem {
+    let (error, description) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody::OAuth {
+            error,
+            error_description,
+        }) => (Some(error), error_description),
+        Ok(ErrorBody::Google { error }) => (error.status, error.message),
+        // Plain-text answers (the metadata server's) are short reasons;
+        // keep a bounded excerpt.
+        Err(_) => (None, text_excerpt(body)),
+    };
+    let code = status.as_u16();
+    EndpointProblem::Status {
+        status: code,
+        hint: hint(code, error.as_deref()),
+        error,
+        description,
+    }
+}
+
+fn text_excerpt(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() || text.starts_with('<') {
+        return None;
+    }
+    Some(text.chars().take(200).collect())
+}
+
+/// Exponential backoff with jitter: about 200 ms, 400 ms, ... capped.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let base = 200u64.saturating_mul(1 << attempt.min(10)) / 2;
+    let jitter = fastrand::u64(0..=base / 2);
+    Duration::from_millis((base + jitter).min(30_000))
+}
+
+mod bytes_limit {
+    /// Reads a body, refusing more than `limit` bytes.
+    pub(super) async fn read_limited(
+        mut resp: reqwest::Response,
+        limit: usize,
+    ) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+            if out.len() + chunk.len() > limit {
+                return Err(format!("answer larger than {limit} bytes"));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}

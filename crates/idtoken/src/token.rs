@@ -1,0 +1,224 @@
+//! [`IdToken`]: a minted token, its expiry and its claims; and [`Claims`],
+//! the typed claim set shared by minted and verified tokens.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::HeaderValue;
+use serde_json::{Map, Value};
+
+use crate::jws;
+
+/// A Google-signed OIDC ID token, as minted for this process.
+///
+/// Cheap to clone (one reference count). `Debug` and `Display` never show
+/// the token itself; use [`IdToken::as_str`] or
+/// [`IdToken::authorization_header`] where it must go on the wire.
+///
+/// The claims are read from the token's payload *without* verifying the
+/// signature: they describe a token this process just received from Google
+/// over TLS, which is what they are for (expiry, audience, email).
+#[derive(Clone)]
+pub struct IdToken {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raw: String,
+    header: HeaderValue,
+    claims: Claims,
+    expires_at: SystemTime,
+}
+
+impl IdToken {
+    /// Parses a token as received from a token endpoint.
+    ///
+    /// Fails when the text is not a JWT or has no numeric `exp`. The error
+    /// message never contains the token.
+    ///
+    /// ```
+    /// # use base64::Engine as _;
+    /// let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    /// let raw = format!("{}.{}.{}", b64(r#"{"alg":"RS256"}"#),
+    ///     b64(r#"{"aud":"https://svc.example","exp":2000000000,"iat":1999996400}"#), b64("sig"));
+    /// let token = idtoken::IdToken::parse(&raw).unwrap();
+    /// assert_eq!(token.claims().aud.as_deref(), Some("https://svc.example"));
+    /// assert!(!format!("{token:?}").contains(&raw));
+    /// ```
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let parts = jws::parse(raw).map_err(|e| format!("not a JWT: {e}"))?;
+        let claims = Claims::from_map(parts.claims).map_err(|e| format!("claims: {e}"))?;
+        let exp = claims
+            .exp
+            .ok_or_else(|| "the token has no numeric `exp` claim".to_owned())?;
+        let mut header = HeaderValue::from_str(&format!("Bearer {raw}"))
+            .map_err(|_| "the token contains characters not allowed in a header".to_owned())?;
+        header.set_sensitive(true);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                raw: raw.to_owned(),
+                header,
+                expires_at: UNIX_EPOCH + Duration::from_secs(exp),
+                claims,
+            }),
+        })
+    }
+
+    /// The token, for the wire. Treat it as a password.
+    pub fn as_str(&self) -> &str {
+        &self.inner.raw
+    }
+
+    /// `Bearer <token>`, marked sensitive so HTTP stacks do not log it.
+    pub fn authorization_header(&self) -> HeaderValue {
+        self.inner.header.clone()
+    }
+
+    /// When the token stops being valid (its `exp` claim).
+    pub fn expires_at(&self) -> SystemTime {
+        self.inner.expires_at
+    }
+
+    /// When the token was issued (its `iat` claim), if present.
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        self.inner
+            .claims
+            .iat
+            .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    }
+
+    /// Its lifetime, `exp - iat`; one hour for Google tokens.
+    pub fn lifetime(&self) -> Duration {
+        self.issued_at()
+            .and_then(|iat| self.expires_at().duration_since(iat).ok())
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// The claims, read without verifying the signature.
+    pub fn claims(&self) -> &Claims {
+        &self.inner.claims
+    }
+}
+
+impl fmt::Debug for IdToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdToken")
+            .field("token", &"[redacted]")
+            .field("aud", &self.inner.claims.aud)
+            .field("email", &self.inner.claims.email)
+            .field("exp", &self.inner.claims.exp)
+            .finish()
+    }
+}
+
+impl fmt::Display for IdToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted ID token]")
+    }
+}
+
+/// The claims of a Google ID token.
+///
+/// Well-known claims are typed; everything else stays in `extra` as JSON.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Claims {
+    /// Issuer, `https://accounts.google.com` for Google tokens.
+    pub iss: Option<String>,
+    /// Audience. Google ID tokens carry exactly one.
+    pub aud: Option<String>,
+    /// Subject: the principal's stable numeric id.
+    pub sub: Option<String>,
+    /// Authorized party.
+    pub azp: Option<String>,
+    /// Principal's email (metadata `format=full`, service account keys).
+    pub email: Option<String>,
+    /// Whether Google verified the email.
+    pub email_verified: Option<bool>,
+    /// Hosted domain (Google Workspace users).
+    pub hd: Option<String>,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: Option<u64>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: Option<u64>,
+    /// Not before, seconds since the Unix epoch.
+    pub nbf: Option<u64>,
+    /// All other claims.
+    pub extra: Map<String, Value>,
+}
+
+impl Claims {
+    /// Reads claims from a JSON object, checking the types of known claims.
+    pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self, String> {
+        let mut string = |name: &str| -> Result<Option<String>, String> {
+            match map.remove(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(format!("`{name}` is not a string")),
+            }
+        };
+        let iss = string("iss")?;
+        let aud = string("aud")?;
+        let sub = string("sub")?;
+        let azp = string("azp")?;
+        let email = string("email")?;
+        let hd = string("hd")?;
+        let mut number = |name: &str| -> Result<Option<u64>, String> {
+            match map.remove(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => n
+                    .as_u64()
+                    .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+                    .map(Some)
+                    .ok_or_else(|| format!("`{name}` is not a non-negative number")),
+                Some(_) => Err(format!("`{name}` is not a number")),
+            }
+        };
+        let iat = number("iat")?;
+        let exp = number("exp")?;
+        let nbf = number("nbf")?;
+        let email_verified = match map.remove("email_verified") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(b),
+            // Some Google tokens have carried "true" as a string.
+            Some(Value::String(s)) if s == "true" || s == "false" => Some(s == "true"),
+            Some(_) => return Err("`email_verified` is not a boolean".into()),
+        };
+        Ok(Self {
+            iss,
+            aud,
+            sub,
+            azp,
+            email,
+            email_verified,
+            hd,
+            iat,
+            exp,
+            nbf,
+            extra: map,
+        })
+    }
+
+    /// All claims as one JSON object.
+    pub fn to_json(&self) -> Value {
+        let mut map = self.extra.clone();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                map.insert(k.to_owned(), v);
+            }
+        };
+        put("iss", self.iss.clone().map(Value::from));
+        put("aud", self.aud.clone().map(Value::from));
+        put("sub", self.sub.clone().map(Value::from));
+        put("azp", self.azp.clone().map(Value::from));
+        put("email", self.email.clone().map(Value::from));
+        put("email_verified", self.email_verified.map(Value::from));
+        put("hd", self.hd.clone().map(Value::from));
+        put("iat", self.iat.map(Value::from));
+        put("exp", self.exp.map(Value::from));
+        put("nbf", self.nbf.map(Value::from));
+        Value::Object(map)
+    }
+}
