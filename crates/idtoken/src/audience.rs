@@ -39,14 +39,13 @@ pub fn audience_for_url(url: &str) -> Result<String> {
     let is_function = parsed
         .host_str()
         .is_some_and(|h| h.ends_with(".cloudfunctions.net"));
-    if is_function {
-        if let Some(first) = parsed
+    if is_function
+        && let Some(first) = parsed
             .path_segments()
             .and_then(|mut s| s.next())
             .filter(|s| !s.is_empty())
-        {
-            return Ok(format!("{origin}/{first}"));
-        }
+    {
+        return Ok(format!("{origin}/{first}"));
     }
     Ok(origin)
 }

@@ -148,10 +148,10 @@ impl Shared {
         let seen = self.generation.load(Ordering::Acquire);
         let _fetching = self.fetch_lock.lock().await;
         let now = self.creds.clock().now();
-        if let Some(token) = &*self.current.load() {
-            if phase(token, now) != Phase::Expired {
-                return Ok(IdToken::clone(token));
-            }
+        if let Some(token) = &*self.current.load()
+            && phase(token, now) != Phase::Expired
+        {
+            return Ok(IdToken::clone(token));
         }
         // A fetch finished while we queued and failed: report its error
         // rather than hammering a failing endpoint once per waiter.
@@ -219,10 +219,10 @@ impl Shared {
         let _fetching = self.fetch_lock.lock().await;
         let now = self.creds.clock().now();
         let current = self.current.load_full();
-        if let Some(token) = &current {
-            if phase(token, now) == Phase::Fresh {
-                return; // a foreground fetch already refreshed it
-            }
+        if let Some(token) = &current
+            && phase(token, now) == Phase::Fresh
+        {
+            return; // a foreground fetch already refreshed it
         }
         let result = self.fetch(now).await;
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -58,14 +58,14 @@ impl KeyCache {
     /// The key for `kid`, fetching the key set when needed.
     pub(crate) async fn key(&self, kid: &str) -> Result<PublicKey, VerifyError> {
         let now = self.clock.now();
-        if let Some(set) = &*self.current.load() {
-            if now < set.expires_at {
-                if let Some(key) = set.keys.get(kid) {
-                    return Ok(key.clone());
-                }
-                if !self.may_refetch_for_unknown_kid(now) {
-                    return Err(VerifyError::UnknownKey(kid.to_owned()));
-                }
+        if let Some(set) = &*self.current.load()
+            && now < set.expires_at
+        {
+            if let Some(key) = set.keys.get(kid) {
+                return Ok(key.clone());
+            }
+            if !self.may_refetch_for_unknown_kid(now) {
+                return Err(VerifyError::UnknownKey(kid.to_owned()));
             }
         }
         let set = self.refresh().await?;

@@ -151,14 +151,14 @@ impl Inner {
                 now,
             });
         }
-        if let Some(nbf) = claims.nbf {
-            if nbf > now.saturating_add(skew) {
-                return Err(VerifyError::NotYetValid {
-                    claim: "nbf",
-                    at: nbf,
-                    now,
-                });
-            }
+        if let Some(nbf) = claims.nbf
+            && nbf > now.saturating_add(skew)
+        {
+            return Err(VerifyError::NotYetValid {
+                claim: "nbf",
+                at: nbf,
+                now,
+            });
         }
         let lifetime = exp.saturating_sub(iat);
         if lifetime > self.max_lifetime.as_secs() {

@@ -1,0 +1,104 @@
+//! Application Default Credentials are found in the documented order.
+
+use idtoken::{Credentials, CredentialsKind, Env};
+use idtoken_emulator::Endpoint;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn environment_variable_wins_over_gcloud_file_and_metadata() {
+    let emu = emulator().await;
+    let (_dir, path) = key_file(&emu);
+    let env = Env::empty()
+        .with("GOOGLE_APPLICATION_CREDENTIALS", path.display().to_string())
+        .with("GCE_METADATA_HOST", emu.metadata_host());
+    let creds = Credentials::discover_with(&env).await.expect("found");
+    assert_eq!(creds.kind(), CredentialsKind::ServiceAccount);
+    assert!(creds.origin().contains("GOOGLE_APPLICATION_CREDENTIALS"));
+    assert_eq!(
+        emu.counters().get(Endpoint::MetadataPing),
+        0,
+        "no probe needed"
+    );
+}
+
+#[tokio::test]
+async fn gcloud_file_is_found_through_cloudsdk_config_and_home() {
+    let emu = emulator().await;
+    let config = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        config.path().join("application_default_credentials.json"),
+        emu.service_account_json(),
+    )
+    .expect("write");
+    let env = Env::empty().with("CLOUDSDK_CONFIG", config.path().display().to_string());
+    let creds = Credentials::discover_with(&env).await.expect("found");
+    assert!(creds.origin().contains("gcloud"), "{}", creds.origin());
+
+    let home = tempfile::tempdir().expect("home");
+    let gcloud = home.path().join(".config/gcloud");
+    std::fs::create_dir_all(&gcloud).expect("mkdir");
+    std::fs::write(
+        gcloud.join("application_default_credentials.json"),
+        emu.service_account_json(),
+    )
+    .expect("write");
+    let env = Env::empty().with("HOME", home.path().display().to_string());
+    let creds = Credentials::discover_with(&env).await.expect("found");
+    assert_eq!(creds.kind(), CredentialsKind::ServiceAccount);
+}
+
+#[tokio::test]
+async fn metadata_server_is_probed_when_no_file_exists() {
+    let emu = emulator().await;
+    let home = tempfile::tempdir().expect("home");
+    let env = Env::empty()
+        .with("HOME", home.path().display().to_string())
+        .with("GCE_METADATA_HOST", emu.metadata_host());
+    let creds = Credentials::discover_with(&env).await.expect("found");
+    assert_eq!(creds.kind(), CredentialsKind::MetadataServer);
+    assert_eq!(emu.counters().get(Endpoint::MetadataPing), 1);
+}
+
+#[tokio::test]
+async fn detection_none_skips_the_metadata_server() {
+    let emu = emulator().await;
+    let home = tempfile::tempdir().expect("home");
+    let env = Env::empty()
+        .with("HOME", home.path().display().to_string())
+        .with("GCE_METADATA_HOST", emu.metadata_host())
+        .with("METADATA_SERVER_DETECTION", "none");
+    let err = Credentials::discover_with(&env).await.expect_err("skipped");
+    assert!(
+        err.to_string().contains("METADATA_SERVER_DETECTION=none"),
+        "{err}"
+    );
+    assert_eq!(emu.counters().total(), 0);
+}
+
+#[tokio::test]
+async fn a_server_without_the_flavor_header_is_not_taken_for_a_metadata_server() {
+    // A plain HTTP server that answers 200 to anything.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    let home = tempfile::tempdir().expect("home");
+    let env = Env::empty()
+        .with("HOME", home.path().display().to_string())
+        .with("GCE_METADATA_HOST", addr.to_string());
+    let err = Credentials::discover_with(&env)
+        .await
+        .expect_err("not a metadata server");
+    assert!(err.to_string().contains("Metadata-Flavor"), "{err}");
+}
