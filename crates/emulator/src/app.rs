@@ -69,8 +69,9 @@ pub(crate) struct AccessToken {
     pub expires_at: i64,
 }
 
-/// Which identity token the metadata server caches: (audience, full, licenses).
-pub(crate) type IdentityKey = (String, bool, bool);
+/// Which identity token the metadata server caches:
+/// (account email, audience, full format, licenses).
+pub(crate) type IdentityKey = (String, String, bool, bool);
 
 /// Everything the handlers share.
 pub(crate) struct App {

@@ -229,7 +229,7 @@ fn cached_identity(
     licenses: bool,
 ) -> Result<String, crate::Error> {
     let margin = (app.lifetime() / 2).min(240);
-    let key = (audience.to_string(), full, licenses);
+    let key = (sa.email.clone(), audience.to_string(), full, licenses);
     let mut cache = app.identity_cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((token, exp)) = cache.get(&key)
         && exp.saturating_sub(app.now()) >= margin

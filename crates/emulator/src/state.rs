@@ -80,7 +80,7 @@ const N: usize = Endpoint::ALL.len();
 #[non_exhaustive]
 pub enum Fault {
     /// Answer this HTTP status: a Google-shaped JSON error body, or plain text
-    /// on the metadata server.
+    /// on the metadata server. A code outside 100..=999 answers 500.
     Status(u16),
     /// Answer 200 with this body, e.g. `"not-a-jwt"`.
     Body(String),

@@ -1,7 +1,7 @@
 //! The metadata server: flavor rule, identity tokens and their cache.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use idtoken_emulator::{Emulator, Endpoint};
@@ -41,7 +41,12 @@ async fn request_without_flavor_header_is_forbidden() -> TestResult {
 #[tokio::test]
 async fn ping_answers_with_flavor_on_every_spelling() -> TestResult {
     let emu = Emulator::start().await?;
-    for path in ["/", "/computeMetadata/v1", "/computeMetadata/v1/", "/computeMetadata/v1/instance/"] {
+    for path in [
+        "/",
+        "/computeMetadata/v1",
+        "/computeMetadata/v1/",
+        "/computeMetadata/v1/instance/",
+    ] {
         let resp = get(&emu, path).await?;
         assert_eq!(resp.status(), 200, "{path}");
         assert!(flavored(&resp), "{path}");
@@ -56,7 +61,11 @@ async fn identity_without_audience_is_bad_request() -> TestResult {
     for query in ["", "?audience=", "?format=full"] {
         let resp = get(&emu, &format!("{IDENTITY}{query}")).await?;
         assert_eq!(resp.status(), 400, "{query}");
-        assert!(resp.text().await?.contains("non-empty audience parameter required"));
+        assert!(
+            resp.text()
+                .await?
+                .contains("non-empty audience parameter required")
+        );
     }
     Ok(())
 }
@@ -83,18 +92,27 @@ async fn identity_token_has_audience_and_issuer_and_verifies() -> TestResult {
     assert!(c.get("email").is_none(), "standard format has no email");
     let sub = c["sub"].as_str().ok_or("sub")?;
     assert_eq!(sub.len(), 21);
-    assert_eq!(c["exp"].as_i64().ok_or("exp")? - c["iat"].as_i64().ok_or("iat")?, 3600);
+    assert_eq!(
+        c["exp"].as_i64().ok_or("exp")? - c["iat"].as_i64().ok_or("iat")?,
+        3600
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn full_format_adds_email_and_licenses_add_license_ids() -> TestResult {
     let emu = Emulator::start().await?;
-    let token = get(&emu, &format!("{IDENTITY}?audience=a&format=full")).await?.text().await?;
+    let token = get(&emu, &format!("{IDENTITY}?audience=a&format=full"))
+        .await?
+        .text()
+        .await?;
     let c = claims(&token)?;
     assert_eq!(c["email"], emu.service_account_email().as_str());
     assert_eq!(c["email_verified"], true);
-    assert_eq!(c["google"]["compute_engine"]["project_id"], "idtoken-emulator");
+    assert_eq!(
+        c["google"]["compute_engine"]["project_id"],
+        "idtoken-emulator"
+    );
     assert!(c["google"]["compute_engine"].get("license_id").is_none());
 
     let path = format!("{IDENTITY}?audience=a&format=full&licenses=TRUE");
@@ -111,7 +129,11 @@ async fn same_token_is_handed_out_within_the_cache_window() -> TestResult {
     let second = get(&emu, &path).await?.text().await?;
     assert_eq!(first, second);
     // Another audience is another token.
-    let other = get(&emu, &format!("{IDENTITY}?audience=https://b.example&format=full")).await?;
+    let other = get(
+        &emu,
+        &format!("{IDENTITY}?audience=https://b.example&format=full"),
+    )
+    .await?;
     assert_ne!(other.text().await?, first);
     Ok(())
 }
@@ -122,13 +144,19 @@ async fn cached_token_is_renewed_when_less_than_four_minutes_remain() -> TestRes
     let secs = Arc::new(AtomicU64::new(start));
     let clock = Arc::clone(&secs);
     let emu = Emulator::builder()
-        .clock(Arc::new(move || UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst))))
+        .clock(Arc::new(move || {
+            UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst))
+        }))
         .start()
         .await?;
     let path = format!("{IDENTITY}?audience=a");
     let first = get(&emu, &path).await?.text().await?;
     secs.store(start + 3600 - 240, Ordering::SeqCst);
-    assert_eq!(get(&emu, &path).await?.text().await?, first, "240 s left: still cached");
+    assert_eq!(
+        get(&emu, &path).await?.text().await?,
+        first,
+        "240 s left: still cached"
+    );
     secs.store(start + 3600 - 239, Ordering::SeqCst);
     let renewed = get(&emu, &path).await?.text().await?;
     assert_ne!(renewed, first);
@@ -140,7 +168,10 @@ async fn cached_token_is_renewed_when_less_than_four_minutes_remain() -> TestRes
 async fn email_and_recursive_service_account_describe_the_default_account() -> TestResult {
     let emu = Emulator::start().await?;
     let base = "/computeMetadata/v1/instance/service-accounts";
-    let email = get(&emu, &format!("{base}/default/email")).await?.text().await?;
+    let email = get(&emu, &format!("{base}/default/email"))
+        .await?
+        .text()
+        .await?;
     assert_eq!(email, emu.service_account_email());
 
     for account in ["default", email.as_str()] {
@@ -162,7 +193,11 @@ async fn unknown_paths_are_not_found_with_flavor() -> TestResult {
     let resp = get(&emu, "/computeMetadata/v1/instance/zone-of-the-moon").await?;
     assert_eq!(resp.status(), 404);
     assert!(flavored(&resp));
-    let resp = get(&emu, "/computeMetadata/v1/instance/service-accounts/nobody@x/email").await?;
+    let resp = get(
+        &emu,
+        "/computeMetadata/v1/instance/service-accounts/nobody@x/email",
+    )
+    .await?;
     assert_eq!(resp.status(), 404);
     Ok(())
 }

@@ -91,7 +91,10 @@ async fn overlong_and_future_assertions_are_invalid_grant() -> TestResult {
     let emu = Emulator::start().await?;
     let kf = key_file(&emu)?;
     let now = now();
-    for (iat, exp, why) in [(now, now + 7200, "more than 3600 s"), (now + 600, now + 1200, "after now")] {
+    for (iat, exp, why) in [
+        (now, now + 7200, "more than 3600 s"),
+        (now + 600, now + 1200, "after now"),
+    ] {
         let assertion = sign(
             &kf,
             &json!({"iss": kf.email, "aud": "x", "iat": iat, "exp": exp, "target_audience": "a"}),
@@ -112,17 +115,31 @@ async fn unknown_issuer_and_wrong_kid_and_garbage_are_invalid_grant() -> TestRes
     let claims = json!({"iss": "someone@else.iam.gserviceaccount.com", "aud": "x",
                         "iat": iat, "exp": iat + 60, "target_audience": "a"});
     let (status, body) = grant(&emu, &sign(&kf, &claims)?).await?;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    assert!(body["error_description"].to_string().contains("unknown client_email"));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .to_string()
+            .contains("unknown client_email")
+    );
 
     kf.kid = "0123abcd".into();
     let (status, body) = grant(&emu, &id_assertion(&emu, &kf, "a")?).await?;
     assert_eq!(status, 400);
-    assert!(body["error_description"].to_string().contains("kid"), "{body}");
+    assert!(
+        body["error_description"].to_string().contains("kid"),
+        "{body}"
+    );
 
     for garbage in ["", "not-a-jwt", "a.b.c", "e30.e30.e30"] {
         let (status, body) = grant(&emu, garbage).await?;
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{garbage}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{garbage}"
+        );
     }
     Ok(())
 }
@@ -150,9 +167,15 @@ async fn assertion_without_audience_or_scope_is_invalid_scope() -> TestResult {
     let emu = Emulator::start().await?;
     let kf = key_file(&emu)?;
     let iat = now();
-    let assertion = sign(&kf, &json!({"iss": kf.email, "aud": "x", "iat": iat, "exp": iat + 60}))?;
+    let assertion = sign(
+        &kf,
+        &json!({"iss": kf.email, "aud": "x", "iat": iat, "exp": iat + 60}),
+    )?;
     let (status, body) = grant(&emu, &assertion).await?;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
     Ok(())
 }
 
