@@ -1,0 +1,381 @@
+//! The `idtoken` binary, run as a user would, against an in-process
+//! emulator and a local echo service over loopback.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use idtoken_emulator::{Emulator, Endpoint};
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+/// The binary with a clean environment: no gcloud file, no key file.
+fn idtoken(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idtoken"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn run(cmd: &mut Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the command finished in time")
+        .expect("the command ran")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A service that answers every request with what it received, as JSON
+/// (the token's claims instead of the token). `/status/N` answers N.
+async fn echo_service() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = Router::new().fallback(|method: Method, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+        let claims = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(|t| idtoken::IdToken::parse(t).ok())
+                .map(|t| t.claims().to_json())
+        };
+        let status = uri
+            .path()
+            .strip_prefix("/status/")
+            .and_then(|s| s.parse().ok())
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::OK);
+        let seen = json!({
+            "method": method.as_str(),
+            "path": uri.path(),
+            "query": uri.query(),
+            "authorization": claims("authorization"),
+            "x_serverless_authorization": claims("x-serverless-authorization"),
+            "raw_authorization": headers.get("authorization").and_then(|v| v.to_str().ok()).filter(|v| !v.starts_with("Bearer ey")),
+            "x_custom": headers.get("x-custom").and_then(|v| v.to_str().ok()),
+            "content_type": headers.get("content-type").and_then(|v| v.to_str().ok()),
+            "body": String::from_utf8_lossy(&body),
+        });
+        (status, [("www-authenticate", "Bearer error=\"invalid_token\"")], axum::Json(seen))
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+mod token {
+    use super::*;
+
+    #[tokio::test]
+    async fn prints_a_metadata_token_for_the_audience() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args(["token", "--audience", "https://svc.example"]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let token = idtoken::IdToken::parse(stdout(&out).trim()).expect("a JWT on stdout");
+        assert_eq!(token.claims().aud.as_deref(), Some("https://svc.example"));
+        assert_eq!(emu.counters().get(Endpoint::MetadataIdentity), 1);
+    }
+
+    #[tokio::test]
+    async fn json_output_has_expiry_and_claims_and_full_format_adds_email() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args([
+                "token",
+                "--audience",
+                "https://svc.example",
+                "--format",
+                "full",
+                "--json",
+            ]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        assert_eq!(v["claims"]["aud"], "https://svc.example");
+        assert_eq!(
+            v["claims"]["email"],
+            Value::from(emu.service_account_email())
+        );
+        assert!(v["expires_in"].as_u64().expect("expires_in") > 3000);
+        assert!(v["expires_at"].as_str().expect("expires_at").ends_with('Z'));
+        assert!(v["token"].as_str().expect("token").starts_with("ey"));
+    }
+
+    #[tokio::test]
+    async fn credentials_flag_uses_the_key_file() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("key file");
+        let out = run(idtoken(home.path()).args([
+            "token",
+            "--audience",
+            "https://svc.example",
+            "--credentials",
+            files.service_account.to_str().expect("utf-8 path"),
+        ]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(emu.counters().get(Endpoint::Token), 1);
+    }
+
+    #[tokio::test]
+    async fn missing_audience_is_a_usage_error() {
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path()).args(["token"])).await;
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("--audience is required"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_key_file_exits_1_naming_the_file() {
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+            .args(["token", "--audience", "https://svc.example"]))
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("/nonexistent/key.json"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty());
+    }
+}
+
+mod curl {
+    use super::*;
+
+    #[tokio::test]
+    async fn get_sends_a_token_for_the_url_origin_and_streams_the_body() {
+        let emu = Emulator::start().await.expect("emulator");
+        let svc = echo_service().await;
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args(["curl", &format!("http://{svc}/api/items?page=2")]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let seen: Value = serde_json::from_str(&stdout(&out)).expect("echo JSON");
+        assert_eq!(seen["method"], "GET");
+        assert_eq!(seen["path"], "/api/items");
+        assert_eq!(seen["query"], "page=2");
+        assert_eq!(
+            seen["authorization"]["aud"],
+            Value::from(format!("http://{svc}")),
+            "origin, no path or query"
+        );
+    }
+
+    #[tokio::test]
+    async fn post_data_from_a_file_with_headers_and_explicit_audience() {
+        let emu = Emulator::start().await.expect("emulator");
+        let svc = echo_service().await;
+        let home = tempfile::tempdir().expect("home");
+        let body = home.path().join("body.json");
+        std::fs::write(&body, r#"{"hello":"world"}"#).expect("write");
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args([
+                "curl",
+                &format!("http://{svc}/submit"),
+                "-X",
+                "put",
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                "X-Custom: yes",
+                "-d",
+                &format!("@{}", body.display()),
+                "--audience",
+                "https://custom-audience.example",
+            ]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let seen: Value = serde_json::from_str(&stdout(&out)).expect("echo JSON");
+        assert_eq!(seen["method"], "PUT");
+        assert_eq!(seen["body"], r#"{"hello":"world"}"#);
+        assert_eq!(seen["content_type"], "application/json");
+        assert_eq!(seen["x_custom"], "yes");
+        assert_eq!(
+            seen["authorization"]["aud"],
+            "https://custom-audience.example"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_own_authorization_header_moves_the_token_to_x_serverless_authorization() {
+        let emu = Emulator::start().await.expect("emulator");
+        let svc = echo_service().await;
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args([
+                "curl",
+                &format!("http://{svc}/"),
+                "-H",
+                "Authorization: Basic dXNlcjpwdw==",
+            ]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let seen: Value = serde_json::from_str(&stdout(&out)).expect("echo JSON");
+        assert_eq!(seen["raw_authorization"], "Basic dXNlcjpwdw==");
+        assert_eq!(
+            seen["x_serverless_authorization"]["aud"],
+            Value::from(format!("http://{svc}"))
+        );
+    }
+
+    #[tokio::test]
+    async fn include_prints_status_and_headers_and_output_writes_a_file() {
+        let emu = Emulator::start().await.expect("emulator");
+        let svc = echo_service().await;
+        let home = tempfile::tempdir().expect("home");
+        let file = home.path().join("out.json");
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args([
+                "curl",
+                &format!("http://{svc}/x"),
+                "-i",
+                "-o",
+                file.to_str().expect("utf-8"),
+            ]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "the body went to the file");
+        let written = std::fs::read_to_string(&file).expect("file");
+        assert!(written.starts_with("HTTP/1.1 200 OK\r\n"), "{written}");
+        assert!(
+            written.contains("content-type: application/json"),
+            "{written}"
+        );
+        assert!(written.contains("\"path\":\"/x\""), "{written}");
+    }
+
+    #[tokio::test]
+    async fn fail_exits_22_on_an_error_status_with_the_reason() {
+        let emu = Emulator::start().await.expect("emulator");
+        let svc = echo_service().await;
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args(["curl", "--fail", &format!("http://{svc}/status/401")]))
+        .await;
+        assert_eq!(out.status.code(), Some(22), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+        assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("invalid_token"), "{}", stderr(&out));
+    }
+
+    #[tokio::test]
+    async fn unreachable_target_exits_7_naming_the_url() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let url = format!("http://127.0.0.1:{port}/");
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args(["curl", &url]))
+        .await;
+        assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&url), "{}", stderr(&out));
+    }
+}
+
+mod emulator {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    #[tokio::test]
+    async fn prints_export_lines_that_work() {
+        let home = tempfile::tempdir().expect("home");
+        let creds = home.path().join("creds");
+        let mut child = idtoken(home.path())
+            .args(["emulator", "--token-lifetime", "120", "--credentials-dir"])
+            .arg(&creds)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawned");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut exports = std::collections::HashMap::new();
+        while exports.len() < 4 {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("export lines in time")
+                .expect("read")
+                .expect("a line");
+            let (k, v) = line
+                .strip_prefix("export ")
+                .and_then(|l| l.split_once('='))
+                .expect("an export line");
+            exports.insert(k.to_owned(), v.to_owned());
+        }
+        // The key file it wrote works with the token endpoint it serves.
+        let key = &exports["GOOGLE_APPLICATION_CREDENTIALS"];
+        assert!(Path::new(key).starts_with(&creds));
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", key)
+            .args(["token", "--audience", "https://svc.example", "--json"]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        let claims = &v["claims"];
+        assert_eq!(
+            claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat"),
+            120
+        );
+        // And the metadata host answers too.
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", &exports["GCE_METADATA_HOST"])
+            .args(["token", "--audience", "https://svc.example"]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(exports["IDTOKEN_JWKS_URL"].ends_with("/oauth2/v3/certs"));
+        child.kill().await.expect("killed");
+    }
+}
+
+mod demo {
+    use super::*;
+
+    #[tokio::test]
+    async fn demo_exits_0_after_all_checks_pass() {
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path()).arg("demo")).await;
+        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("4 passed, 0 failed"), "{text}");
+        assert!(text.contains("-> 401"), "{text}");
+        assert!(!text.contains("FAIL"), "{text}");
+    }
+}
