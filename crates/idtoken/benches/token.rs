@@ -46,6 +46,43 @@ fn warm_token(c: &mut Criterion) {
         },
     );
     group.finish();
+
+    // Every thread reads the same cache at once, as request handlers do.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let std_locked = std::sync::RwLock::new(source.cached());
+    let mut group = c.benchmark_group(format!("warm token, {threads} threads at once"));
+    group.bench_function("idtoken IdTokenSource::cached()", |b| {
+        b.iter_custom(|iters| {
+            on_threads(threads, iters, || {
+                black_box(source.cached());
+            })
+        })
+    });
+    group.bench_function("reference: std RwLock<Option<IdToken>> read + clone", |b| {
+        b.iter_custom(|iters| {
+            on_threads(threads, iters, || {
+                black_box(std_locked.read().map(|g| g.clone()).ok());
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Runs `iters` calls of `f` split over `threads` threads and returns the
+/// wall time, so criterion reports the inverse of the combined throughput.
+fn on_threads(threads: usize, iters: u64, f: impl Fn() + Sync) -> std::time::Duration {
+    let per_thread = iters.div_ceil(threads as u64);
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..per_thread {
+                    f();
+                }
+            });
+        }
+    });
+    start.elapsed()
 }
 
 criterion_group!(benches, warm_token);

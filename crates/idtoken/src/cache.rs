@@ -56,7 +56,7 @@ struct Shared {
     creds: Credentials,
     audience: String,
     options: TokenOptions,
-    current: ArcSwapOption<IdToken>,
+    current: ArcSwapOption<Cached>,
     /// Held while a fetch runs: at most one fetch at a time.
     fetch_lock: tokio::sync::Mutex<()>,
     /// Counts finished fetches, so waiters can tell one happened.
@@ -76,15 +76,33 @@ enum Phase {
     Expired,
 }
 
-fn phase(token: &IdToken, now: SystemTime) -> Phase {
-    let life = token.lifetime();
-    let exp = token.expires_at();
-    if now + MIN_REMAINING.min(life / 10) >= exp {
-        Phase::Expired
-    } else if now + MAX_REFRESH_AHEAD.min(life / 4) >= exp {
-        Phase::RefreshDue
-    } else {
-        Phase::Fresh
+/// A token with its refresh and expiry thresholds worked out once, so the
+/// hot path is two comparisons.
+struct Cached {
+    token: IdToken,
+    refresh_at: SystemTime,
+    usable_until: SystemTime,
+}
+
+impl Cached {
+    fn new(token: IdToken) -> Self {
+        let life = token.lifetime();
+        let exp = token.expires_at();
+        Self {
+            refresh_at: exp - MAX_REFRESH_AHEAD.min(life / 4),
+            usable_until: exp - MIN_REMAINING.min(life / 10),
+            token,
+        }
+    }
+
+    fn phase(&self, now: SystemTime) -> Phase {
+        if now >= self.usable_until {
+            Phase::Expired
+        } else if now >= self.refresh_at {
+            Phase::RefreshDue
+        } else {
+            Phase::Fresh
+        }
     }
 }
 
@@ -121,12 +139,12 @@ impl IdTokenSource {
     /// is valid.
     pub async fn token(&self) -> Result<IdToken> {
         let now = self.shared.creds.clock().now();
-        if let Some(token) = &*self.shared.current.load() {
-            match phase(token, now) {
-                Phase::Fresh => return Ok(IdToken::clone(token)),
+        if let Some(cached) = &*self.shared.current.load() {
+            match cached.phase(now) {
+                Phase::Fresh => return Ok(cached.token.clone()),
                 Phase::RefreshDue => {
                     self.shared.start_background_refresh(now);
-                    return Ok(IdToken::clone(token));
+                    return Ok(cached.token.clone());
                 }
                 Phase::Expired => {}
             }
@@ -138,8 +156,8 @@ impl IdTokenSource {
     pub fn cached(&self) -> Option<IdToken> {
         let now = self.shared.creds.clock().now();
         let guard = self.shared.current.load();
-        let token = guard.as_ref()?;
-        (phase(token, now) != Phase::Expired).then(|| IdToken::clone(token))
+        let cached = guard.as_ref()?;
+        (cached.phase(now) != Phase::Expired).then(|| cached.token.clone())
     }
 }
 
@@ -148,10 +166,10 @@ impl Shared {
         let seen = self.generation.load(Ordering::Acquire);
         let _fetching = self.fetch_lock.lock().await;
         let now = self.creds.clock().now();
-        if let Some(token) = &*self.current.load()
-            && phase(token, now) != Phase::Expired
+        if let Some(cached) = &*self.current.load()
+            && cached.phase(now) != Phase::Expired
         {
-            return Ok(IdToken::clone(token));
+            return Ok(cached.token.clone());
         }
         // A fetch finished while we queued and failed: report its error
         // rather than hammering a failing endpoint once per waiter.
@@ -165,10 +183,11 @@ impl Shared {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         match result {
-            Ok(token) => {
+            Ok(cached) => {
                 *last = None;
                 self.failures.store(0, Ordering::Release);
-                self.current.store(Some(Arc::new(token.clone())));
+                let token = cached.token.clone();
+                self.current.store(Some(Arc::new(cached)));
                 Ok(token)
             }
             Err(err) => {
@@ -179,22 +198,23 @@ impl Shared {
     }
 
     /// One fetch, refusing a token that is already unusable.
-    async fn fetch(&self, now: SystemTime) -> Result<IdToken> {
+    async fn fetch(&self, now: SystemTime) -> Result<Cached> {
         let token = self
             .creds
             .fetch_id_token(&self.audience, &self.options)
             .await?;
-        if phase(&token, now) == Phase::Expired {
+        let cached = Cached::new(token);
+        if cached.phase(now) == Phase::Expired {
             return Err(Error::Endpoint {
                 step: "token freshness check",
                 url: String::new(),
                 problem: EndpointProblem::InvalidResponse(format!(
                     "the new token expires at {} s since the epoch, which is already (nearly) past; check this machine's clock",
-                    token.claims().exp.unwrap_or(0)
+                    cached.token.claims().exp.unwrap_or(0)
                 )),
             });
         }
-        Ok(token)
+        Ok(cached)
     }
 
     fn start_background_refresh(self: &Arc<Self>, now: SystemTime) {
@@ -219,21 +239,21 @@ impl Shared {
         let _fetching = self.fetch_lock.lock().await;
         let now = self.creds.clock().now();
         let current = self.current.load_full();
-        if let Some(token) = &current
-            && phase(token, now) == Phase::Fresh
+        if let Some(cached) = &current
+            && cached.phase(now) == Phase::Fresh
         {
             return; // a foreground fetch already refreshed it
         }
         let result = self.fetch(now).await;
         self.generation.fetch_add(1, Ordering::AcqRel);
         match result {
-            Ok(token) => {
-                let progressed = phase(&token, now) == Phase::Fresh;
+            Ok(fresh) => {
+                let progressed = fresh.phase(now) == Phase::Fresh;
                 let newer = current
                     .as_ref()
-                    .is_none_or(|old| token.expires_at() > old.expires_at());
+                    .is_none_or(|old| fresh.token.expires_at() > old.token.expires_at());
                 if newer {
-                    self.current.store(Some(Arc::new(token)));
+                    self.current.store(Some(Arc::new(fresh)));
                 }
                 if progressed {
                     self.failures.store(0, Ordering::Release);
