@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 
 use crate::credentials::{Credentials, TokenOptions};
-use crate::error::{EndpointProblem, Error, Result};
+use crate::error::{Error, Result};
 use crate::token::IdToken;
 
 /// The longest a refresh starts ahead of expiry. The metadata server hands
@@ -205,13 +205,9 @@ impl Shared {
             .await?;
         let cached = Cached::new(token);
         if cached.phase(now) == Phase::Expired {
-            return Err(Error::Endpoint {
-                step: "token freshness check",
-                url: String::new(),
-                problem: EndpointProblem::InvalidResponse(format!(
-                    "the new token expires at {} s since the epoch, which is already (nearly) past; check this machine's clock",
-                    cached.token.claims().exp.unwrap_or(0)
-                )),
+            return Err(Error::StaleToken {
+                exp: cached.token.claims().exp.unwrap_or(0),
+                now: crate::clock::unix_seconds(now),
             });
         }
         Ok(cached)

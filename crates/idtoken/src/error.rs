@@ -38,6 +38,16 @@ pub enum Error {
         /// What went wrong.
         problem: EndpointProblem,
     },
+    /// A token arrived already expired (or about to): the clocks disagree.
+    #[error(
+        "the new token expires at {exp} (seconds since the epoch) but this machine's clock says {now}; check the system clock"
+    )]
+    StaleToken {
+        /// The token's `exp`.
+        exp: u64,
+        /// This machine's time.
+        now: u64,
+    },
     /// The caller asked for something that cannot work.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -278,3 +278,19 @@ async fn empty_audience_is_refused_before_any_request() {
     assert!(matches!(err, Error::InvalidArgument(_)));
     assert_eq!(emu.counters().total(), 0);
 }
+
+#[tokio::test]
+async fn a_token_already_expired_by_our_clock_is_refused_and_blames_the_clock() {
+    let emu = emulator().await;
+    // This machine's clock runs two hours ahead of the token issuer's.
+    let ahead = idtoken::ManualClock::new(std::time::SystemTime::now() + Duration::from_secs(7200));
+    let creds =
+        Credentials::metadata_server(&emu.metadata_host()).with_clock(std::sync::Arc::new(ahead));
+    let err = creds
+        .token_source("https://svc.example")
+        .token()
+        .await
+        .expect_err("stale");
+    assert!(matches!(err, Error::StaleToken { .. }), "{err:?}");
+    assert!(err.to_string().contains("check the system clock"), "{err}");
+}
