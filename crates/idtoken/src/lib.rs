@@ -9,7 +9,9 @@
 //! - **Mint and cache** tokens per audience ([`IdTokenSource`]): lock-free
 //!   reads, one fetch however many callers wait, refresh ahead of expiry in
 //!   the background so no caller waits while the cached token is valid.
-//! - **Verify** incoming tokens ([`Verifier`]).
+//! - **Verify** incoming tokens ([`Verifier`]): Google ID tokens (RS256)
+//!   and IAP assertions (ES256), with a key cache that never makes a
+//!   verification wait while its keys are valid.
 //!
 //! Tokens ([`IdToken`]) and private keys never print themselves.
 //!
@@ -51,4 +53,4 @@ pub use credentials::{Credentials, CredentialsKind, Format, TokenOptions};
 pub use env::Env;
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use token::{Claims, IdToken};
-pub use verify::{Verifier, VerifierBuilder, VerifyError};
+pub use verify::{Kind, Verifier, VerifierBuilder, VerifyError};
