@@ -7,4 +7,5 @@ mod common;
 mod discovery;
 mod errors;
 mod flows;
+mod keycache;
 mod verify;
