@@ -29,6 +29,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Features (none by default):
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `tower` | `integrations::tower::VerifyLayer`: verifies bearer tokens, claims into request extensions, 401/503 with `WWW-Authenticate` |
+//! | `axum` | `integrations::axum::VerifiedClaims`, an extractor for those claims |
+//!
 //! Supported credentials: service account key files and the metadata
 //! server; other types (`authorized_user`, `impersonated_service_account`,
 //! `external_account`) are recognised and refused with a clear error for
@@ -42,6 +49,7 @@ mod credentials;
 mod env;
 mod error;
 mod http;
+pub mod integrations;
 mod jws;
 mod token;
 pub mod verify;
