@@ -4,6 +4,7 @@
 mod attacks;
 mod cache;
 mod common;
+mod crosscheck;
 mod discovery;
 mod errors;
 mod flows;
