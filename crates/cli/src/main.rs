@@ -22,6 +22,10 @@ enum Command {
     Token(cmd::token::Args),
     /// Make an HTTP request carrying an ID token (curl-like).
     Curl(cmd::curl::Args),
+    /// Verify a token (signature, issuer, audience, times) and print its claims.
+    Verify(cmd::verify::Args),
+    /// Show a token's header and claims WITHOUT verifying them.
+    Decode(cmd::decode::Args),
     /// Run the local Google identity emulator.
     Emulator(cmd::emulator::Args),
     /// Start the emulator and a protected service, and show authenticated requests succeed.
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Token(args) => cmd::token::run(args).await,
             Command::Curl(args) => cmd::curl::run(args).await,
+            Command::Verify(args) => cmd::verify::run(args).await,
+            Command::Decode(args) => cmd::decode::run(args).await,
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
         }

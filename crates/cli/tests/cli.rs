@@ -379,3 +379,6 @@ mod demo {
         assert!(!text.contains("FAIL"), "{text}");
     }
 }
+
+#[path = "cli/verify.rs"]
+mod verify_and_decode;

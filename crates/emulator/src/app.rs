@@ -11,12 +11,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::keys::RsaKey;
+use crate::keys::{EcKey, RsaKey};
 use crate::state::Control;
 use crate::{Error, certs, jwt, metadata, oauth2};
 
-/// The issuer of every token the emulator signs.
+/// The issuer of every ID token the emulator signs.
 pub(crate) const ISSUER: &str = "https://accounts.google.com";
+/// The issuer of IAP assertions.
+pub(crate) const IAP_ISSUER: &str = "https://cloud.google.com/iap";
 /// The project the emulated instance and service account live in.
 pub(crate) const PROJECT_ID: &str = "idtoken-emulator";
 /// Its number, as the metadata server and `google` claims give it.
@@ -78,6 +80,7 @@ pub(crate) struct App {
     pub control: Arc<Control>,
     pub config: Config,
     google: Mutex<GoogleKeys>,
+    iap: Mutex<(Arc<EcKey>, Option<Arc<EcKey>>)>,
     account: ServiceAccount,
     pub identity_cache: Mutex<HashMap<IdentityKey, (String, i64)>>,
     pub access_tokens: Mutex<HashMap<String, AccessToken>>,
@@ -104,6 +107,7 @@ impl App {
                 current: Arc::new(google?),
                 previous: None,
             }),
+            iap: Mutex::new((Arc::new(EcKey::generate()?), None)),
             account: account?,
             identity_cache: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
@@ -148,8 +152,34 @@ impl App {
         out
     }
 
-    /// Makes a new current key; the old current becomes previous.
+    /// IAP's current signing key, then the previous one if any.
+    pub(crate) fn iap_keys(&self) -> Vec<Arc<EcKey>> {
+        let keys = self.iap.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = vec![Arc::clone(&keys.0)];
+        out.extend(keys.1.clone());
+        out
+    }
+
+    /// The current Google signing key.
+    pub(crate) fn google_key(&self) -> Arc<RsaKey> {
+        Arc::clone(
+            &self
+                .google
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .current,
+        )
+    }
+
+    /// Makes new current keys (Google's and IAP's); the old current ones
+    /// become previous.
     pub(crate) fn rotate(&self) -> Result<(), Error> {
+        let fresh_iap = Arc::new(EcKey::generate()?);
+        {
+            let mut iap = self.iap.lock().unwrap_or_else(|e| e.into_inner());
+            let old = std::mem::replace(&mut iap.0, fresh_iap);
+            iap.1 = Some(old);
+        }
         // Generate outside the lock: it takes a while.
         let fresh = Arc::new(RsaKey::generate(GOOGLE_CERT_CN)?);
         let mut keys = self.google.lock().unwrap_or_else(|e| e.into_inner());
@@ -175,14 +205,27 @@ impl App {
         claims.insert("iss".into(), json!(ISSUER));
         claims.insert("iat".into(), json!(iat));
         claims.insert("exp".into(), json!(exp));
-        let key = Arc::clone(
-            &self
-                .google
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .current,
-        );
+        let key = self.google_key();
         Ok((jwt::sign(&key, &Value::Object(claims))?, exp))
+    }
+
+    /// Signs an IAP assertion for `audience` and `email`, as IAP puts in
+    /// `x-goog-iap-jwt-assertion`.
+    pub(crate) fn mint_iap(&self, audience: &str, email: &str) -> Result<String, Error> {
+        let iat = self.now();
+        // IAP assertions live 10 minutes.
+        let exp = iat.saturating_add(600);
+        let claims = json!({
+            "iss": IAP_ISSUER,
+            "aud": audience,
+            "sub": format!("accounts.google.com:{}", numeric_id(email)),
+            "email": email,
+            "iat": iat,
+            "exp": exp,
+            "google": {"access_levels": []},
+        });
+        let key = Arc::clone(&self.iap.lock().unwrap_or_else(|e| e.into_inner()).0);
+        jwt::sign_es256(&key, &claims)
     }
 }
 
@@ -205,12 +248,31 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(oauth2::routes())
         .merge(certs::routes())
         .route("/_emulator/counters", get(counters))
+        .route("/_emulator/iap_token", axum::routing::post(iap_token))
         .fallback(not_found)
         .with_state(app)
 }
 
 async fn counters(axum::extract::State(app): axum::extract::State<Arc<App>>) -> Response {
     axum::Json(app.control.counters()).into_response()
+}
+
+/// Parameters of `POST /_emulator/iap_token`.
+#[derive(serde::Deserialize)]
+struct IapTokenQuery {
+    audience: String,
+    email: String,
+}
+
+/// `POST /_emulator/iap_token?audience=A&email=E`: an IAP assertion, as text.
+async fn iap_token(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    axum::extract::Query(q): axum::extract::Query<IapTokenQuery>,
+) -> Response {
+    match app.mint_iap(&q.audience, &q.email) {
+        Ok(token) => token.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 /// Unknown paths: 404, with the metadata flavor since most clients that wander

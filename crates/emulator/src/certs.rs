@@ -1,6 +1,7 @@
 //! Google's public signing keys: the JWK set (`/oauth2/v3/certs`) and the
 //! same keys as self-signed X.509 PEM certificates (`/oauth2/v1/certs`),
-//! both with the `Cache-Control` Google sends so verifiers can honour max-age.
+//! both with the `Cache-Control` Google sends so verifiers can honour max-age;
+//! and IAP's ES256 key set (`/iap/verify/public_key-jwk`).
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/oauth2/v3/certs", get(jwks))
         .route("/oauth2/v1/certs", get(pem_certs))
+        .route("/iap/verify/public_key-jwk", get(iap_jwks))
 }
 
 fn answer(app: &App, status: StatusCode, body: String) -> Response {
@@ -89,4 +91,12 @@ async fn pem_certs(State(app): State<Arc<App>>) -> Response {
         .map(|k| (k.kid().to_string(), json!(k.cert_pem())))
         .collect();
     answer(&app, StatusCode::OK, Value::Object(certs).to_string())
+}
+
+async fn iap_jwks(State(app): State<Arc<App>>) -> Response {
+    if let Some(fault) = app.control.arrive(Endpoint::IapJwk).await {
+        return fault_answer(&app, fault);
+    }
+    let keys: Vec<Value> = app.iap_keys().iter().map(|k| k.jwk()).collect();
+    answer(&app, StatusCode::OK, json!({"keys": keys}).to_string())
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::Error;
-use crate::app::{self, App, Clock, Config, ISSUER, PROJECT_ID};
+use crate::app::{self, App, Clock, Config, IAP_ISSUER, ISSUER, PROJECT_ID};
 use crate::state::{Counters, Endpoint, Fault, Hold};
 
 /// How long [`Emulator::shutdown`] lets in-flight requests finish.
@@ -179,9 +179,59 @@ impl Emulator {
         format!("{}/oauth2/v1/certs", self.url())
     }
 
-    /// The `iss` of every token it signs: `https://accounts.google.com`.
+    /// IAP's ES256 JWK set endpoint (`/iap/verify/public_key-jwk`).
+    pub fn iap_jwks_url(&self) -> String {
+        format!("{}/iap/verify/public_key-jwk", self.url())
+    }
+
+    /// The `iss` of every ID token it signs: `https://accounts.google.com`.
     pub fn issuer(&self) -> &str {
         ISSUER
+    }
+
+    /// The `iss` of its IAP assertions: `https://cloud.google.com/iap`.
+    pub fn iap_issuer(&self) -> &str {
+        IAP_ISSUER
+    }
+
+    /// An IAP assertion (ES256, as in `x-goog-iap-jwt-assertion`) for
+    /// `audience` (`/projects/NUM/global/backendServices/ID` or
+    /// `/projects/NUM/apps/PROJECT`) and the user `email`; it lives 10
+    /// minutes. Also served as `POST /_emulator/iap_token?audience=&email=`.
+    pub fn iap_token(&self, audience: &str, email: &str) -> Result<String, Error> {
+        self.app.mint_iap(audience, email)
+    }
+
+    /// The `kid` of the current Google signing key.
+    pub fn google_kid(&self) -> String {
+        self.app.google_key().kid().to_owned()
+    }
+
+    /// The `kid` of the current IAP signing key.
+    pub fn iap_kid(&self) -> String {
+        self.app
+            .iap_keys()
+            .first()
+            .map(|k| k.kid().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// For tests of verifiers: `header` and `claims` encoded exactly as given
+    /// (any bytes, even invalid JSON) and signed RS256 with the current
+    /// Google key. Nothing is added: put `kid` in the header yourself.
+    pub fn sign_google(&self, header: &str, claims: &str) -> Result<String, Error> {
+        let key = self.app.google_key();
+        crate::jwt::sign_raw(header, claims, |m| key.sign(m))
+    }
+
+    /// Like [`sign_google`](Self::sign_google), signed ES256 with the
+    /// current IAP key.
+    pub fn sign_iap(&self, header: &str, claims: &str) -> Result<String, Error> {
+        let keys = self.app.iap_keys();
+        let key = keys
+            .first()
+            .ok_or_else(|| Error::Key("no IAP key".into()))?;
+        crate::jwt::sign_raw(header, claims, |m| key.sign(m))
     }
 
     /// The default service account's email (the instance's, and the key file's).
@@ -231,8 +281,8 @@ impl Emulator {
         self.app.control.counters()
     }
 
-    /// Makes a new Google signing key current; the key sets then list it and
-    /// the one it replaced (older ones are dropped).
+    /// Makes new Google and IAP signing keys current; the key sets then list
+    /// each new key and the one it replaced (older ones are dropped).
     pub fn rotate_keys(&self) {
         if let Err(e) = self.app.rotate() {
             tracing::error!(error = %e, "key rotation failed; keeping the current key");

@@ -1,5 +1,6 @@
-//! RSA keys made at start, each with a random `kid`, and the forms Google
-//! publishes them in: JWK, PKCS#8 PEM (key files) and self-signed X.509 PEM.
+//! Keys made at start, each with a random `kid`: RSA keys in the forms Google
+//! publishes them in (JWK, PKCS#8 PEM for key files, self-signed X.509 PEM),
+//! and P-256 keys for IAP's ES256 key set (JWK).
 //!
 //! Keys live only in memory; nothing is written unless a caller asks for a
 //! key file.
@@ -96,6 +97,67 @@ impl RsaKey {
     }
 }
 
+/// A P-256 key for ES256, as IAP signs its assertions.
+pub(crate) struct EcKey {
+    kid: String,
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl std::fmt::Debug for EcKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EcKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EcKey {
+    /// Makes a fresh key.
+    pub(crate) fn generate() -> Result<Self, Error> {
+        let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        )
+        .map_err(|e| Error::Key(format!("P-256 key generation failed: {e}")))?;
+        Ok(Self {
+            kid: random_hex(3)?,
+            pair,
+        })
+    }
+
+    /// The key id.
+    pub(crate) fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key as a JWK, as IAP's `public_key-jwk` lists it.
+    pub(crate) fn jwk(&self) -> Value {
+        // The uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+        let point = self.pair.public_key().as_ref();
+        let (x, y) = point
+            .get(1..65)
+            .map_or((&[][..], &[][..]), |xy| xy.split_at(32));
+        json!({
+            "kty": "EC",
+            "alg": "ES256",
+            "use": "sig",
+            "crv": "P-256",
+            "kid": self.kid,
+            "x": URL_SAFE_NO_PAD.encode(x),
+            "y": URL_SAFE_NO_PAD.encode(y),
+        })
+    }
+
+    /// ECDSA P-256 SHA-256 over `msg`, as 64 bytes `r || s` (JWS form).
+    pub(crate) fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, Error> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = self
+            .pair
+            .sign(&rng, msg)
+            .map_err(|e| Error::Key(format!("ES256 signing failed: {e}")))?;
+        Ok(sig.as_ref().to_vec())
+    }
+}
+
 /// A self-signed certificate for the key, the form Python's google-auth reads.
 fn self_signed_cert(pkcs8: &[u8], cn: &str) -> Result<String, Error> {
     let cert_err = |e: rcgen::Error| Error::Key(format!("certificate creation failed: {e}"));
@@ -142,6 +204,29 @@ mod tests {
         assert_eq!(key.kid().len(), 40);
         assert!(key.pkcs8_pem().starts_with("-----BEGIN PRIVATE KEY-----\n"));
         assert!(key.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        Ok(())
+    }
+
+    #[test]
+    fn ec_signatures_are_64_bytes_and_verify_with_the_jwk_point() -> Result<(), Error> {
+        let key = EcKey::generate()?;
+        let sig = key.sign(b"hello")?;
+        assert_eq!(sig.len(), 64);
+        let jwk = key.jwk();
+        let coord = |c: &str| {
+            URL_SAFE_NO_PAD
+                .decode(jwk[c].as_str().unwrap_or_default())
+                .unwrap_or_default()
+        };
+        let mut point = vec![4u8];
+        point.extend(coord("x"));
+        point.extend(coord("y"));
+        let public = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+            &point,
+        );
+        assert!(public.verify(b"hello", &sig).is_ok());
+        assert!(public.verify(b"hellO", &sig).is_err());
         Ok(())
     }
 }

@@ -8,16 +8,19 @@
 //! | metadata server | `/`, `/computeMetadata/v1/...` (ping, email, identity) | `metadata` |
 //! | OAuth2 token endpoint | `POST /token` (JWT-bearer grant) | `oauth2` |
 //! | Google's key sets | `/oauth2/v3/certs` (JWK), `/oauth2/v1/certs` (PEM) | `certs` |
-//! | test control | `/_emulator/counters` | |
+//! | IAP's key set | `/iap/verify/public_key-jwk` (ES256 JWK) | `certs` |
+//! | test control | `/_emulator/counters`, `POST /_emulator/iap_token?audience=&email=` | |
 //!
-//! Its keys are RSA 2048, made at start and never written anywhere except the
+//! Its Google keys are RSA 2048 and its IAP keys P-256, made at start and never written anywhere except the
 //! key file a test asks for ([`Emulator::write_credentials`]). Tests steer it
 //! with [`Emulator::inject_fault`], [`Emulator::hold`] and
 //! [`Emulator::rotate_keys`], and observe it with [`Emulator::counters`].
 //!
 //! Point clients at it with `GCE_METADATA_HOST` ([`Emulator::metadata_host`])
 //! or a key file whose `token_uri` is [`Emulator::token_uri`], and verify
-//! against [`Emulator::jwks_url`].
+//! against [`Emulator::jwks_url`] (IAP: [`Emulator::iap_token`],
+//! [`Emulator::iap_jwks_url`]). Verifier tests forge tokens with
+//! [`Emulator::sign_google`] and [`Emulator::sign_iap`].
 //!
 //! # Example
 //!

@@ -27,11 +27,13 @@ pub enum Endpoint {
     JwksV3,
     /// Google's PEM certificates, `GET /oauth2/v1/certs`.
     CertsV1,
+    /// IAP's ES256 key set, `GET /iap/verify/public_key-jwk`.
+    IapJwk,
 }
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -39,6 +41,7 @@ impl Endpoint {
         Endpoint::Token,
         Endpoint::JwksV3,
         Endpoint::CertsV1,
+        Endpoint::IapJwk,
     ];
 
     /// The stable snake_case name, as used in the counters JSON.
@@ -51,6 +54,7 @@ impl Endpoint {
             Endpoint::Token => "token",
             Endpoint::JwksV3 => "jwks_v3",
             Endpoint::CertsV1 => "certs_v1",
+            Endpoint::IapJwk => "iap_jwk",
         }
     }
 
@@ -63,6 +67,7 @@ impl Endpoint {
             Endpoint::Token => 4,
             Endpoint::JwksV3 => 5,
             Endpoint::CertsV1 => 6,
+            Endpoint::IapJwk => 7,
         }
     }
 }

@@ -5,11 +5,18 @@
 //! token's header), reject what RFC 7515 says to reject (`crit`, oversized
 //! input, trailing data), and never panic on untrusted bytes; the parsing is
 //! small and the signature maths stays in aws-lc-rs.
+//!
+//! JSON is read strictly: a header or claim set naming the same member twice
+//! is rejected (serde_json alone would silently keep the last one, letting a
+//! forger show one value to a lax parser and another to us), and so is
+//! anything that is not UTF-8 or not an object.
+
+use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 /// Largest token accepted. Google ID tokens are about 1 KiB; 16 KiB leaves
 /// room for large claim sets while bounding the work an attacker can cause.
@@ -24,6 +31,8 @@ pub(crate) enum JwsError {
     Segments(usize),
     #[error("the {0} segment is not valid base64url")]
     Base64(&'static str),
+    #[error("the {0} segment is not UTF-8")]
+    Utf8(&'static str),
     #[error("the {0} segment is not a JSON object: {1}")]
     Json(&'static str, String),
 }
@@ -68,11 +77,73 @@ fn decode_object(segment: &str, name: &'static str) -> Result<Map<String, Value>
     let bytes = URL_SAFE_NO_PAD
         .decode(segment)
         .map_err(|_| JwsError::Base64(name))?;
-    decode_json(&bytes).map_err(|e| JwsError::Json(name, e))
+    let text = std::str::from_utf8(&bytes).map_err(|_| JwsError::Utf8(name))?;
+    match serde_json::from_str::<Strict>(text) {
+        Ok(Strict(Value::Object(map))) => Ok(map),
+        Ok(_) => Err(JwsError::Json(name, "not an object".into())),
+        Err(e) => Err(JwsError::Json(name, e.to_string())),
+    }
 }
 
-fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+/// A JSON value read with duplicate object members rejected at any depth.
+pub(crate) struct Strict(pub Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("duplicate member `{key}`")));
+            }
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 /// Encodes `header.claims` and signs it with RS256.
@@ -116,6 +187,33 @@ mod tests {
         assert_eq!(
             parse(&big).expect_err("too long"),
             JwsError::TooLong(MAX_TOKEN_LEN + 1)
+        );
+    }
+
+    #[test]
+    fn rejects_duplicate_members_at_any_depth() {
+        let p = URL_SAFE_NO_PAD.encode("{}");
+        for dup in [r#"{"alg":"RS256","alg":"none"}"#, r#"{"a":{"b":1,"b":2}}"#] {
+            let h = URL_SAFE_NO_PAD.encode(dup);
+            assert!(
+                matches!(
+                    parse(&format!("{h}.{p}.")),
+                    Err(JwsError::Json("header", _))
+                ),
+                "{dup}"
+            );
+        }
+        let ok = URL_SAFE_NO_PAD.encode(r#"{"a":[{"b":1},{"b":2}],"c":1.5,"d":null}"#);
+        assert!(parse(&format!("{ok}.{p}.")).is_ok());
+    }
+
+    #[test]
+    fn rejects_non_utf8_segments() {
+        let h = URL_SAFE_NO_PAD.encode(b"{\"a\":\"\xff\"}");
+        let p = URL_SAFE_NO_PAD.encode("{}");
+        assert_eq!(
+            parse(&format!("{h}.{p}.")).expect_err("not UTF-8"),
+            JwsError::Utf8("header")
         );
     }
 

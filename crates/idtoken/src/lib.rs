@@ -9,7 +9,9 @@
 //! - **Mint and cache** tokens per audience ([`IdTokenSource`]): lock-free
 //!   reads, one fetch however many callers wait, refresh ahead of expiry in
 //!   the background so no caller waits while the cached token is valid.
-//! - **Verify** incoming tokens ([`Verifier`]).
+//! - **Verify** incoming tokens ([`Verifier`]): Google ID tokens (RS256)
+//!   and IAP assertions (ES256), with a key cache that never makes a
+//!   verification wait while its keys are valid.
 //!
 //! Tokens ([`IdToken`]) and private keys never print themselves.
 //!
@@ -27,6 +29,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Features (none by default):
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `tower` | `integrations::tower::VerifyLayer`: verifies bearer tokens, claims into request extensions, 401/503 with `WWW-Authenticate` |
+//! | `axum` | `integrations::axum::VerifiedClaims`, an extractor for those claims |
+//!
 //! Supported credentials: service account key files and the metadata
 //! server; other types (`authorized_user`, `impersonated_service_account`,
 //! `external_account`) are recognised and refused with a clear error for
@@ -40,6 +49,7 @@ mod credentials;
 mod env;
 mod error;
 mod http;
+pub mod integrations;
 mod jws;
 mod token;
 pub mod verify;
@@ -51,4 +61,4 @@ pub use credentials::{Credentials, CredentialsKind, Format, TokenOptions};
 pub use env::Env;
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use token::{Claims, IdToken};
-pub use verify::{Verifier, VerifierBuilder, VerifyError};
+pub use verify::{Kind, Verifier, VerifierBuilder, VerifyError};

@@ -1,13 +1,17 @@
 //! `idtoken demo`: in one process, the emulator (a stand-in for Google) and
 //! a small protected service on loopback, then requests that must be
 //! refused or accepted. Exits 0 only if every one turned out as expected.
+//!
+//! The service is an axum router behind the library's
+//! [`VerifyLayer`]: the layer refuses bad requests with 401 and a
+//! `WWW-Authenticate` challenge, the handler reads [`VerifiedClaims`].
 
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
+use idtoken::integrations::axum::VerifiedClaims;
+use idtoken::integrations::tower::VerifyLayer;
 use idtoken::{Credentials, Env, Format, TokenOptions, Verifier};
 use idtoken_emulator::Emulator;
 use serde_json::{Value, json};
@@ -36,7 +40,9 @@ pub(crate) async fn run(_args: Args) -> Result<(), Failure> {
         .audience(&service_url)
         .jwks_url(emu.jwks_url())
         .build()?;
-    let app = Router::new().fallback(protected).with_state(verifier);
+    let app = Router::new()
+        .fallback(protected)
+        .layer(VerifyLayer::new(verifier));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     println!("idtoken demo");
@@ -148,7 +154,9 @@ pub(crate) async fn run(_args: Args) -> Result<(), Failure> {
     }
 }
 
-/// GETs the protected service, with a token if given.
+/// GETs the protected service, with a token if given. The body is the
+/// service's JSON on success; on refusal, `error_description` comes from
+/// the `WWW-Authenticate` challenge.
 async fn call(http: &reqwest::Client, url: &str, token: Option<&idtoken::IdToken>) -> (u16, Value) {
     let mut req = http.get(format!("{url}/hello"));
     if let Some(t) = token {
@@ -157,42 +165,26 @@ async fn call(http: &reqwest::Client, url: &str, token: Option<&idtoken::IdToken
     match req.send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
-            (status, resp.json().await.unwrap_or(Value::Null))
+            let challenge = resp
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once("error_description=\""))
+                .map(|(_, d)| d.trim_end_matches('"').to_owned());
+            match challenge {
+                Some(why) => (status, json!({"error_description": why})),
+                None => (status, resp.json().await.unwrap_or(Value::Null)),
+            }
         }
         Err(e) => (0, json!({"error": e.to_string()})),
     }
 }
 
-/// The protected service: every path needs a valid token for its audience.
-async fn protected(State(verifier): State<Verifier>, headers: HeaderMap) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(token) = token else {
-        return deny(StatusCode::UNAUTHORIZED, "missing bearer token");
-    };
-    match verifier.verify(token).await {
-        Ok(claims) => axum::Json(json!({
-            "email": claims.email,
-            "aud": claims.aud,
-            "sub": claims.sub,
-        }))
-        .into_response(),
-        Err(e) if e.is_unavailable() => deny(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        Err(e) => deny(StatusCode::UNAUTHORIZED, &e.to_string()),
-    }
-}
-
-fn deny(status: StatusCode, why: &str) -> Response {
-    let challenge = format!(
-        "Bearer error=\"invalid_token\", error_description=\"{}\"",
-        why.replace(['"', '\\'], "'")
-    );
-    (
-        status,
-        [(header::WWW_AUTHENTICATE, challenge)],
-        axum::Json(json!({"error": "invalid_token", "error_description": why})),
-    )
-        .into_response()
+/// The protected service: the layer has verified the token for its audience.
+async fn protected(VerifiedClaims(claims): VerifiedClaims) -> axum::Json<Value> {
+    axum::Json(json!({
+        "email": claims.email,
+        "aud": claims.aud,
+        "sub": claims.sub,
+    }))
 }

@@ -68,6 +68,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         files.service_account.display()
     );
     println!("export IDTOKEN_JWKS_URL={}", emu.jwks_url());
+    println!("export IDTOKEN_IAP_JWKS_URL={}", emu.iap_jwks_url());
 
     tokio::signal::ctrl_c()
         .await

@@ -6,7 +6,10 @@ use std::time::Duration;
 use idtoken_emulator::{Emulator, Endpoint, Fault};
 use serde_json::Value;
 
-use crate::common::{TestResult, grant, id_assertion, key_file};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use crate::common::{BoxError, TestResult, grant, id_assertion, key_file};
 
 /// Waits (up to 5 s) until `endpoint` has received `n` requests.
 async fn wait_for_count(emu: &Emulator, endpoint: Endpoint, n: u64) {
@@ -253,5 +256,70 @@ async fn dropping_the_emulator_stops_the_server() -> TestResult {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(refused);
+    Ok(())
+}
+
+#[tokio::test]
+async fn iap_tokens_are_es256_and_verify_with_the_iap_key_set_across_rotation() -> TestResult {
+    let emu = Emulator::start().await?;
+    let aud = "/projects/123456789012/global/backendServices/42";
+    let verify = |token: &str, set: &JwkSet| -> Result<Value, BoxError> {
+        let kid = jsonwebtoken::decode_header(token)?.kid.ok_or("no kid")?;
+        let jwk = set.find(&kid).ok_or("kid not in the IAP key set")?;
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[aud]);
+        v.set_issuer(&["https://cloud.google.com/iap"]);
+        Ok(jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk)?, &v)?.claims)
+    };
+    let first = emu.iap_token(aud, "alice@example.com")?;
+    let set: JwkSet = reqwest::get(emu.iap_jwks_url()).await?.json().await?;
+    assert_eq!(set.keys.len(), 1);
+    let claims = verify(&first, &set)?;
+    assert_eq!(claims["email"], "alice@example.com");
+    assert!(
+        claims["sub"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("accounts.google.com:"))
+    );
+    assert_eq!(
+        claims["exp"].as_i64(),
+        claims["iat"].as_i64().map(|i| i + 600)
+    );
+
+    emu.rotate_keys();
+    let second = reqwest::Client::new()
+        .post(format!("{}/_emulator/iap_token", emu.url()))
+        .query(&[("audience", aud), ("email", "bob@example.com")])
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let set: JwkSet = reqwest::get(emu.iap_jwks_url()).await?.json().await?;
+    assert_eq!(set.keys.len(), 2, "new and previous key listed");
+    verify(&first, &set)?;
+    assert_eq!(verify(&second, &set)?["email"], "bob@example.com");
+    assert_eq!(emu.counters().get(Endpoint::IapJwk), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sign_google_signs_any_header_and_claims_with_the_current_key() -> TestResult {
+    let emu = Emulator::start().await?;
+    let header = format!(
+        r#"{{"alg":"RS256","kid":"{}","x":1,"x":2}}"#,
+        emu.google_kid()
+    );
+    let token = emu.sign_google(&header, "not json")?;
+    let set: JwkSet = reqwest::get(emu.jwks_url()).await?.json().await?;
+    let jwk = set.find(&emu.google_kid()).ok_or("current kid listed")?;
+    let key = DecodingKey::from_jwk(jwk)?;
+    let (input, sig) = token.rsplit_once('.').ok_or("three parts")?;
+    assert!(jsonwebtoken::crypto::verify(
+        sig,
+        input.as_bytes(),
+        &key,
+        Algorithm::RS256
+    )?);
     Ok(())
 }

@@ -51,6 +51,31 @@ pub enum VerifyError {
         /// The audiences this verifier accepts.
         expected: Vec<String>,
     },
+    /// `aud` is an array: Google ID tokens carry exactly one audience, and a
+    /// token naming several was minted for someone else too.
+    #[error("`aud` is an array; a Google ID token carries exactly one audience")]
+    MultipleAudiences,
+    /// The token's `email` is not one this verifier allows.
+    #[error("email {0:?} is not allowed")]
+    EmailNotAllowed(String),
+    /// Emails are checked but the token has none.
+    #[error("the token carries no `email` claim; request it (`format=full`, `includeEmail`)")]
+    MissingEmail,
+    /// Emails are checked but `email_verified` is not `true`.
+    #[error("email {0:?} is not verified (`email_verified` is not true)")]
+    EmailNotVerified(String),
+    /// `hd` (hosted domain) is not the one required.
+    #[error("hosted domain {seen:?} is not {expected:?}")]
+    WrongHostedDomain {
+        /// The token's `hd`, if any.
+        seen: Option<String>,
+        /// The required domain.
+        expected: String,
+    },
+    /// The key with the token's `kid` is not of the kind this verifier
+    /// uses (an RSA key at an ES256 verifier or the reverse).
+    #[error("key {0:?} is not usable for {1}")]
+    KeyMismatch(String, &'static str),
     /// `iss` is not one of the expected issuers.
     #[error("wrong issuer {0:?}")]
     WrongIssuer(String),

@@ -1,11 +1,21 @@
-//! The key-set cache: keys held for the key set's `Cache-Control: max-age`
-//! (minus `Age`), lock-free reads, one fetch at a time, refetch on an
-//! unknown `kid` at most once per interval, and cached keys kept serving
-//! (bounded) while the key endpoint fails.
+//! The key-set cache.
+//!
+//! - Keys are held for the key set's `Cache-Control: max-age` minus `Age`.
+//! - Reads are lock-free (an `ArcSwap` load); a verification never waits
+//!   on a fetch while the cached keys are valid: a refresh starts in the
+//!   background a little before they lapse.
+//! - One fetch at a time, however many verifications wait (a mutex held
+//!   across the fetch; whoever waited uses the fresh result).
+//! - An unknown `kid` triggers at most one refetch per interval, so random
+//!   `kid`s cannot flood the key endpoint; lookups that arrive while that
+//!   refetch runs wait for it instead of failing.
+//! - When the endpoint fails, cached keys keep serving for up to
+//!   [`STALE_IF_ERROR`] past their expiry, a retry is made at most once per
+//!   interval, and the failure is logged once per outage.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -20,16 +30,23 @@ use crate::http::Http;
 /// Used when the key set carries no `max-age`.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 /// How long past their expiry cached keys serve while the endpoint fails.
-const STALE_IF_ERROR: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const STALE_IF_ERROR: Duration = Duration::from_secs(24 * 3600);
+/// Longest head start of a background refresh before the keys lapse.
+const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
 
 /// A public key from a JWK set.
 #[derive(Debug, Clone)]
 pub(crate) enum PublicKey {
+    /// RSA modulus and exponent, big-endian.
     Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// A P-256 point, uncompressed (`04 || x || y`).
+    P256 { point: Vec<u8> },
 }
 
 struct KeySet {
-    keys: HashMap<String, PublicKey>,
+    keys: HashMap<String, Arc<PublicKey>>,
+    /// When a background refresh should start.
+    refresh_at: SystemTime,
     expires_at: SystemTime,
 }
 
@@ -39,80 +56,161 @@ pub(crate) struct KeyCache {
     fetch_lock: tokio::sync::Mutex<()>,
     /// When an unknown `kid` last caused a refetch (ms since the epoch).
     last_unknown_refetch_ms: AtomicU64,
-    unknown_kid_interval: Duration,
+    /// After a failed fetch: no new attempt before this (ms since the epoch).
+    retry_after_ms: AtomicU64,
+    /// A background refresh is running.
+    refreshing: AtomicBool,
+    /// The current outage has been logged.
+    warned: AtomicBool,
+    interval: Duration,
     clock: Arc<dyn Clock>,
 }
 
 impl KeyCache {
-    pub(crate) fn new(url: String, unknown_kid_interval: Duration, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(url: String, interval: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             url,
             current: ArcSwapOption::empty(),
             fetch_lock: tokio::sync::Mutex::new(()),
             last_unknown_refetch_ms: AtomicU64::new(0),
-            unknown_kid_interval,
+            retry_after_ms: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+            warned: AtomicBool::new(false),
+            interval,
             clock,
         }
     }
 
     /// The key for `kid`, fetching the key set when needed.
-    pub(crate) async fn key(&self, kid: &str) -> Result<PublicKey, VerifyError> {
+    pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<PublicKey>, VerifyError> {
         let now = self.clock.now();
-        if let Some(set) = &*self.current.load()
-            && now < set.expires_at
-        {
-            if let Some(key) = set.keys.get(kid) {
-                return Ok(key.clone());
-            }
-            if !self.may_refetch_for_unknown_kid(now) {
-                return Err(VerifyError::UnknownKey(kid.to_owned()));
+        let unknown = || VerifyError::UnknownKey(kid.to_owned());
+        if let Some(set) = self.current.load_full() {
+            let valid = now < set.expires_at;
+            let stale_ok = now < set.expires_at + STALE_IF_ERROR
+                && millis(now) < self.retry_after_ms.load(Ordering::Acquire);
+            if valid || stale_ok {
+                if valid && now >= set.refresh_at {
+                    self.refresh_in_background();
+                }
+                if let Some(key) = set.keys.get(kid) {
+                    return Ok(Arc::clone(key));
+                }
+                return self.unknown_kid(kid, &set).await.ok_or_else(unknown);
             }
         }
-        let set = self.refresh().await?;
-        set.keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| VerifyError::UnknownKey(kid.to_owned()))
+        // Cold, expired, or stale with a retry due: fetch and wait for it.
+        let set = self.refresh(None).await?;
+        set.keys.get(kid).cloned().ok_or_else(unknown)
+    }
+
+    /// An unknown `kid` with usable keys: refetch at most once per interval;
+    /// lookups during that refetch wait for it.
+    async fn unknown_kid(&self, kid: &str, seen: &Arc<KeySet>) -> Option<Arc<PublicKey>> {
+        let guard = self.fetch_lock.lock().await;
+        if let Some(set) = self.current.load_full()
+            && !Arc::ptr_eq(&set, seen)
+        {
+            return set.keys.get(kid).cloned();
+        }
+        let now = self.clock.now();
+        if !self.may_refetch_for_unknown_kid(now) {
+            return None;
+        }
+        let set = self.refresh(Some(guard)).await.ok()?;
+        set.keys.get(kid).cloned()
     }
 
     fn may_refetch_for_unknown_kid(&self, now: SystemTime) -> bool {
         let now_ms = millis(now);
         let last = self.last_unknown_refetch_ms.load(Ordering::Acquire);
-        let interval = u64::try_from(self.unknown_kid_interval.as_millis()).unwrap_or(u64::MAX);
-        now_ms.saturating_sub(last) >= interval
-            && self
-                .last_unknown_refetch_ms
-                .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+        if last != 0 && now_ms.saturating_sub(last) < duration_ms(self.interval) {
+            return false;
+        }
+        self.last_unknown_refetch_ms
+            .store(now_ms, Ordering::Release);
+        true
     }
 
-    /// Fetches the key set (one fetch at a time); on failure keeps serving
-    /// a recently expired set.
-    async fn refresh(&self) -> Result<Arc<KeySet>, VerifyError> {
-        let before = self.current.load_full();
-        let _fetching = self.fetch_lock.lock().await;
-        let now = self.clock.now();
-        let after = self.current.load_full();
-        // Someone else fetched while we waited: use their result.
-        if let Some(set) = &after {
-            let changed = before.as_ref().is_none_or(|b| !Arc::ptr_eq(b, set));
-            if changed && now < set.expires_at {
-                return Ok(Arc::clone(set));
-            }
+    /// Starts one background refresh (if none is running and a runtime is
+    /// at hand); verifications keep using the cached keys meanwhile.
+    fn refresh_in_background(self: &Arc<Self>) {
+        if millis(self.clock.now()) < self.retry_after_ms.load(Ordering::Acquire) {
+            return;
         }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        handle.spawn(async move {
+            let before = this.current.load_full();
+            let guard = this.fetch_lock.lock().await;
+            let after = this.current.load_full();
+            let someone_else = match (&before, &after) {
+                (Some(b), Some(a)) => !Arc::ptr_eq(b, a),
+                _ => false,
+            };
+            if !someone_else {
+                let _ = this.refresh(Some(guard)).await;
+            }
+            this.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Fetches the key set, one fetch at a time. Callers that waited for
+    /// another's fetch use its result. On failure a recently expired set
+    /// keeps serving and the next attempt waits an interval.
+    async fn refresh(
+        &self,
+        held: Option<tokio::sync::MutexGuard<'_, ()>>,
+    ) -> Result<Arc<KeySet>, VerifyError> {
+        let _fetching = match held {
+            Some(guard) => guard,
+            None => {
+                let before = self.current.load_full();
+                let guard = self.fetch_lock.lock().await;
+                let now = self.clock.now();
+                if let Some(set) = self.current.load_full() {
+                    let changed = before.as_ref().is_none_or(|b| !Arc::ptr_eq(b, &set));
+                    let stale_ok = now < set.expires_at + STALE_IF_ERROR
+                        && millis(now) < self.retry_after_ms.load(Ordering::Acquire);
+                    if (changed && now < set.expires_at) || stale_ok {
+                        return Ok(set);
+                    }
+                }
+                guard
+            }
+        };
+        let now = self.clock.now();
         match self.fetch(now).await {
             Ok(set) => {
                 let set = Arc::new(set);
                 self.current.store(Some(Arc::clone(&set)));
+                self.retry_after_ms.store(0, Ordering::Release);
+                if self.warned.swap(false, Ordering::AcqRel) {
+                    tracing::info!(url = %self.url, "key set endpoint answers again");
+                }
                 Ok(set)
             }
-            Err(why) => match after {
-                Some(set) if now < set.expires_at + STALE_IF_ERROR => {
-                    tracing::warn!(url = %self.url, error = %why, "key set refresh failed; serving cached keys");
-                    Ok(set)
+            Err(why) => {
+                let retry = millis(now).saturating_add(duration_ms(self.interval));
+                self.retry_after_ms.store(retry, Ordering::Release);
+                let current = self.current.load_full();
+                let serving = current
+                    .as_ref()
+                    .is_some_and(|s| now < s.expires_at + STALE_IF_ERROR);
+                if !self.warned.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(url = %self.url, error = %why, serving_cached = serving,
+                        "key set fetch failed; logged once until it answers again");
                 }
-                _ => Err(VerifyError::KeysUnavailable(why)),
-            },
+                match current {
+                    Some(set) if serving => Ok(set),
+                    _ => Err(VerifyError::KeysUnavailable(why)),
+                }
+            }
         }
     }
 
@@ -127,14 +225,16 @@ impl KeyCache {
         let mut keys = HashMap::new();
         for jwk in jwks.keys {
             if let (Some(kid), Some(key)) = (jwk.kid.clone(), jwk.to_key()) {
-                keys.insert(kid, key);
+                keys.insert(kid, Arc::new(key));
             }
         }
         if keys.is_empty() {
             return Err(format!("the key set at {url} holds no usable keys"));
         }
+        let ahead = (max_age / 10).min(MAX_REFRESH_AHEAD);
         Ok(KeySet {
             keys,
+            refresh_at: now + (max_age - ahead),
             expires_at: now + max_age,
         })
     }
@@ -151,20 +251,39 @@ struct Jwk {
     kid: Option<String>,
     #[serde(rename = "use")]
     use_: Option<String>,
+    alg: Option<String>,
     n: Option<String>,
     e: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
 }
 
 impl Jwk {
+    /// The key, when it is a signing key of a kind we use; `alg`, when
+    /// given, must agree with the key type.
     fn to_key(&self) -> Option<PublicKey> {
         if self.use_.as_deref().is_some_and(|u| u != "sig") {
             return None;
         }
+        let alg_is = |want: &str| self.alg.as_deref().is_none_or(|a| a == want);
         match self.kty.as_str() {
-            "RSA" => Some(PublicKey::Rsa {
+            "RSA" if alg_is("RS256") => Some(PublicKey::Rsa {
                 n: URL_SAFE_NO_PAD.decode(self.n.as_ref()?).ok()?,
                 e: URL_SAFE_NO_PAD.decode(self.e.as_ref()?).ok()?,
             }),
+            "EC" if alg_is("ES256") && self.crv.as_deref() == Some("P-256") => {
+                let x = URL_SAFE_NO_PAD.decode(self.x.as_ref()?).ok()?;
+                let y = URL_SAFE_NO_PAD.decode(self.y.as_ref()?).ok()?;
+                if x.len() != 32 || y.len() != 32 {
+                    return None;
+                }
+                let mut point = Vec::with_capacity(65);
+                point.push(4);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                Some(PublicKey::P256 { point })
+            }
             _ => None,
         }
     }
@@ -188,4 +307,8 @@ fn cache_lifetime(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -1,10 +1,21 @@
-//! Verifying Google ID tokens on the receiving side.
+//! Verifying Google-signed tokens on the receiving side.
 //!
-//! A [`Verifier`] checks the RS256 signature against Google's JWK set (or
-//! any key set of the same shape, such as the emulator's), then `iss`,
-//! `aud`, `exp`, `iat`, `nbf` with a small clock skew, and the lifetime.
-//! The algorithm is fixed by the verifier, never chosen by the token.
+//! A [`Verifier`] is of one [`Kind`]:
+//!
+//! | kind | algorithm | key set | issuers |
+//! |---|---|---|---|
+//! | [`Kind::Google`] | RS256 | [`GOOGLE_JWKS_URL`] | [`GOOGLE_ISSUERS`] |
+//! | [`Kind::Iap`] | ES256 (P-256) | [`IAP_JWKS_URL`] | [`IAP_ISSUER`] |
+//!
+//! The algorithm is fixed by the kind and by the key the `kid` names, never
+//! chosen by the token's header: `none`, HMAC and any other `alg` are
+//! refused. Then `iss`, `aud` (exactly one), `exp`/`iat`/`nbf` with a small
+//! skew, the lifetime, and optionally the email and hosted domain are
+//! checked, all before any key is fetched; malformed input never causes
+//! network traffic. Keys are cached per `Cache-Control` (see the key cache
+//! in `jwks.rs`).
 
+mod claims;
 mod error;
 mod jwks;
 
@@ -18,13 +29,55 @@ use jwks::{KeyCache, PublicKey};
 
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::token::Claims;
+use claims::Policy;
 
 /// Google's OIDC key set.
 pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 /// Issuers Google puts in ID tokens.
 pub const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
+/// IAP's key set (ES256).
+pub const IAP_JWKS_URL: &str = "https://www.gstatic.com/iap/verify/public_key-jwk";
+/// The issuer of IAP's signed headers.
+pub const IAP_ISSUER: &str = "https://cloud.google.com/iap";
+/// The header IAP puts its signed assertion in.
+pub const IAP_HEADER: &str = "x-goog-iap-jwt-assertion";
 
-/// Checks Google ID tokens. Cheap to clone; clones share the key cache.
+/// Which tokens a verifier checks; fixes the algorithm, key set and issuers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Google OIDC ID tokens: RS256 with Google's JWK set.
+    Google,
+    /// IAP's signed headers (`x-goog-iap-jwt-assertion`): ES256 with IAP's key set.
+    Iap,
+}
+
+impl Kind {
+    /// The one JWS algorithm this kind accepts.
+    pub fn algorithm(self) -> &'static str {
+        match self {
+            Kind::Google => "RS256",
+            Kind::Iap => "ES256",
+        }
+    }
+
+    fn default_issuers(self) -> Vec<String> {
+        match self {
+            Kind::Google => GOOGLE_ISSUERS.iter().map(|s| (*s).to_owned()).collect(),
+            Kind::Iap => vec![IAP_ISSUER.to_owned()],
+        }
+    }
+
+    fn default_jwks_url(self) -> &'static str {
+        match self {
+            Kind::Google => GOOGLE_JWKS_URL,
+            Kind::Iap => IAP_JWKS_URL,
+        }
+    }
+}
+
+/// Checks Google ID tokens or IAP assertions. Cheap to clone; clones share
+/// the key cache.
 ///
 /// ```no_run
 /// # async fn run(token: &str) -> Result<(), Box<dyn std::error::Error>> {
@@ -33,6 +86,10 @@ pub const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.
 ///     .build()?;
 /// let claims = verifier.verify(token).await?;
 /// println!("caller: {:?}", claims.email);
+///
+/// let iap = idtoken::Verifier::iap()
+///     .audience("/projects/123456789012/global/backendServices/987")
+///     .build()?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -41,20 +98,18 @@ pub struct Verifier {
 }
 
 struct Inner {
-    audiences: Vec<String>,
-    issuers: Vec<String>,
-    skew: Duration,
-    max_lifetime: Duration,
-    keys: KeyCache,
+    policy: Policy,
+    keys: Arc<KeyCache>,
     clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("audiences", &self.audiences)
-            .field("issuers", &self.issuers)
-            .field("skew", &self.skew)
+            .field("kind", &self.policy.kind)
+            .field("audiences", &self.policy.audiences)
+            .field("issuers", &self.policy.issuers)
+            .field("skew", &self.policy.skew)
             .finish_non_exhaustive()
     }
 }
@@ -62,38 +117,62 @@ impl std::fmt::Debug for Inner {
 /// Configures a [`Verifier`].
 #[derive(Debug, Clone)]
 pub struct VerifierBuilder {
-    audiences: Vec<String>,
-    issuers: Vec<String>,
+    policy: Policy,
     jwks_url: String,
-    skew: Duration,
-    max_lifetime: Duration,
     unknown_kid_interval: Duration,
     clock: Arc<dyn Clock>,
 }
 
 impl Verifier {
-    /// Starts configuring a verifier for Google ID tokens.
+    /// Starts configuring a verifier for Google ID tokens (RS256).
     pub fn builder() -> VerifierBuilder {
+        Self::builder_for(Kind::Google)
+    }
+
+    /// Starts configuring a verifier for IAP's signed headers (ES256).
+    pub fn iap() -> VerifierBuilder {
+        Self::builder_for(Kind::Iap)
+    }
+
+    /// Starts configuring a verifier of the given kind.
+    pub fn builder_for(kind: Kind) -> VerifierBuilder {
         VerifierBuilder {
-            audiences: Vec::new(),
-            issuers: GOOGLE_ISSUERS.iter().map(|s| (*s).to_owned()).collect(),
-            jwks_url: GOOGLE_JWKS_URL.to_owned(),
-            skew: Duration::from_secs(30),
-            max_lifetime: Duration::from_secs(24 * 3600),
+            policy: Policy {
+                kind,
+                audiences: Vec::new(),
+                issuers: kind.default_issuers(),
+                skew: Duration::from_secs(30),
+                max_lifetime: Duration::from_secs(24 * 3600),
+                emails: Vec::new(),
+                domains: Vec::new(),
+                hosted_domain: None,
+            },
+            jwks_url: kind.default_jwks_url().to_owned(),
             unknown_kid_interval: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
         }
     }
 
+    /// The kind of tokens this verifier checks.
+    pub fn kind(&self) -> Kind {
+        self.inner.policy.kind
+    }
+
     /// Verifies `token` and returns its claims.
+    ///
+    /// Everything that can be checked without keys is checked first, so a
+    /// malformed or expired token costs no network traffic.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &self.inner;
+        let kind = inner.policy.kind;
         let parts = crate::jws::parse(token).map_err(|e| VerifyError::Malformed(e.to_string()))?;
         let header = &parts.header;
-        match header.get("alg").and_then(Value::as_str) {
-            Some("RS256") => {}
-            Some(other) => return Err(VerifyError::Algorithm(other.to_owned(), "RS256")),
-            None => return Err(VerifyError::MissingClaim("alg")),
+        match header.get("alg") {
+            Some(Value::String(alg)) if alg == kind.algorithm() => {}
+            Some(Value::String(other)) => {
+                return Err(VerifyError::Algorithm(other.clone(), kind.algorithm()));
+            }
+            _ => return Err(VerifyError::MissingClaim("alg")),
         }
         if header.contains_key("crit") {
             return Err(VerifyError::CriticalExtension);
@@ -102,89 +181,61 @@ impl Verifier {
             .get("kid")
             .and_then(Value::as_str)
             .ok_or(VerifyError::MissingClaim("kid"))?;
-        // Check cheap claims before any network traffic for keys.
-        let claims = Claims::from_map(parts.claims.clone()).map_err(VerifyError::Malformed)?;
-        inner.check_claims(&claims)?;
-        let PublicKey::Rsa { n, e } = inner.keys.key(kid).await?;
-        let public = aws_lc_rs::signature::RsaPublicKeyComponents { n: &n, e: &e };
-        public
-            .verify(
-                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-                parts.signing_input.as_bytes(),
-                &parts.signature,
+        if kind == Kind::Iap && parts.signature.len() != 64 {
+            return Err(VerifyError::Malformed(format!(
+                "an ES256 signature is 64 bytes, this one is {}",
+                parts.signature.len()
+            )));
+        }
+        if matches!(parts.claims.get("aud"), Some(Value::Array(_))) {
+            return Err(VerifyError::MultipleAudiences);
+        }
+        let claims = Claims::from_map(parts.claims).map_err(VerifyError::Malformed)?;
+        inner
+            .policy
+            .check(&claims, unix_seconds(inner.clock.now()))?;
+        let key = inner.keys.key(kid).await?;
+        let message = parts.signing_input.as_bytes();
+        let ok = match (kind, &*key) {
+            (Kind::Google, PublicKey::Rsa { n, e }) => {
+                aws_lc_rs::signature::RsaPublicKeyComponents { n, e }
+                    .verify(
+                        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                        message,
+                        &parts.signature,
+                    )
+                    .is_ok()
+            }
+            (Kind::Iap, PublicKey::P256 { point }) => aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                point,
             )
-            .map_err(|_| VerifyError::BadSignature)?;
-        Ok(claims)
-    }
-}
-
-impl Inner {
-    fn check_claims(&self, claims: &Claims) -> Result<(), VerifyError> {
-        let iss = claims
-            .iss
-            .as_deref()
-            .ok_or(VerifyError::MissingClaim("iss"))?;
-        if !self.issuers.iter().any(|i| i == iss) {
-            return Err(VerifyError::WrongIssuer(iss.to_owned()));
+            .verify(message, &parts.signature)
+            .is_ok(),
+            _ => return Err(VerifyError::KeyMismatch(kid.to_owned(), kind.algorithm())),
+        };
+        if ok {
+            Ok(claims)
+        } else {
+            Err(VerifyError::BadSignature)
         }
-        let aud = claims
-            .aud
-            .as_deref()
-            .ok_or(VerifyError::MissingClaim("aud"))?;
-        if !self.audiences.iter().any(|a| a == aud) {
-            return Err(VerifyError::WrongAudience {
-                seen: aud.to_owned(),
-                expected: self.audiences.clone(),
-            });
-        }
-        let now = unix_seconds(self.clock.now());
-        let skew = self.skew.as_secs();
-        let exp = claims.exp.ok_or(VerifyError::MissingClaim("exp"))?;
-        let iat = claims.iat.ok_or(VerifyError::MissingClaim("iat"))?;
-        if now >= exp.saturating_add(skew) {
-            return Err(VerifyError::Expired { exp, now, skew });
-        }
-        if iat > now.saturating_add(skew) {
-            return Err(VerifyError::NotYetValid {
-                claim: "iat",
-                at: iat,
-                now,
-            });
-        }
-        if let Some(nbf) = claims.nbf
-            && nbf > now.saturating_add(skew)
-        {
-            return Err(VerifyError::NotYetValid {
-                claim: "nbf",
-                at: nbf,
-                now,
-            });
-        }
-        let lifetime = exp.saturating_sub(iat);
-        if lifetime > self.max_lifetime.as_secs() {
-            return Err(VerifyError::LifetimeTooLong(
-                lifetime,
-                self.max_lifetime.as_secs(),
-            ));
-        }
-        Ok(())
     }
 }
 
 impl VerifierBuilder {
     /// Accepts tokens for this audience (call again to accept several).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audiences.push(audience.into());
+        self.policy.audiences.push(audience.into());
         self
     }
 
-    /// Accepts only these issuers (replaces the Google defaults).
+    /// Accepts only these issuers (replaces the kind's defaults).
     pub fn issuers<I: IntoIterator<Item = S>, S: Into<String>>(mut self, issuers: I) -> Self {
-        self.issuers = issuers.into_iter().map(Into::into).collect();
+        self.policy.issuers = issuers.into_iter().map(Into::into).collect();
         self
     }
 
-    /// Where to fetch the JWK set (default: Google's).
+    /// Where to fetch the JWK set (default: the kind's Google URL).
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.jwks_url = url.into();
         self
@@ -192,13 +243,41 @@ impl VerifierBuilder {
 
     /// Allowed clock skew for `exp`, `iat` and `nbf` (default 30 s).
     pub fn skew(mut self, skew: Duration) -> Self {
-        self.skew = skew;
+        self.policy.skew = skew;
         self
     }
 
     /// Longest accepted `exp - iat` (default one day).
     pub fn max_lifetime(mut self, max: Duration) -> Self {
-        self.max_lifetime = max;
+        self.policy.max_lifetime = max;
+        self
+    }
+
+    /// Accepts only this email (call again for several; case-insensitive).
+    /// Google ID tokens must then also carry `email_verified: true`.
+    pub fn allow_email(mut self, email: impl Into<String>) -> Self {
+        self.policy.emails.push(email.into().to_ascii_lowercase());
+        self
+    }
+
+    /// Accepts emails in this domain (`example.com`, no `@`; call again for
+    /// several). Combines with [`allow_email`](Self::allow_email) as "either".
+    pub fn allow_email_domain(mut self, domain: impl Into<String>) -> Self {
+        let domain = domain.into().trim_start_matches('@').to_ascii_lowercase();
+        self.policy.domains.push(domain);
+        self
+    }
+
+    /// Requires this hosted domain (`hd`, Google Workspace).
+    pub fn hosted_domain(mut self, domain: impl Into<String>) -> Self {
+        self.policy.hosted_domain = Some(domain.into());
+        self
+    }
+
+    /// At most one key-set refetch per this interval for unknown `kid`s
+    /// (default 30 s), so random `kid`s cannot flood the key endpoint.
+    pub fn unknown_kid_interval(mut self, interval: Duration) -> Self {
+        self.unknown_kid_interval = interval;
         self
     }
 
@@ -210,24 +289,29 @@ impl VerifierBuilder {
 
     /// Builds the verifier. Fails when no audience was given: a verifier
     /// that accepts any audience accepts tokens minted for other services.
+    ///
+    /// Never spawns: the key cache starts its background refreshes from
+    /// within [`Verifier::verify`], so building outside a runtime is fine.
     pub fn build(self) -> Result<Verifier, crate::Error> {
-        if self.audiences.is_empty() || self.audiences.iter().any(|a| a.is_empty()) {
+        let p = &self.policy;
+        if p.audiences.is_empty() || p.audiences.iter().any(|a| a.is_empty()) {
             return Err(crate::Error::InvalidArgument(
                 "a verifier needs at least one non-empty audience (your service's URL)".into(),
             ));
         }
-        if self.issuers.is_empty() {
+        if p.issuers.is_empty() {
             return Err(crate::Error::InvalidArgument(
                 "a verifier needs at least one issuer".into(),
             ));
         }
         Ok(Verifier {
             inner: Arc::new(Inner {
-                keys: KeyCache::new(self.jwks_url, self.unknown_kid_interval, self.clock.clone()),
-                audiences: self.audiences,
-                issuers: self.issuers,
-                skew: self.skew,
-                max_lifetime: self.max_lifetime,
+                keys: Arc::new(KeyCache::new(
+                    self.jwks_url,
+                    self.unknown_kid_interval,
+                    self.clock.clone(),
+                )),
+                policy: self.policy,
                 clock: self.clock,
             }),
         })

@@ -1,9 +1,12 @@
 //! Integration tests of the `idtoken` library, over real loopback HTTP
 //! against the emulator. One binary, a module per area, to keep link time down.
 
+mod attacks;
 mod cache;
 mod common;
+mod crosscheck;
 mod discovery;
 mod errors;
 mod flows;
+mod keycache;
 mod verify;

@@ -1,0 +1,56 @@
+//! An axum extractor for claims verified by the tower layer (feature `axum`).
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use idtoken::integrations::axum::VerifiedClaims;
+//! use idtoken::integrations::tower::VerifyLayer;
+//!
+//! async fn hello(VerifiedClaims(claims): VerifiedClaims) -> String {
+//!     format!("hello {}", claims.email.unwrap_or_default())
+//! }
+//!
+//! # fn app(verifier: idtoken::Verifier) -> Router {
+//! Router::new().route("/", get(hello)).layer(VerifyLayer::new(verifier))
+//! # }
+//! ```
+
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::Claims;
+
+/// The claims [`VerifyLayer`](crate::integrations::tower::VerifyLayer) put
+/// into the request. Extracting them where the layer is missing answers
+/// 500: that is a wiring mistake, not the caller's.
+#[derive(Debug, Clone)]
+pub struct VerifiedClaims(pub Claims);
+
+/// Why [`VerifiedClaims`] could not be extracted.
+#[derive(Debug, Clone, Copy)]
+pub struct MissingClaims;
+
+impl IntoResponse for MissingClaims {
+    fn into_response(self) -> Response {
+        tracing::error!("VerifiedClaims extracted on a route without VerifyLayer");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no verified claims: the route lacks idtoken's VerifyLayer",
+        )
+            .into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VerifiedClaims {
+    type Rejection = MissingClaims;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Claims>()
+            .cloned()
+            .map(VerifiedClaims)
+            .ok_or(MissingClaims)
+    }
+}

@@ -1,0 +1,77 @@
+//! [`VerifyLayer`]: the middleware's configuration, cheap to clone.
+
+use std::sync::Arc;
+
+use crate::Verifier;
+use crate::verify::Kind;
+
+use super::VerifyService;
+
+/// Where a request carries its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenHeader {
+    /// `Authorization: Bearer <token>`.
+    Authorization,
+    /// `X-Serverless-Authorization: Bearer <token>`, which Cloud Run checks
+    /// when the caller needs `Authorization` for itself.
+    ServerlessAuthorization,
+    /// IAP's `x-goog-iap-jwt-assertion: <token>` (no `Bearer`).
+    IapAssertion,
+}
+
+impl TokenHeader {
+    /// The header's name, lowercase.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenHeader::Authorization => "authorization",
+            TokenHeader::ServerlessAuthorization => "x-serverless-authorization",
+            TokenHeader::IapAssertion => crate::verify::IAP_HEADER,
+        }
+    }
+
+    /// Whether the value is `Bearer <token>` rather than the bare token.
+    pub(crate) fn is_bearer(self) -> bool {
+        self != TokenHeader::IapAssertion
+    }
+}
+
+/// Verifies each request's token before the inner service sees it.
+///
+/// By default a Google verifier reads `X-Serverless-Authorization` when
+/// present, else `Authorization`; an IAP verifier reads
+/// `x-goog-iap-jwt-assertion`. [`VerifyLayer::headers`] changes that.
+#[derive(Debug, Clone)]
+pub struct VerifyLayer {
+    pub(crate) verifier: Verifier,
+    pub(crate) headers: Arc<[TokenHeader]>,
+}
+
+impl VerifyLayer {
+    /// A layer checking tokens with `verifier`, from the kind's usual headers.
+    pub fn new(verifier: Verifier) -> Self {
+        let headers: Arc<[TokenHeader]> = match verifier.kind() {
+            Kind::Iap => Arc::new([TokenHeader::IapAssertion]),
+            _ => Arc::new([
+                TokenHeader::ServerlessAuthorization,
+                TokenHeader::Authorization,
+            ]),
+        };
+        Self { verifier, headers }
+    }
+
+    /// Reads the token from the first of these headers that is present
+    /// (a present but malformed header is refused, not skipped).
+    pub fn headers(mut self, headers: impl IntoIterator<Item = TokenHeader>) -> Self {
+        self.headers = headers.into_iter().collect();
+        self
+    }
+}
+
+impl<S> tower_layer::Layer<S> for VerifyLayer {
+    type Service = VerifyService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        VerifyService::new(inner, self.clone())
+    }
+}

@@ -1,0 +1,116 @@
+//! Cross-checks with Python `google-auth` (`id_token.verify_token` against
+//! the emulator's PEM certificates): what it accepts we accept, what it
+//! refuses as expired we refuse as expired. Ignored by plain `cargo test`;
+//! run with `IDTOKEN_INTEROP_PYTHON=$PWD/.venv-interop/bin/python cargo test
+//! -- --include-ignored` after `scripts/setup-interop` (scripts/test does).
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use idtoken::{Credentials, Format, TokenOptions, Verifier, VerifyError};
+use idtoken_emulator::Emulator;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Python's verdict on `token`: `Ok(claims)` or `Err(exception text)`.
+async fn python_verify(emu: &Emulator, token: &str, audience: &str) -> Result<Value, String> {
+    let python = std::env::var_os("IDTOKEN_INTEROP_PYTHON")
+        .filter(|p| !p.is_empty())
+        .expect("IDTOKEN_INTEROP_PYTHON is not set: run scripts/setup-interop, then see this module's doc");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/python/verify_token.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(script)
+        .args([token, audience, &emu.pem_certs_url()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("joined")
+        .expect("python ran");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let answer: Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "python printed no JSON: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    match answer.get("claims") {
+        Some(c) => Ok(c.clone()),
+        None => Err(format!("{}: {}", answer["error"], answer["message"])),
+    }
+}
+
+fn ours(emu: &Emulator, audience: &str) -> Verifier {
+    Verifier::builder()
+        .audience(audience)
+        .jwks_url(emu.jwks_url())
+        .build()
+        .expect("verifier")
+}
+
+#[tokio::test]
+#[ignore = "needs Python google-auth: run scripts/test"]
+async fn emulator_tokens_verify_with_ours_and_with_python_google_auth() {
+    let emu = emulator().await;
+    let (_dir, key_file) = service_account(&emu);
+    let metadata = Credentials::metadata_server(&emu.metadata_host());
+    let full = TokenOptions::default().format(Format::Full);
+    for (what, creds, options) in [
+        ("metadata, standard", &metadata, TokenOptions::default()),
+        ("metadata, full", &metadata, full),
+        ("key file", &key_file, TokenOptions::default()),
+    ] {
+        let aud = "https://svc.example";
+        let token = creds.fetch_id_token(aud, &options).await.expect("token");
+        let mine = ours(&emu, aud).verify(token.as_str()).await.expect(what);
+        let theirs = python_verify(&emu, token.as_str(), aud).await.expect(what);
+        assert_eq!(mine.to_json(), theirs, "{what}: same claims");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Python google-auth: run scripts/test"]
+async fn a_token_python_refuses_as_expired_we_refuse_as_expired() {
+    let issued = SystemTime::now() - Duration::from_secs(3600 + 120);
+    let emu = Emulator::builder()
+        .clock(Arc::new(move || issued))
+        .start()
+        .await
+        .expect("emulator");
+    let aud = "https://svc.example";
+    let token = Credentials::metadata_server(&emu.metadata_host())
+        .fetch_id_token(aud, &TokenOptions::default())
+        .await
+        .expect("token");
+    let theirs = python_verify(&emu, token.as_str(), aud)
+        .await
+        .expect_err("python refuses");
+    assert!(theirs.to_lowercase().contains("expired"), "{theirs}");
+    let mine = ours(&emu, aud)
+        .verify(token.as_str())
+        .await
+        .expect_err("we refuse");
+    assert!(matches!(mine, VerifyError::Expired { .. }), "{mine:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs Python google-auth: run scripts/test"]
+async fn a_token_for_another_audience_is_refused_by_both() {
+    let emu = emulator().await;
+    let token = Credentials::metadata_server(&emu.metadata_host())
+        .fetch_id_token("https://other.example", &TokenOptions::default())
+        .await
+        .expect("token");
+    let theirs = python_verify(&emu, token.as_str(), "https://svc.example").await;
+    assert!(theirs.is_err(), "{theirs:?}");
+    let mine = ours(&emu, "https://svc.example")
+        .verify(token.as_str())
+        .await;
+    assert!(
+        matches!(mine, Err(VerifyError::WrongAudience { .. })),
+        "{mine:?}"
+    );
+}

@@ -1,0 +1,223 @@
+//! The verifier's key cache under load and failure, over loopback against
+//! the emulator: one fetch for a cold crowd, rotation without failures,
+//! stale-if-error, background refresh, unknown-`kid` rate limit.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use idtoken::{Clock as _, ManualClock, Verifier};
+use idtoken_emulator::{Emulator, Endpoint, Fault};
+use serde_json::json;
+
+use crate::common::*;
+
+const AUD: &str = "https://svc.example";
+
+/// A valid token for `AUD`, signed now with the emulator's current key.
+fn token_at(emu: &Emulator, now: SystemTime, kid: &str) -> String {
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let header = json!({"alg": "RS256", "kid": kid, "typ": "JWT"});
+    let claims = json!({"iss": "https://accounts.google.com", "aud": AUD, "sub": "1",
+        "iat": now, "exp": now + 3600});
+    emu.sign_google(&header.to_string(), &claims.to_string())
+        .expect("emulator signs")
+}
+
+fn token(emu: &Emulator, now: SystemTime) -> String {
+    token_at(emu, now, &emu.google_kid())
+}
+
+fn verifier(emu: &Emulator, clock: Option<&ManualClock>) -> Verifier {
+    let mut b = Verifier::builder().audience(AUD).jwks_url(emu.jwks_url());
+    if let Some(c) = clock {
+        b = b.clock(Arc::new(c.clone()));
+    }
+    b.build().expect("verifier")
+}
+
+/// Runs `per_task` verifications of `tokens()` in each of `tasks` tasks;
+/// returns the number of failures.
+async fn hammer(
+    v: &Verifier,
+    tasks: usize,
+    per_task: usize,
+    tokens: impl Fn(usize) -> String + Send + Sync + 'static,
+) -> usize {
+    let tokens = Arc::new(tokens);
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let (v, tokens) = (v.clone(), Arc::clone(&tokens));
+        set.spawn(async move {
+            let mut failed = 0;
+            for i in 0..per_task {
+                if let Err(e) = v.verify(&tokens(t * per_task + i)).await {
+                    eprintln!("verification failed: {e}");
+                    failed += 1;
+                }
+            }
+            failed
+        });
+    }
+    let mut failed = 0;
+    while let Some(r) = set.join_next().await {
+        failed += r.expect("task finished");
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_verifications_on_a_cold_cache_share_one_key_fetch() {
+    let emu = emulator().await;
+    let v = verifier(&emu, None);
+    let tok = token(&emu, SystemTime::now());
+    let hold = emu.hold(Endpoint::JwksV3);
+    let crowd = {
+        let v = v.clone();
+        tokio::spawn(async move { hammer(&v, 100, 100, move |_| tok.clone()).await })
+    };
+    wait_for_count(&emu, Endpoint::JwksV3, 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    hold.release();
+    let failed = within("10,000 verifications", crowd).await.expect("crowd");
+    assert_eq!(failed, 0);
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_rotation_mid_stream_causes_no_failures() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let emu = Arc::new(emulator().await);
+    let v = verifier(&emu, None);
+    let old = token(&emu, SystemTime::now());
+    v.verify(&old).await.expect("warm");
+    let current = Arc::new(arc_swap::ArcSwap::from_pointee(old.clone()));
+    let (stop, failed, new_ok) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..20 {
+        let (v, old, current) = (v.clone(), old.clone(), Arc::clone(&current));
+        let (stop, failed, new_ok) = (stop.clone(), failed.clone(), new_ok.clone());
+        tasks.spawn(async move {
+            let mut i = t;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let tok = if i % 2 == 0 {
+                    old.clone()
+                } else {
+                    current.load().as_ref().clone()
+                };
+                match v.verify(&tok).await {
+                    Ok(_) if tok != old => _ = new_ok.fetch_add(1, Ordering::Relaxed),
+                    Ok(_) => {}
+                    Err(_) => _ = failed.fetch_add(1, Ordering::Relaxed),
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let e = Arc::clone(&emu);
+    tokio::task::spawn_blocking(move || e.rotate_keys())
+        .await
+        .expect("rotated");
+    current.store(Arc::new(token(&emu, SystemTime::now())));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    within("the stream", async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    assert_eq!(failed.load(Ordering::Relaxed), 0);
+    assert!(
+        new_ok.load(Ordering::Relaxed) > 0,
+        "tokens from the new key were verified mid-stream"
+    );
+    assert_eq!(
+        emu.counters().get(Endpoint::JwksV3),
+        2,
+        "one refetch for the new kid"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_endpoint_down_with_a_warm_cache_causes_no_failures() {
+    let clock = manual_clock();
+    let c = clock.clone();
+    let emu = Emulator::builder()
+        .clock(Arc::new(move || c.now()))
+        .jwks_max_age(Duration::from_secs(60))
+        .start()
+        .await
+        .expect("emulator");
+    let v = verifier(&emu, Some(&clock));
+    let tok = token(&emu, clock.now());
+    v.verify(&tok).await.expect("warm");
+    emu.inject_fault(Endpoint::JwksV3, Fault::Status(503), 1000);
+    clock.advance(Duration::from_secs(120));
+    let t = tok.clone();
+    assert_eq!(hammer(&v, 20, 100, move |_| t.clone()).await, 0);
+    // One refresh for the lapsed set (a fetch is up to 3 HTTP tries), not
+    // one per verification; the next waits out the 30 s retry interval.
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 1 + 3);
+    clock.advance(Duration::from_secs(31));
+    v.verify(&tok).await.expect("still served from cache");
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 1 + 3 + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_refreshed_in_the_background_before_they_lapse() {
+    let clock = manual_clock();
+    let c = clock.clone();
+    let emu = Emulator::builder()
+        .clock(Arc::new(move || c.now()))
+        .jwks_max_age(Duration::from_secs(100))
+        .start()
+        .await
+        .expect("emulator");
+    let v = verifier(&emu, Some(&clock));
+    let tok = token(&emu, clock.now());
+    v.verify(&tok).await.expect("warm");
+    let hold = emu.hold(Endpoint::JwksV3);
+    clock.advance(Duration::from_secs(95));
+    within("a verification during the refresh", v.verify(&tok))
+        .await
+        .expect("served from cache while the refresh waits");
+    wait_for_count(&emu, Endpoint::JwksV3, 2).await;
+    for _ in 0..100 {
+        within("verify", v.verify(&tok)).await.expect("not blocked");
+    }
+    hold.release();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    clock.advance(Duration::from_secs(10));
+    v.verify(&tok).await.expect("refreshed keys");
+    assert_eq!(
+        emu.counters().get(Endpoint::JwksV3),
+        2,
+        "one background refresh"
+    );
+}
+
+#[tokio::test]
+async fn random_kids_cause_at_most_one_refetch_per_interval() {
+    let clock = manual_clock();
+    let emu = emulator_on(&clock).await;
+    let v = verifier(&emu, Some(&clock));
+    v.verify(&token(&emu, clock.now())).await.expect("warm");
+    for i in 0..200 {
+        let forged = token_at(&emu, clock.now(), &format!("random-{i}"));
+        assert!(v.verify(&forged).await.is_err());
+    }
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 2);
+    clock.advance(Duration::from_secs(31));
+    for i in 0..200 {
+        let forged = token_at(&emu, clock.now(), &format!("again-{i}"));
+        assert!(v.verify(&forged).await.is_err());
+    }
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 3);
+}
