@@ -221,3 +221,18 @@ async fn random_kids_cause_at_most_one_refetch_per_interval() {
     }
     assert_eq!(emu.counters().get(Endpoint::JwksV3), 3);
 }
+
+#[tokio::test]
+async fn a_key_set_served_with_max_age_zero_is_still_held_briefly() {
+    let emu = Emulator::builder()
+        .jwks_max_age(Duration::ZERO)
+        .start()
+        .await
+        .expect("emulator");
+    let v = verifier(&emu, None);
+    let tok = token(&emu, SystemTime::now());
+    for _ in 0..1000 {
+        v.verify(&tok).await.expect("valid");
+    }
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 1);
+}
