@@ -110,6 +110,45 @@ mod verify {
     }
 
     #[tokio::test]
+    async fn issuer_flag_replaces_the_default_issuers() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let token = google_token(&emu, AUD).await;
+        let out = run(idtoken(home.path())
+            .env("IDTOKEN_JWKS_URL", emu.jwks_url())
+            .args(["verify", &token, "--audience", AUD])
+            .args(["--issuer", "https://issuer.example"]))
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("wrong issuer"), "{}", stderr(&out));
+    }
+
+    #[tokio::test]
+    async fn skew_flag_decides_whether_a_just_expired_token_passes() {
+        // Expired 20 s ago: inside the default 30 s skew, outside `--skew 0`.
+        let issued = SystemTime::now() - Duration::from_secs(3600 + 20);
+        let emu = Emulator::builder()
+            .clock(Arc::new(move || issued))
+            .start()
+            .await
+            .expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let token = google_token(&emu, AUD).await;
+        let verify = |extra: &[&str]| {
+            let mut cmd = idtoken(home.path());
+            cmd.env("IDTOKEN_JWKS_URL", emu.jwks_url())
+                .args(["verify", &token, "--audience", AUD])
+                .args(extra);
+            cmd
+        };
+        let out = run(&mut verify(&[])).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run(&mut verify(&["--skew", "0"])).await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+    }
+
+    #[tokio::test]
     async fn iap_flag_verifies_iap_assertions_and_checks_the_email() {
         let emu = Emulator::start().await.expect("emulator");
         let home = tempfile::tempdir().expect("home");

@@ -1,6 +1,7 @@
 //! The key-set cache.
 //!
-//! - Keys are held for the key set's `Cache-Control: max-age` minus `Age`.
+//! - Keys are held for the key set's `Cache-Control: max-age` minus `Age`
+//!   (at least 30 s, so `max-age=0` cannot make every verification fetch).
 //! - Reads are lock-free (an `ArcSwap` load); a verification never waits
 //!   on a fetch while the cached keys are valid: a refresh starts in the
 //!   background a little before they lapse.
@@ -31,6 +32,10 @@ use crate::http::Http;
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 /// How long past their expiry cached keys serve while the endpoint fails.
 pub(crate) const STALE_IF_ERROR: Duration = Duration::from_secs(24 * 3600);
+/// Shortest time a key set is held, whatever `max-age` says: a key set
+/// served with `max-age=0` (or an `Age` past it) must not turn every
+/// verification into a fetch.
+const MIN_MAX_AGE: Duration = Duration::from_secs(30);
 /// Longest head start of a background refresh before the keys lapse.
 const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
 
@@ -220,7 +225,9 @@ impl KeyCache {
             .send("key set", url, |c| c.get(url), |_, _| "")
             .await
             .map_err(|e| e.to_string())?;
-        let max_age = cache_lifetime(&answer.headers).unwrap_or(DEFAULT_MAX_AGE);
+        let max_age = cache_lifetime(&answer.headers)
+            .unwrap_or(DEFAULT_MAX_AGE)
+            .max(MIN_MAX_AGE);
         let jwks: Jwks = answer.json()?;
         let mut keys = HashMap::new();
         for jwk in jwks.keys {

@@ -322,3 +322,40 @@ async fn malformed_tokens_cause_no_key_fetch() {
     }
     assert_eq!(emu.counters().get(Endpoint::JwksV3), 0);
 }
+
+#[tokio::test]
+async fn single_character_mutations_never_verify_and_never_panic() {
+    const ALPHABET: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ";
+    let clock = manual_clock();
+    let emu = emulator_on(&clock).await;
+    let now = clock
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let good = Forge { emu: &emu, now }.with(json!({}));
+    let v = Verifiers::new(&emu, &clock).google;
+    v.verify(&good).await.expect("genuine token");
+    let mut rng = fastrand::Rng::with_seed(4);
+    for _ in 0..3000 {
+        let mut bytes = good.clone().into_bytes();
+        let at = rng.usize(..bytes.len());
+        let new = ALPHABET[rng.usize(..ALPHABET.len())];
+        if bytes[at] == new {
+            continue;
+        }
+        bytes[at] = new;
+        let token = String::from_utf8(bytes).expect("ASCII");
+        assert!(
+            v.verify(&token).await.is_err(),
+            "mutation at {at} to {:?} verified",
+            new as char
+        );
+    }
+    assert!(
+        emu.counters().get(Endpoint::JwksV3) <= 2,
+        "{:?}",
+        emu.counters()
+    );
+}

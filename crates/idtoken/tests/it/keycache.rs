@@ -221,3 +221,77 @@ async fn random_kids_cause_at_most_one_refetch_per_interval() {
     }
     assert_eq!(emu.counters().get(Endpoint::JwksV3), 3);
 }
+
+#[tokio::test]
+async fn a_key_set_served_with_max_age_zero_is_still_held_briefly() {
+    let emu = Emulator::builder()
+        .jwks_max_age(Duration::ZERO)
+        .start()
+        .await
+        .expect("emulator");
+    let v = verifier(&emu, None);
+    let tok = token(&emu, SystemTime::now());
+    for _ in 0..1000 {
+        v.verify(&tok).await.expect("valid");
+    }
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 1);
+}
+
+/// Collects formatted log output.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn count(&self, needle: &str) -> usize {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).matches(needle).count()
+    }
+}
+
+#[tokio::test]
+async fn a_key_endpoint_outage_is_logged_once_not_per_request() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let clock = manual_clock();
+    let c = clock.clone();
+    let emu = Emulator::builder()
+        .clock(Arc::new(move || c.now()))
+        .jwks_max_age(Duration::from_secs(60))
+        .start()
+        .await
+        .expect("emulator");
+    let v = verifier(&emu, Some(&clock));
+    let tok = token(&emu, clock.now());
+    v.verify(&tok).await.expect("warm");
+    // Two refresh attempts (3 HTTP tries each) fail; the one after succeeds.
+    emu.inject_fault(Endpoint::JwksV3, Fault::Status(503), 6);
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(61));
+        for _ in 0..300 {
+            v.verify(&tok).await.expect("served from cache");
+        }
+    }
+    assert_eq!(logs.count("key set fetch failed"), 1, "one line per outage");
+    clock.advance(Duration::from_secs(61));
+    v.verify(&tok).await.expect("fresh keys");
+    assert_eq!(logs.count("key set endpoint answers again"), 1);
+}
