@@ -27,11 +27,20 @@ pub enum Endpoint {
     JwksV3,
     /// Google's PEM certificates, `GET /oauth2/v1/certs`.
     CertsV1,
+    /// IAM Credentials `POST .../serviceAccounts/{email}:generateIdToken`.
+    IamGenerateIdToken,
+    /// IAM Credentials `POST .../serviceAccounts/{email}:generateAccessToken`.
+    IamGenerateAccessToken,
+    /// STS token exchange, `POST /v1/token`.
+    Sts,
+    /// The subject-token URL of URL-sourced external accounts,
+    /// `GET /_emulator/subject-token`.
+    SubjectToken,
 }
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -39,6 +48,10 @@ impl Endpoint {
         Endpoint::Token,
         Endpoint::JwksV3,
         Endpoint::CertsV1,
+        Endpoint::IamGenerateIdToken,
+        Endpoint::IamGenerateAccessToken,
+        Endpoint::Sts,
+        Endpoint::SubjectToken,
     ];
 
     /// The stable snake_case name, as used in the counters JSON.
@@ -51,6 +64,10 @@ impl Endpoint {
             Endpoint::Token => "token",
             Endpoint::JwksV3 => "jwks_v3",
             Endpoint::CertsV1 => "certs_v1",
+            Endpoint::IamGenerateIdToken => "iam_generate_id_token",
+            Endpoint::IamGenerateAccessToken => "iam_generate_access_token",
+            Endpoint::Sts => "sts",
+            Endpoint::SubjectToken => "subject_token",
         }
     }
 
@@ -63,6 +80,10 @@ impl Endpoint {
             Endpoint::Token => 4,
             Endpoint::JwksV3 => 5,
             Endpoint::CertsV1 => 6,
+            Endpoint::IamGenerateIdToken => 7,
+            Endpoint::IamGenerateAccessToken => 8,
+            Endpoint::Sts => 9,
+            Endpoint::SubjectToken => 10,
         }
     }
 }
