@@ -36,11 +36,13 @@ pub enum Endpoint {
     /// The subject-token URL of URL-sourced external accounts,
     /// `GET /_emulator/subject-token`.
     SubjectToken,
+    /// Metadata `.../service-accounts/{account}/token` (access tokens).
+    MetadataToken,
 }
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 12] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -52,6 +54,7 @@ impl Endpoint {
         Endpoint::IamGenerateAccessToken,
         Endpoint::Sts,
         Endpoint::SubjectToken,
+        Endpoint::MetadataToken,
     ];
 
     /// The stable snake_case name, as used in the counters JSON.
@@ -68,6 +71,7 @@ impl Endpoint {
             Endpoint::IamGenerateAccessToken => "iam_generate_access_token",
             Endpoint::Sts => "sts",
             Endpoint::SubjectToken => "subject_token",
+            Endpoint::MetadataToken => "metadata_token",
         }
     }
 
@@ -84,6 +88,7 @@ impl Endpoint {
             Endpoint::IamGenerateAccessToken => 8,
             Endpoint::Sts => 9,
             Endpoint::SubjectToken => 10,
+            Endpoint::MetadataToken => 11,
         }
     }
 }

@@ -1,4 +1,7 @@
-//! [`IdTokenSource`]: the per-audience token cache.
+//! [`IdTokenSource`]: the per-audience token cache; and the same cache for
+//! the access tokens fetched on the way to an ID token (impersonation's
+//! source credentials, STS), through one generic core, [`Cache`], that is
+//! monomorphised per token type so the ID-token path pays nothing for it.
 //!
 //! - Reads are lock-free (`arc-swap`): a warm [`IdTokenSource::token`] is an
 //!   atomic load, a clock read and a reference-count increment.
@@ -25,6 +28,57 @@ use crate::credentials::{Credentials, TokenOptions};
 use crate::error::{EndpointProblem, Error, Result};
 use crate::token::IdToken;
 
+/// A token with an expiry, as the cache needs it.
+pub(crate) trait Expiring: Clone + Send + Sync + 'static {
+    /// When it stops being valid.
+    fn expires_at(&self) -> SystemTime;
+    /// Its whole lifetime, for the refresh-ahead fraction.
+    fn lifetime(&self) -> Duration;
+}
+
+impl Expiring for IdToken {
+    fn expires_at(&self) -> SystemTime {
+        IdToken::expires_at(self)
+    }
+    fn lifetime(&self) -> Duration {
+        IdToken::lifetime(self)
+    }
+}
+
+/// What fills a [`Cache`]: one fetch of one kind of token.
+pub(crate) trait Fetcher: Send + Sync + 'static {
+    /// The token kind.
+    type Token: Expiring;
+    /// Now, from the credentials' clock.
+    fn now(&self) -> SystemTime;
+    /// Fetches one new token.
+    fn fetch(&self) -> impl std::future::Future<Output = Result<Self::Token>> + Send;
+    /// What the tokens are for, in logs.
+    fn label(&self) -> &str;
+}
+
+/// ID tokens for one audience from one set of credentials.
+pub(crate) struct IdFetch {
+    creds: Credentials,
+    audience: String,
+    options: TokenOptions,
+}
+
+impl Fetcher for IdFetch {
+    type Token = IdToken;
+    fn now(&self) -> SystemTime {
+        self.creds.clock().now()
+    }
+    async fn fetch(&self) -> Result<IdToken> {
+        self.creds
+            .fetch_id_token(&self.audience, &self.options)
+            .await
+    }
+    fn label(&self) -> &str {
+        &self.audience
+    }
+}
+
 /// The longest a refresh starts ahead of expiry. The metadata server hands
 /// out its cached token until about 4 minutes before `exp`, so refreshing
 /// earlier would just get the same token back.
@@ -49,14 +103,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// ```
 #[derive(Clone)]
 pub struct IdTokenSource {
-    shared: Arc<Shared>,
+    cache: Cache<IdFetch>,
 }
 
-struct Shared {
-    creds: Credentials,
-    audience: String,
-    options: TokenOptions,
-    current: ArcSwapOption<IdToken>,
+/// The cache core: lock-free reads, one fetch at a time, refresh ahead.
+pub(crate) struct Cache<F: Fetcher> {
+    shared: Arc<Shared<F>>,
+}
+
+impl<F: Fetcher> Clone for Cache<F> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+struct Shared<F: Fetcher> {
+    fetcher: F,
+    current: ArcSwapOption<F::Token>,
     /// Held while a fetch runs: at most one fetch at a time.
     fetch_lock: tokio::sync::Mutex<()>,
     /// Counts finished fetches, so waiters can tell one happened.
@@ -76,7 +141,7 @@ enum Phase {
     Expired,
 }
 
-fn phase(token: &IdToken, now: SystemTime) -> Phase {
+fn phase<T: Expiring>(token: &T, now: SystemTime) -> Phase {
     let life = token.lifetime();
     let exp = token.expires_at();
     if now + MIN_REMAINING.min(life / 10) >= exp {
@@ -91,10 +156,42 @@ fn phase(token: &IdToken, now: SystemTime) -> Phase {
 impl IdTokenSource {
     pub(crate) fn new(creds: Credentials, audience: String, options: TokenOptions) -> Self {
         Self {
-            shared: Arc::new(Shared {
+            cache: Cache::new(IdFetch {
                 creds,
                 audience,
                 options,
+            }),
+        }
+    }
+
+    /// The audience tokens are minted for.
+    pub fn audience(&self) -> &str {
+        &self.cache.shared.fetcher.audience
+    }
+
+    /// The credentials tokens are minted with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.cache.shared.fetcher.creds
+    }
+
+    /// A valid token: the cached one when it has time left, else a fresh
+    /// one. Never an expired token, and never a wait while the cached token
+    /// is valid.
+    pub async fn token(&self) -> Result<IdToken> {
+        self.cache.get().await
+    }
+
+    /// The cached token if it can still be used, without any I/O.
+    pub fn cached(&self) -> Option<IdToken> {
+        self.cache.cached()
+    }
+}
+
+impl<F: Fetcher> Cache<F> {
+    pub(crate) fn new(fetcher: F) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                fetcher,
                 current: ArcSwapOption::empty(),
                 fetch_lock: tokio::sync::Mutex::new(()),
                 generation: AtomicU64::new(0),
@@ -106,27 +203,15 @@ impl IdTokenSource {
         }
     }
 
-    /// The audience tokens are minted for.
-    pub fn audience(&self) -> &str {
-        &self.shared.audience
-    }
-
-    /// The credentials tokens are minted with.
-    pub fn credentials(&self) -> &Credentials {
-        &self.shared.creds
-    }
-
-    /// A valid token: the cached one when it has time left, else a fresh
-    /// one. Never an expired token, and never a wait while the cached token
-    /// is valid.
-    pub async fn token(&self) -> Result<IdToken> {
-        let now = self.shared.creds.clock().now();
+    /// A valid token: the cached one when it has time left, else a fresh one.
+    pub(crate) async fn get(&self) -> Result<F::Token> {
+        let now = self.shared.fetcher.now();
         if let Some(token) = &*self.shared.current.load() {
-            match phase(token, now) {
-                Phase::Fresh => return Ok(IdToken::clone(token)),
+            match phase(&**token, now) {
+                Phase::Fresh => return Ok(F::Token::clone(token)),
                 Phase::RefreshDue => {
                     self.shared.start_background_refresh(now);
-                    return Ok(IdToken::clone(token));
+                    return Ok(F::Token::clone(token));
                 }
                 Phase::Expired => {}
             }
@@ -135,23 +220,28 @@ impl IdTokenSource {
     }
 
     /// The cached token if it can still be used, without any I/O.
-    pub fn cached(&self) -> Option<IdToken> {
-        let now = self.shared.creds.clock().now();
+    pub(crate) fn cached(&self) -> Option<F::Token> {
+        let now = self.shared.fetcher.now();
         let guard = self.shared.current.load();
         let token = guard.as_ref()?;
-        (phase(token, now) != Phase::Expired).then(|| IdToken::clone(token))
+        (phase(&**token, now) != Phase::Expired).then(|| F::Token::clone(token))
+    }
+
+    /// Whether a token is cached (usable or not).
+    fn has_token(&self) -> bool {
+        self.shared.current.load().is_some()
     }
 }
 
-impl Shared {
-    async fn fetch_now(&self) -> Result<IdToken> {
+impl<F: Fetcher> Shared<F> {
+    async fn fetch_now(&self) -> Result<F::Token> {
         let seen = self.generation.load(Ordering::Acquire);
         let _fetching = self.fetch_lock.lock().await;
-        let now = self.creds.clock().now();
+        let now = self.fetcher.now();
         if let Some(token) = &*self.current.load()
-            && phase(token, now) != Phase::Expired
+            && phase(&**token, now) != Phase::Expired
         {
-            return Ok(IdToken::clone(token));
+            return Ok(F::Token::clone(token));
         }
         // A fetch finished while we queued and failed: report its error
         // rather than hammering a failing endpoint once per waiter.
@@ -179,18 +269,15 @@ impl Shared {
     }
 
     /// One fetch, refusing a token that is already unusable.
-    async fn fetch(&self, now: SystemTime) -> Result<IdToken> {
-        let token = self
-            .creds
-            .fetch_id_token(&self.audience, &self.options)
-            .await?;
+    async fn fetch(&self, now: SystemTime) -> Result<F::Token> {
+        let token = self.fetcher.fetch().await?;
         if phase(&token, now) == Phase::Expired {
             return Err(Error::Endpoint {
                 step: "token freshness check",
                 url: String::new(),
                 problem: EndpointProblem::InvalidResponse(format!(
                     "the new token expires at {} s since the epoch, which is already (nearly) past; check this machine's clock",
-                    token.claims().exp.unwrap_or(0)
+                    millis(token.expires_at()) / 1000
                 )),
             });
         }
@@ -217,10 +304,10 @@ impl Shared {
 
     async fn background_refresh(&self) {
         let _fetching = self.fetch_lock.lock().await;
-        let now = self.creds.clock().now();
+        let now = self.fetcher.now();
         let current = self.current.load_full();
         if let Some(token) = &current
-            && phase(token, now) == Phase::Fresh
+            && phase(&**token, now) == Phase::Fresh
         {
             return; // a foreground fetch already refreshed it
         }
@@ -259,9 +346,9 @@ impl Shared {
             .store(millis(now + wait), Ordering::Release);
         if let Some(err) = err {
             if failures == 1 {
-                tracing::warn!(audience = %self.audience, error = %err, "background ID token refresh failed; keeping the valid token, retrying in {wait:?}");
+                tracing::warn!(token_for = %self.fetcher.label(), error = %err, "background ID token refresh failed; keeping the valid token, retrying in {wait:?}");
             } else {
-                tracing::debug!(audience = %self.audience, failures, error = %err, "background ID token refresh failed again");
+                tracing::debug!(token_for = %self.fetcher.label(), failures, error = %err, "background ID token refresh failed again");
             }
         }
     }
@@ -275,9 +362,9 @@ fn millis(t: SystemTime) -> u64 {
 impl fmt::Debug for IdTokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdTokenSource")
-            .field("audience", &self.shared.audience)
-            .field("credentials", &self.shared.creds)
-            .field("cached", &self.shared.current.load().is_some())
+            .field("audience", &self.audience())
+            .field("credentials", self.credentials())
+            .field("cached", &self.cache.has_token())
             .finish()
     }
 }

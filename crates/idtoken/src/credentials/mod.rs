@@ -1,7 +1,12 @@
-//! [`Credentials`]: a parsed credential (key file or metadata server) that
-//! can mint ID tokens. The JSON `type` field picks the flow; each flow lives
-//! in its own module.
+//! [`Credentials`]: a parsed credential (key file, gcloud user, impersonation
+//! or external account file, or metadata server) that can mint ID tokens.
+//! The JSON `type` field picks the flow; each flow lives in its own module,
+//! and impersonation ([`Impersonate`]) can sit on top of any of them.
 
+mod access;
+mod authorized_user;
+mod external_account;
+mod impersonated;
 mod metadata;
 mod service_account;
 
@@ -16,6 +21,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{CredentialsProblem, Error, Result, file_error, file_origin};
 use crate::token::IdToken;
 
+use authorized_user::AuthorizedUser;
+use external_account::ExternalAccount;
+use impersonated::Impersonation;
+pub use impersonated::{DEFAULT_IAM_ENDPOINT, Impersonate};
 pub(crate) use metadata::Metadata;
 use service_account::ServiceAccount;
 
@@ -39,14 +48,35 @@ pub struct Credentials {
 
 struct Inner {
     flow: Flow,
+    kind: CredentialsKind,
     origin: String,
     clock: Arc<dyn Clock>,
+    impersonation: Option<Impersonation>,
 }
 
+/// The base flows: what mints an ID token (or the access token that
+/// impersonation starts from).
 #[derive(Clone)]
-enum Flow {
+pub(crate) enum Flow {
     ServiceAccount(ServiceAccount),
     Metadata(Metadata),
+    AuthorizedUser(AuthorizedUser),
+    ExternalAccount(ExternalAccount),
+}
+
+impl Flow {
+    /// An access token of the flow's own principal.
+    pub(crate) async fn fetch_access_token(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<access::AccessToken> {
+        match self {
+            Flow::ServiceAccount(sa) => sa.fetch_access_token(now).await,
+            Flow::AuthorizedUser(u) => u.fetch_access_token(now).await,
+            Flow::ExternalAccount(ea) => ea.fetch_access_token(now).await,
+            Flow::Metadata(md) => md.fetch_access_token(now).await,
+        }
+    }
 }
 
 /// Which kind of credential was found.
@@ -57,6 +87,12 @@ pub enum CredentialsKind {
     ServiceAccount,
     /// The metadata server of a Google runtime (Compute Engine, Cloud Run, GKE...).
     MetadataServer,
+    /// A gcloud user login (`"type": "authorized_user"`).
+    AuthorizedUser,
+    /// An impersonation file (`"type": "impersonated_service_account"`).
+    ImpersonatedServiceAccount,
+    /// Workload identity federation (`"type": "external_account"`).
+    ExternalAccount,
 }
 
 impl fmt::Display for CredentialsKind {
@@ -64,6 +100,9 @@ impl fmt::Display for CredentialsKind {
         f.write_str(match self {
             Self::ServiceAccount => "service account key",
             Self::MetadataServer => "metadata server",
+            Self::AuthorizedUser => "gcloud user credentials (authorized_user)",
+            Self::ImpersonatedServiceAccount => "service account impersonation",
+            Self::ExternalAccount => "workload identity federation (external_account)",
         })
     }
 }
@@ -93,6 +132,9 @@ pub struct TokenOptions {
     pub format: Format,
     /// Metadata server `licenses=TRUE` (with [`Format::Full`] only).
     pub licenses: bool,
+    /// Impersonation: ask IAM to put `email` and `email_verified` in the
+    /// token (`includeEmail`), as gcloud's `--include-email` does.
+    pub include_email: bool,
 }
 
 impl TokenOptions {
@@ -105,6 +147,12 @@ impl TokenOptions {
     /// Asks for license claims (metadata server, `format=full`).
     pub fn licenses(mut self, licenses: bool) -> Self {
         self.licenses = licenses;
+        self
+    }
+
+    /// Asks IAM for `email` claims when impersonating.
+    pub fn include_email(mut self, include_email: bool) -> Self {
+        self.include_email = include_email;
         self
     }
 }
@@ -134,28 +182,80 @@ impl Credentials {
 
     /// Parses credentials JSON; `origin` names where it came from in errors.
     pub fn from_json(json: &[u8], origin: &str) -> Result<Self> {
-        #[derive(Deserialize)]
-        struct TypeOnly {
-            #[serde(rename = "type")]
-            ty: Option<String>,
-        }
         let bad = |p| Error::credentials(origin, p);
-        let head: TypeOnly = serde_json::from_slice(json).map_err(|e| bad(json_problem(&e)))?;
-        let flow = match head.ty.as_deref() {
-            Some("service_account") => {
-                Flow::ServiceAccount(ServiceAccount::from_json(json).map_err(bad)?)
+        let (flow, kind, how) = match type_of(json).map_err(bad)?.as_str() {
+            "impersonated_service_account" => {
+                let (source, how) = impersonated_file(json).map_err(bad)?;
+                let flow = base_flow(&source, "source_credentials")
+                    .map_err(|p| Error::credentials(format!("{origin}, source_credentials"), p))?;
+                (flow, CredentialsKind::ImpersonatedServiceAccount, Some(how))
             }
-            Some(
-                ty @ ("authorized_user"
-                | "impersonated_service_account"
-                | "external_account"
-                | "external_account_authorized_user"
-                | "gdch_service_account"),
-            ) => return Err(bad(CredentialsProblem::UnsupportedType(ty.to_owned()))),
-            Some("") | None => return Err(bad(CredentialsProblem::MissingField("type"))),
-            Some(other) => return Err(bad(CredentialsProblem::UnknownType(other.to_owned()))),
+            _ => {
+                let flow = base_flow(json, "type").map_err(bad)?;
+                let how = match &flow {
+                    Flow::ExternalAccount(ea) => ea
+                        .impersonation_url
+                        .as_deref()
+                        .map(Impersonate::from_url)
+                        .transpose()
+                        .map_err(bad)?,
+                    _ => None,
+                };
+                let kind = match &flow {
+                    Flow::ServiceAccount(_) => CredentialsKind::ServiceAccount,
+                    Flow::AuthorizedUser(_) => CredentialsKind::AuthorizedUser,
+                    Flow::ExternalAccount(_) => CredentialsKind::ExternalAccount,
+                    Flow::Metadata(_) => CredentialsKind::MetadataServer,
+                };
+                (flow, kind, how)
+            }
         };
-        Ok(Self::new(flow, origin.to_owned()))
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let impersonation = how.map(|how| Impersonation::new(how, flow.clone(), clock.clone()));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                flow,
+                kind,
+                origin: origin.to_owned(),
+                clock,
+                impersonation,
+            }),
+        })
+    }
+
+    /// These credentials impersonating a service account: the current
+    /// principal's access token calls IAM `generateIdToken` for the target,
+    /// so tokens carry the requested audience whatever the source.
+    /// Impersonating from an impersonation makes its target a delegate.
+    ///
+    /// ```
+    /// use idtoken::{Credentials, CredentialsKind, Impersonate};
+    /// let creds = Credentials::metadata_server("127.0.0.1:8080")
+    ///     .impersonate(Impersonate::new("runner@p.iam.gserviceaccount.com"));
+    /// assert_eq!(creds.kind(), CredentialsKind::MetadataServer);
+    /// assert_eq!(creds.principal(), Some("runner@p.iam.gserviceaccount.com"));
+    /// ```
+    pub fn impersonate(&self, how: Impersonate) -> Self {
+        let how = match &self.inner.impersonation {
+            Some(existing) => existing.how.then(how),
+            None => how,
+        };
+        let flow = self.inner.flow.clone();
+        let clock = self.inner.clock.clone();
+        Self {
+            inner: Arc::new(Inner {
+                impersonation: Some(Impersonation::new(how, flow.clone(), clock.clone())),
+                flow,
+                kind: self.inner.kind,
+                origin: self.inner.origin.clone(),
+                clock,
+            }),
+        }
+    }
+
+    /// The impersonation in effect, if any: from the file, or asked for.
+    pub fn impersonation(&self) -> Option<&Impersonate> {
+        self.inner.impersonation.as_ref().map(|i| &i.how)
     }
 
     /// The metadata server at `host` (`host:port`, no scheme), without probing it.
@@ -175,29 +275,42 @@ impl Credentials {
         Self {
             inner: Arc::new(Inner {
                 flow,
+                kind: CredentialsKind::MetadataServer,
                 origin,
                 clock: Arc::new(SystemClock),
+                impersonation: None,
             }),
         }
     }
 
     /// These credentials reading time from `clock` (for tests).
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        let flow = self.inner.flow.clone();
         Self {
             inner: Arc::new(Inner {
-                flow: self.inner.flow.clone(),
+                impersonation: self
+                    .inner
+                    .impersonation
+                    .as_ref()
+                    .map(|i| Impersonation::new(i.how.clone(), flow.clone(), clock.clone())),
+                flow,
+                kind: self.inner.kind,
                 origin: self.inner.origin.clone(),
                 clock,
             }),
         }
     }
 
-    /// Which kind of credential this is.
+    /// Which kind of credential this is (what the file's `type` said).
     pub fn kind(&self) -> CredentialsKind {
-        match &self.inner.flow {
-            Flow::ServiceAccount(_) => CredentialsKind::ServiceAccount,
-            Flow::Metadata(_) => CredentialsKind::MetadataServer,
-        }
+        self.inner.kind
+    }
+
+    /// True when tokens will carry the OAuth client id as `aud` instead of
+    /// the requested audience: gcloud user credentials without
+    /// impersonation. See [`IdToken::audience_is_client_id`].
+    pub fn audience_is_client_id(&self) -> bool {
+        self.inner.impersonation.is_none() && matches!(self.inner.flow, Flow::AuthorizedUser(_))
     }
 
     /// Where these credentials came from, for people.
@@ -205,20 +318,40 @@ impl Credentials {
         &self.inner.origin
     }
 
-    /// The principal's email when the credential names it (key files).
+    /// The email tokens will be for, when the credentials name it: the
+    /// impersonated service account, or a key file's `client_email`.
     pub fn principal(&self) -> Option<&str> {
+        if let Some(imp) = &self.inner.impersonation {
+            return Some(imp.how.target());
+        }
+        self.source_principal()
+    }
+
+    /// The email of the source principal (before any impersonation), when
+    /// the credentials name it.
+    pub fn source_principal(&self) -> Option<&str> {
         match &self.inner.flow {
             Flow::ServiceAccount(sa) => Some(sa.client_email()),
-            Flow::Metadata(_) => None,
+            Flow::AuthorizedUser(_) | Flow::Metadata(_) | Flow::ExternalAccount(_) => None,
         }
     }
 
-    /// The principal's email: from the key file, or asked of the
-    /// metadata server.
+    /// The principal's email: the impersonated account, the key file's,
+    /// or asked of the metadata server.
     pub async fn email(&self) -> Result<String> {
+        if let Some(p) = self.principal() {
+            return Ok(p.to_owned());
+        }
         match &self.inner.flow {
-            Flow::ServiceAccount(sa) => Ok(sa.client_email().to_owned()),
             Flow::Metadata(md) => md.email().await,
+            Flow::AuthorizedUser(_) => Err(Error::InvalidArgument(
+                "gcloud user credentials do not name the user; `gcloud auth list` shows it".into(),
+            )),
+            Flow::ExternalAccount(ea) => Err(Error::InvalidArgument(format!(
+                "a federated principal of {} has no email",
+                ea.audience()
+            ))),
+            Flow::ServiceAccount(sa) => Ok(sa.client_email().to_owned()),
         }
     }
 
@@ -235,10 +368,18 @@ impl Credentials {
                 "the audience is empty; pass the URL of the service you call (e.g. https://SERVICE-HASH-REGION.a.run.app)".into(),
             ));
         }
+        if let Some(imp) = &self.inner.impersonation {
+            return imp.fetch_id_token(audience, options.include_email).await;
+        }
         let now = self.inner.clock.now();
         match &self.inner.flow {
             Flow::ServiceAccount(sa) => sa.fetch_id_token(audience, now).await,
             Flow::Metadata(md) => md.fetch_id_token(audience, options).await,
+            Flow::AuthorizedUser(u) => u.fetch_id_token().await,
+            Flow::ExternalAccount(_) => Err(Error::credentials(
+                &self.inner.origin,
+                CredentialsProblem::FederatedPrincipalCannotMintIdTokens,
+            )),
         }
     }
 
@@ -263,8 +404,65 @@ impl fmt::Debug for Credentials {
             .field("kind", &self.kind())
             .field("origin", &self.inner.origin)
             .field("principal", &self.principal())
+            .field("impersonation", &self.impersonation())
             .finish_non_exhaustive()
     }
+}
+
+/// The `type` field of a credentials document.
+fn type_of(json: &[u8]) -> Result<String, CredentialsProblem> {
+    #[derive(Deserialize)]
+    struct TypeOnly {
+        #[serde(rename = "type")]
+        ty: Option<String>,
+    }
+    let head: TypeOnly = serde_json::from_slice(json).map_err(|e| json_problem(&e))?;
+    head.ty
+        .filter(|t| !t.is_empty())
+        .ok_or(CredentialsProblem::MissingField("type"))
+}
+
+/// A base flow from a credentials document; `field` names where its type
+/// was read, for the error when it cannot be a base.
+fn base_flow(json: &[u8], field: &'static str) -> Result<Flow, CredentialsProblem> {
+    match type_of(json)?.as_str() {
+        "service_account" => Ok(Flow::ServiceAccount(ServiceAccount::from_json(json)?)),
+        "authorized_user" => Ok(Flow::AuthorizedUser(AuthorizedUser::from_json(json)?)),
+        "external_account" => Ok(Flow::ExternalAccount(ExternalAccount::from_json(json)?)),
+        "impersonated_service_account" => Err(CredentialsProblem::InvalidField {
+            field,
+            reason: "an impersonation cannot be the source of another; list the middle accounts in `delegates`".into(),
+        }),
+        ty @ ("external_account_authorized_user" | "gdch_service_account") => {
+            Err(CredentialsProblem::UnsupportedType(ty.to_owned()))
+        }
+        other => Err(CredentialsProblem::UnknownType(other.to_owned())),
+    }
+}
+
+/// The source credentials and the impersonation of an
+/// `impersonated_service_account` document.
+fn impersonated_file(json: &[u8]) -> Result<(Vec<u8>, Impersonate), CredentialsProblem> {
+    #[derive(Deserialize)]
+    struct File {
+        service_account_impersonation_url: Option<String>,
+        source_credentials: Option<serde_json::Value>,
+        #[serde(default)]
+        delegates: Vec<String>,
+    }
+    let f: File = serde_json::from_slice(json).map_err(|e| json_problem(&e))?;
+    let url = f
+        .service_account_impersonation_url
+        .filter(|u| !u.is_empty())
+        .ok_or(CredentialsProblem::MissingField(
+            "service_account_impersonation_url",
+        ))?;
+    let source = f
+        .source_credentials
+        .filter(serde_json::Value::is_object)
+        .ok_or(CredentialsProblem::MissingField("source_credentials"))?;
+    let how = Impersonate::from_url(&url)?.delegates(f.delegates);
+    Ok((source.to_string().into_bytes(), how))
 }
 
 /// Describes a JSON error by position, never quoting the content (it may

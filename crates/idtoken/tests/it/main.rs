@@ -2,8 +2,10 @@
 //! against the emulator. One binary, a module per area, to keep link time down.
 
 mod cache;
+mod chain_errors;
 mod common;
 mod discovery;
 mod errors;
 mod flows;
+mod impersonation;
 mod verify;
