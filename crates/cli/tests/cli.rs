@@ -167,6 +167,128 @@ mod token {
     }
 }
 
+mod credentials {
+    //! The credential flags shared by `token` and `curl`: impersonation,
+    //! `--include-email`, and the warning for user credentials.
+    use super::*;
+
+    #[tokio::test]
+    async fn impersonate_flag_mints_for_the_target_with_include_email() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let target = emu.target_service_account_email();
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.service_account)
+            .args(["token", "--audience", "https://svc.example", "--json"])
+            .args(["--impersonate-service-account", &target, "--include-email"])
+            .args(["--iam-endpoint", &emu.url()]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        assert_eq!(v["claims"]["aud"], "https://svc.example");
+        assert_eq!(v["claims"]["email"], Value::from(target));
+        assert_eq!(emu.counters().get(Endpoint::IamGenerateIdToken), 1);
+    }
+
+    #[tokio::test]
+    async fn impersonation_chain_puts_earlier_emails_in_delegates() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let me = emu.service_account_email();
+        let target = emu.target_service_account_email();
+        // me -> target (delegate) -> me: only these hops are granted.
+        emu.restrict_impersonation([
+            (me.as_str(), target.as_str()),
+            (target.as_str(), me.as_str()),
+        ]);
+        let chain = format!("{target},{me}");
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.service_account)
+            .args(["token", "--audience", "https://svc.example", "--json"])
+            .args(["--impersonate-service-account", &chain, "--include-email"])
+            .args(["--iam-endpoint", &emu.url()]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        assert_eq!(v["claims"]["email"], Value::from(me));
+    }
+
+    #[tokio::test]
+    async fn refused_impersonation_exits_1_naming_the_permission() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        emu.restrict_impersonation([]);
+        let out = run(idtoken(home.path())
+            .args([
+                "token",
+                "--audience",
+                "https://svc.example",
+                "--credentials",
+            ])
+            .arg(&files.impersonated_from_service_account))
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("iam.serviceAccounts.getOpenIdToken"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty());
+    }
+
+    #[tokio::test]
+    async fn user_credentials_print_the_token_and_warn_about_the_client_id_audience() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.authorized_user)
+            .args(["token", "--audience", "https://svc.example"]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let token = idtoken::IdToken::parse(stdout(&out).trim()).expect("a JWT on stdout");
+        assert_eq!(token.claims().aud.as_deref(), Some(emu.user_client_id()));
+        let err = stderr(&out);
+        assert!(
+            err.contains("warning") && err.contains("OAuth client id"),
+            "{err}"
+        );
+        assert!(err.contains("--impersonate-service-account"), "{err}");
+        assert!(!err.contains(&emu.user_refresh_token()));
+    }
+
+    #[tokio::test]
+    async fn curl_with_impersonation_sends_the_targets_token() {
+        let emu = Emulator::start().await.expect("emulator");
+        let svc = echo_service().await;
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.authorized_user)
+            .args(["curl", &format!("http://{svc}/x"), "--include-email"])
+            .args([
+                "--impersonate-service-account",
+                &emu.target_service_account_email(),
+            ])
+            .args(["--iam-endpoint", &emu.url()]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let seen: Value = serde_json::from_str(&stdout(&out)).expect("echo JSON");
+        assert_eq!(
+            seen["authorization"]["aud"],
+            Value::from(format!("http://{svc}"))
+        );
+        assert_eq!(
+            seen["authorization"]["email"],
+            Value::from(emu.target_service_account_email())
+        );
+        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    }
+}
+
 mod curl {
     use super::*;
 
