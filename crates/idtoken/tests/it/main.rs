@@ -8,4 +8,5 @@ mod discovery;
 mod errors;
 mod flows;
 mod impersonation;
+mod requests;
 mod verify;
