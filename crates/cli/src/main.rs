@@ -22,6 +22,8 @@ enum Command {
     Token(cmd::token::Args),
     /// Make an HTTP request carrying an ID token (curl-like).
     Curl(cmd::curl::Args),
+    /// Explain where credentials come from and how a token is minted, then mint one.
+    Doctor(cmd::doctor::Args),
     /// Run the local Google identity emulator.
     Emulator(cmd::emulator::Args),
     /// Start the emulator and a protected service, and show authenticated requests succeed.
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Token(args) => cmd::token::run(args).await,
             Command::Curl(args) => cmd::curl::run(args).await,
+            Command::Doctor(args) => cmd::doctor::run(args).await,
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
         }

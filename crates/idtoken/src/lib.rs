@@ -46,6 +46,7 @@ mod jws;
 mod token;
 pub mod verify;
 
+pub use adc::{Discovery, DiscoveryStep};
 pub use audience::audience_for_url;
 pub use cache::{IdTokenSource, MAX_REFRESH_AHEAD, MIN_REMAINING};
 pub use clock::{Clock, ManualClock, SystemClock};

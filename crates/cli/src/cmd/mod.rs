@@ -2,6 +2,7 @@
 
 pub(crate) mod curl;
 pub(crate) mod demo;
+pub(crate) mod doctor;
 pub(crate) mod emulator;
 pub(crate) mod token;
 
@@ -48,7 +49,7 @@ impl CredsArgs {
 }
 
 /// Reads `a@x,b@x,target@x`: delegates then the target.
-fn impersonation(chain: &str) -> Result<Impersonate, crate::Failure> {
+pub(crate) fn impersonation(chain: &str) -> Result<Impersonate, crate::Failure> {
     let mut emails: Vec<&str> = chain.split(',').map(str::trim).collect();
     if emails.iter().any(|e| !e.contains('@')) {
         return Err(crate::Failure::new(

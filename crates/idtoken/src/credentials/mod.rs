@@ -167,7 +167,67 @@ impl Credentials {
 
     /// Like [`Credentials::discover`], reading the given environment snapshot.
     pub async fn discover_with(env: &crate::Env) -> Result<Self> {
+        crate::adc::discover(env).await.0
+    }
+
+    /// Like [`Credentials::discover_with`], and also says what each place
+    /// looked at gave, and how long it took.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let env = idtoken::Env::empty().with("METADATA_SERVER_DETECTION", "none");
+    /// let (found, report) = idtoken::Credentials::discover_explained(&env).await;
+    /// assert!(found.is_err());
+    /// assert_eq!(report.steps[0].place, "GOOGLE_APPLICATION_CREDENTIALS");
+    /// assert!(report.steps.iter().all(|s| !s.chosen));
+    /// # }
+    /// ```
+    pub async fn discover_explained(env: &crate::Env) -> (Result<Self>, crate::Discovery) {
         crate::adc::discover(env).await
+    }
+
+    /// How tokens will be minted, step by step, for people (no secrets).
+    ///
+    /// ```
+    /// let creds = idtoken::Credentials::metadata_server("127.0.0.1:8080");
+    /// assert!(creds.flow_description().contains("identity"));
+    /// ```
+    pub fn flow_description(&self) -> String {
+        let base = match &self.inner.flow {
+            Flow::ServiceAccount(sa) => format!(
+                "service account key for {}: JWT-bearer grant",
+                sa.client_email()
+            ),
+            Flow::Metadata(md) => format!("metadata server at {}", md.base_url()),
+            Flow::AuthorizedUser(_) => "gcloud user credentials: refresh grant".to_owned(),
+            Flow::ExternalAccount(ea) => format!(
+                "external account of {}: subject token, then STS token exchange",
+                ea.audience()
+            ),
+        };
+        match (&self.inner.impersonation, &self.inner.flow) {
+            (Some(imp), _) => {
+                let how = &imp.how;
+                let via = if how.delegate_emails().is_empty() {
+                    String::new()
+                } else {
+                    format!(" via delegates {}", how.delegate_emails().join(", "))
+                };
+                format!(
+                    "{base} for an access token (scope cloud-platform), then IAM generateIdToken for {}{via}",
+                    how.target()
+                )
+            }
+            (None, Flow::ServiceAccount(_)) => format!("{base} with target_audience"),
+            (None, Flow::Metadata(_)) => format!("{base}: identity endpoint"),
+            (None, Flow::AuthorizedUser(_)) => {
+                format!("{base}, whose id_token has the OAuth client id as aud")
+            }
+            (None, Flow::ExternalAccount(_)) => {
+                format!("{base}; no ID token possible without service_account_impersonation_url")
+            }
+        }
     }
 
     /// Loads a credentials JSON file.
@@ -339,9 +399,15 @@ impl Credentials {
     /// The principal's email: the impersonated account, the key file's,
     /// or asked of the metadata server.
     pub async fn email(&self) -> Result<String> {
-        if let Some(p) = self.principal() {
-            return Ok(p.to_owned());
+        match self.principal() {
+            Some(p) => Ok(p.to_owned()),
+            None => self.source_email().await,
         }
+    }
+
+    /// The source principal's email (before any impersonation): the key
+    /// file's, or asked of the metadata server.
+    pub async fn source_email(&self) -> Result<String> {
         match &self.inner.flow {
             Flow::Metadata(md) => md.email().await,
             Flow::AuthorizedUser(_) => Err(Error::InvalidArgument(
