@@ -69,8 +69,9 @@ pub(crate) fn fault_answer(fault: Fault) -> Response {
 struct Request {
     audience: Option<String>,
     include_email: bool,
-    delegates: Vec<String>,
-    scope: Vec<String>,
+    // Python's google-auth sends `"delegates": null`; Google accepts it.
+    delegates: Option<Vec<String>>,
+    scope: Option<Vec<String>>,
 }
 
 async fn call(
@@ -128,8 +129,9 @@ async fn call(
         )
     };
     // The chain: caller -> delegates... -> target; each hop needs a grant.
-    let mut hops = Vec::with_capacity(req.delegates.len() + 1);
-    for d in &req.delegates {
+    let delegates = req.delegates.unwrap_or_default();
+    let mut hops = Vec::with_capacity(delegates.len() + 1);
+    for d in &delegates {
         let Some(d) = d.strip_prefix("projects/-/serviceAccounts/") else {
             return google_error(
                 StatusCode::BAD_REQUEST,
@@ -163,11 +165,12 @@ async fn call(
         }
         app.mint(c).map(|(token, _)| json!({"token": token}))
     } else {
-        if req.scope.is_empty() {
+        let scope = req.scope.unwrap_or_default();
+        if scope.is_empty() {
             return google_error(StatusCode::BAD_REQUEST, "scope is required");
         }
         let expire = rfc3339(app.now().saturating_add(app.lifetime()));
-        app.issue_access_token(&target.email, &req.scope.join(" "))
+        app.issue_access_token(&target.email, &scope.join(" "))
             .map(|token| json!({"accessToken": token, "expireTime": expire}))
     };
     match answer {

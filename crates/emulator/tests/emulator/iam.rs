@@ -212,3 +212,14 @@ async fn iam_faults_answer_google_shaped_errors() -> TestResult {
     assert_eq!(answer["error"]["status"], "UNAVAILABLE");
     Ok(())
 }
+
+#[tokio::test]
+async fn null_delegates_are_accepted_as_python_sends_them() -> TestResult {
+    let emu = Emulator::start().await?;
+    let at = sa_access_token(&emu).await?;
+    let target = emu.target_service_account_email();
+    let body = json!({"audience": "https://x.example", "delegates": null, "includeEmail": true});
+    let (status, answer) = call(&emu, &target, "generateIdToken", Some(&at), body).await?;
+    assert_eq!(status, 200, "{answer}");
+    Ok(())
+}
