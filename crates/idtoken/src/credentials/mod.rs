@@ -5,16 +5,17 @@
 
 mod access;
 mod authorized_user;
+mod describe;
 mod external_account;
+mod file;
 mod impersonated;
 mod metadata;
+mod options;
 mod service_account;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-
-use serde::Deserialize;
 
 use crate::cache::IdTokenSource;
 use crate::clock::{Clock, SystemClock};
@@ -23,9 +24,12 @@ use crate::token::IdToken;
 
 use authorized_user::AuthorizedUser;
 use external_account::ExternalAccount;
+pub(crate) use file::json_problem;
+use file::{base_flow, impersonated_file, type_of};
 use impersonated::Impersonation;
 pub use impersonated::{DEFAULT_IAM_ENDPOINT, Impersonate};
 pub(crate) use metadata::Metadata;
+pub use options::{CredentialsKind, Format, TokenOptions};
 use service_account::ServiceAccount;
 
 /// Credentials that can mint Google ID tokens.
@@ -79,84 +83,6 @@ impl Flow {
     }
 }
 
-/// Which kind of credential was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CredentialsKind {
-    /// A service account key file (`"type": "service_account"`).
-    ServiceAccount,
-    /// The metadata server of a Google runtime (Compute Engine, Cloud Run, GKE...).
-    MetadataServer,
-    /// A gcloud user login (`"type": "authorized_user"`).
-    AuthorizedUser,
-    /// An impersonation file (`"type": "impersonated_service_account"`).
-    ImpersonatedServiceAccount,
-    /// Workload identity federation (`"type": "external_account"`).
-    ExternalAccount,
-}
-
-impl fmt::Display for CredentialsKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::ServiceAccount => "service account key",
-            Self::MetadataServer => "metadata server",
-            Self::AuthorizedUser => "gcloud user credentials (authorized_user)",
-            Self::ImpersonatedServiceAccount => "service account impersonation",
-            Self::ExternalAccount => "workload identity federation (external_account)",
-        })
-    }
-}
-
-/// The metadata server's `format` parameter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Format {
-    /// Standard claims only (the metadata server's default).
-    #[default]
-    Standard,
-    /// Adds `email`, `email_verified` and Compute Engine instance claims.
-    Full,
-}
-
-/// Options for minting a token, as gcloud's flags set them.
-///
-/// ```
-/// use idtoken::{Format, TokenOptions};
-/// let opts = TokenOptions::default().format(Format::Full).licenses(true);
-/// assert_eq!(opts.format, Format::Full);
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TokenOptions {
-    /// Metadata server `format`; service account tokens always carry `email`.
-    pub format: Format,
-    /// Metadata server `licenses=TRUE` (with [`Format::Full`] only).
-    pub licenses: bool,
-    /// Impersonation: ask IAM to put `email` and `email_verified` in the
-    /// token (`includeEmail`), as gcloud's `--include-email` does.
-    pub include_email: bool,
-}
-
-impl TokenOptions {
-    /// Sets the metadata server `format`.
-    pub fn format(mut self, format: Format) -> Self {
-        self.format = format;
-        self
-    }
-
-    /// Asks for license claims (metadata server, `format=full`).
-    pub fn licenses(mut self, licenses: bool) -> Self {
-        self.licenses = licenses;
-        self
-    }
-
-    /// Asks IAM for `email` claims when impersonating.
-    pub fn include_email(mut self, include_email: bool) -> Self {
-        self.include_email = include_email;
-        self
-    }
-}
-
 impl Credentials {
     /// Finds Application Default Credentials from this process's
     /// environment: `GOOGLE_APPLICATION_CREDENTIALS`, then gcloud's file,
@@ -185,49 +111,6 @@ impl Credentials {
     /// ```
     pub async fn discover_explained(env: &crate::Env) -> (Result<Self>, crate::Discovery) {
         crate::adc::discover(env).await
-    }
-
-    /// How tokens will be minted, step by step, for people (no secrets).
-    ///
-    /// ```
-    /// let creds = idtoken::Credentials::metadata_server("127.0.0.1:8080");
-    /// assert!(creds.flow_description().contains("identity"));
-    /// ```
-    pub fn flow_description(&self) -> String {
-        let base = match &self.inner.flow {
-            Flow::ServiceAccount(sa) => format!(
-                "service account key for {}: JWT-bearer grant",
-                sa.client_email()
-            ),
-            Flow::Metadata(md) => format!("metadata server at {}", md.base_url()),
-            Flow::AuthorizedUser(_) => "gcloud user credentials: refresh grant".to_owned(),
-            Flow::ExternalAccount(ea) => format!(
-                "external account of {}: subject token, then STS token exchange",
-                ea.audience()
-            ),
-        };
-        match (&self.inner.impersonation, &self.inner.flow) {
-            (Some(imp), _) => {
-                let how = &imp.how;
-                let via = if how.delegate_emails().is_empty() {
-                    String::new()
-                } else {
-                    format!(" via delegates {}", how.delegate_emails().join(", "))
-                };
-                format!(
-                    "{base} for an access token (scope cloud-platform), then IAM generateIdToken for {}{via}",
-                    how.target()
-                )
-            }
-            (None, Flow::ServiceAccount(_)) => format!("{base} with target_audience"),
-            (None, Flow::Metadata(_)) => format!("{base}: identity endpoint"),
-            (None, Flow::AuthorizedUser(_)) => {
-                format!("{base}, whose id_token has the OAuth client id as aud")
-            }
-            (None, Flow::ExternalAccount(_)) => {
-                format!("{base}; no ID token possible without service_account_impersonation_url")
-            }
-        }
     }
 
     /// Loads a credentials JSON file.
@@ -472,78 +355,6 @@ impl fmt::Debug for Credentials {
             .field("principal", &self.principal())
             .field("impersonation", &self.impersonation())
             .finish_non_exhaustive()
-    }
-}
-
-/// The `type` field of a credentials document.
-fn type_of(json: &[u8]) -> Result<String, CredentialsProblem> {
-    #[derive(Deserialize)]
-    struct TypeOnly {
-        #[serde(rename = "type")]
-        ty: Option<String>,
-    }
-    let head: TypeOnly = serde_json::from_slice(json).map_err(|e| json_problem(&e))?;
-    head.ty
-        .filter(|t| !t.is_empty())
-        .ok_or(CredentialsProblem::MissingField("type"))
-}
-
-/// A base flow from a credentials document; `field` names where its type
-/// was read, for the error when it cannot be a base.
-fn base_flow(json: &[u8], field: &'static str) -> Result<Flow, CredentialsProblem> {
-    match type_of(json)?.as_str() {
-        "service_account" => Ok(Flow::ServiceAccount(ServiceAccount::from_json(json)?)),
-        "authorized_user" => Ok(Flow::AuthorizedUser(AuthorizedUser::from_json(json)?)),
-        "external_account" => Ok(Flow::ExternalAccount(ExternalAccount::from_json(json)?)),
-        "impersonated_service_account" => Err(CredentialsProblem::InvalidField {
-            field,
-            reason: "an impersonation cannot be the source of another; list the middle accounts in `delegates`".into(),
-        }),
-        ty @ ("external_account_authorized_user" | "gdch_service_account") => {
-            Err(CredentialsProblem::UnsupportedType(ty.to_owned()))
-        }
-        other => Err(CredentialsProblem::UnknownType(other.to_owned())),
-    }
-}
-
-/// The source credentials and the impersonation of an
-/// `impersonated_service_account` document.
-fn impersonated_file(json: &[u8]) -> Result<(Vec<u8>, Impersonate), CredentialsProblem> {
-    #[derive(Deserialize)]
-    struct File {
-        service_account_impersonation_url: Option<String>,
-        source_credentials: Option<serde_json::Value>,
-        #[serde(default)]
-        delegates: Vec<String>,
-    }
-    let f: File = serde_json::from_slice(json).map_err(|e| json_problem(&e))?;
-    let url = f
-        .service_account_impersonation_url
-        .filter(|u| !u.is_empty())
-        .ok_or(CredentialsProblem::MissingField(
-            "service_account_impersonation_url",
-        ))?;
-    let source = f
-        .source_credentials
-        .filter(serde_json::Value::is_object)
-        .ok_or(CredentialsProblem::MissingField("source_credentials"))?;
-    let how = Impersonate::from_url(&url)?.delegates(f.delegates);
-    Ok((source.to_string().into_bytes(), how))
-}
-
-/// Describes a JSON error by position, never quoting the content (it may
-/// hold a private key).
-pub(crate) fn json_problem(e: &serde_json::Error) -> CredentialsProblem {
-    let message = match e.classify() {
-        serde_json::error::Category::Eof => "unexpected end of input".to_owned(),
-        serde_json::error::Category::Syntax => "syntax error".to_owned(),
-        serde_json::error::Category::Data => "wrong kind of value".to_owned(),
-        serde_json::error::Category::Io => "read error".to_owned(),
-    };
-    CredentialsProblem::InvalidJson {
-        line: e.line(),
-        column: e.column(),
-        message,
     }
 }
 
