@@ -223,3 +223,28 @@ async fn null_delegates_are_accepted_as_python_sends_them() -> TestResult {
     assert_eq!(status, 200, "{answer}");
     Ok(())
 }
+
+#[tokio::test]
+async fn expired_bearer_is_401() -> TestResult {
+    let clock = std::sync::Arc::new(std::sync::Mutex::new(std::time::SystemTime::now()));
+    let c = clock.clone();
+    let emu = Emulator::builder()
+        .clock(std::sync::Arc::new(move || {
+            *c.lock().unwrap_or_else(|e| e.into_inner())
+        }))
+        .start()
+        .await?;
+    let at = sa_access_token(&emu).await?;
+    *clock.lock().unwrap_or_else(|e| e.into_inner()) += std::time::Duration::from_secs(3601);
+    let target = emu.target_service_account_email();
+    let (status, answer) = call(
+        &emu,
+        &target,
+        "generateIdToken",
+        Some(&at),
+        json!({"audience": "https://x.example"}),
+    )
+    .await?;
+    assert_eq!(status, 401, "{answer}");
+    Ok(())
+}
