@@ -25,8 +25,9 @@ const DEFAULT_STS: &str = "https://sts.googleapis.com/v1/token";
 /// How long the subject-token URL may take.
 const URL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A parsed `"type": "external_account"` file.
-#[derive(Clone, Debug)]
+/// A parsed `"type": "external_account"` file. Not `Debug`: URL sources
+/// may carry credentials in their headers.
+#[derive(Clone)]
 pub(crate) struct ExternalAccount {
     audience: String,
     subject_token_type: String,
@@ -37,7 +38,7 @@ pub(crate) struct ExternalAccount {
 }
 
 /// Where the subject token comes from, and in which format.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Source {
     File {
         path: PathBuf,
