@@ -26,6 +26,8 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Show a token's header and claims WITHOUT verifying them.
     Decode(cmd::decode::Args),
+    /// Explain where credentials come from and how a token is minted, then mint one.
+    Doctor(cmd::doctor::Args),
     /// Run the local Google identity emulator.
     Emulator(cmd::emulator::Args),
     /// Start the emulator and a protected service, and show authenticated requests succeed.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
             Command::Curl(args) => cmd::curl::run(args).await,
             Command::Verify(args) => cmd::verify::run(args).await,
             Command::Decode(args) => cmd::decode::run(args).await,
+            Command::Doctor(args) => cmd::doctor::run(args).await,
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
         }

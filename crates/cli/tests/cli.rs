@@ -167,6 +167,279 @@ mod token {
     }
 }
 
+mod credentials {
+    //! The credential flags shared by `token` and `curl`: impersonation,
+    //! `--include-email`, and the warning for user credentials.
+    use super::*;
+
+    #[tokio::test]
+    async fn impersonate_flag_mints_for_the_target_with_include_email() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let target = emu.target_service_account_email();
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.service_account)
+            .args(["token", "--audience", "https://svc.example", "--json"])
+            .args(["--impersonate-service-account", &target, "--include-email"])
+            .args(["--iam-endpoint", &emu.url()]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        assert_eq!(v["claims"]["aud"], "https://svc.example");
+        assert_eq!(v["claims"]["email"], Value::from(target));
+        assert_eq!(emu.counters().get(Endpoint::IamGenerateIdToken), 1);
+    }
+
+    #[tokio::test]
+    async fn impersonation_chain_puts_earlier_emails_in_delegates() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let me = emu.service_account_email();
+        let target = emu.target_service_account_email();
+        // me -> target (delegate) -> me: only these hops are granted.
+        emu.restrict_impersonation([
+            (me.as_str(), target.as_str()),
+            (target.as_str(), me.as_str()),
+        ]);
+        let chain = format!("{target},{me}");
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.service_account)
+            .args(["token", "--audience", "https://svc.example", "--json"])
+            .args(["--impersonate-service-account", &chain, "--include-email"])
+            .args(["--iam-endpoint", &emu.url()]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        assert_eq!(v["claims"]["email"], Value::from(me));
+    }
+
+    #[tokio::test]
+    async fn refused_impersonation_exits_1_naming_the_permission() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        emu.restrict_impersonation([]);
+        let out = run(idtoken(home.path())
+            .args([
+                "token",
+                "--audience",
+                "https://svc.example",
+                "--credentials",
+            ])
+            .arg(&files.impersonated_from_service_account))
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("iam.serviceAccounts.getOpenIdToken"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty());
+    }
+
+    #[tokio::test]
+    async fn user_credentials_print_the_token_and_warn_about_the_client_id_audience() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.authorized_user)
+            .args(["token", "--audience", "https://svc.example"]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let token = idtoken::IdToken::parse(stdout(&out).trim()).expect("a JWT on stdout");
+        assert_eq!(token.claims().aud.as_deref(), Some(emu.user_client_id()));
+        let err = stderr(&out);
+        assert!(
+            err.contains("warning") && err.contains("OAuth client id"),
+            "{err}"
+        );
+        assert!(err.contains("--impersonate-service-account"), "{err}");
+        assert!(!err.contains(&emu.user_refresh_token()));
+    }
+
+    #[tokio::test]
+    async fn curl_with_impersonation_sends_the_targets_token() {
+        let emu = Emulator::start().await.expect("emulator");
+        let svc = echo_service().await;
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.authorized_user)
+            .args(["curl", &format!("http://{svc}/x"), "--include-email"])
+            .args([
+                "--impersonate-service-account",
+                &emu.target_service_account_email(),
+            ])
+            .args(["--iam-endpoint", &emu.url()]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let seen: Value = serde_json::from_str(&stdout(&out)).expect("echo JSON");
+        assert_eq!(
+            seen["authorization"]["aud"],
+            Value::from(format!("http://{svc}"))
+        );
+        assert_eq!(
+            seen["authorization"]["email"],
+            Value::from(emu.target_service_account_email())
+        );
+        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    }
+}
+
+mod doctor {
+    use super::*;
+
+    #[tokio::test]
+    async fn explains_a_key_file_then_mints_and_never_prints_the_token_or_key() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.service_account)
+            .args(["doctor", "--audience", "https://svc.example"]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        for want in [
+            "GOOGLE_APPLICATION_CREDENTIALS=",
+            "<- used",
+            "service account key",
+            &emu.service_account_email(),
+            "JWT-bearer grant with target_audience",
+            "aud will equal it: yes",
+            "\"aud\": \"https://svc.example\"",
+            "OK: a token can be had.",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+        assert!(!text.contains("eyJ"), "a token was printed:\n{text}");
+        assert!(!text.contains("PRIVATE KEY"));
+    }
+
+    #[tokio::test]
+    async fn json_report_shows_each_discovery_step_with_timing_and_the_claims() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args(["doctor", "--json"]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        let steps = v["discovery"].as_array().expect("steps");
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[0]["outcome"], "not set");
+        assert_eq!(steps[2]["place"], "metadata server");
+        assert_eq!(steps[2]["chosen"], true);
+        assert!(steps[2]["elapsed_ms"].is_u64());
+        assert_eq!(
+            v["environment"]["GCE_METADATA_HOST"],
+            Value::from(emu.metadata_host())
+        );
+        assert_eq!(
+            v["credentials"]["principal"],
+            Value::from(emu.service_account_email())
+        );
+        assert_eq!(v["audience"]["aud_will_match"], true);
+        assert_eq!(v["token"]["claims"]["aud"], v["audience"]["requested"]);
+    }
+
+    #[tokio::test]
+    async fn user_credentials_say_aud_will_not_match_and_how_to_fix_it() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let out = run(idtoken(home.path())
+            .args(["doctor", "--json", "--credentials"])
+            .arg(&files.authorized_user))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        assert_eq!(v["audience"]["aud_will_match"], false);
+        assert!(
+            v["audience"]["note"]
+                .as_str()
+                .expect("note")
+                .contains("--impersonate-service-account")
+        );
+        assert_eq!(v["token"]["claims"]["aud"], emu.user_client_id());
+        assert_eq!(v["token"]["audience_is_client_id"], true);
+        assert!(!stdout(&out).contains(&emu.user_refresh_token()));
+    }
+
+    #[tokio::test]
+    async fn impersonation_report_names_target_and_flow() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let out = run(idtoken(home.path())
+            .env(
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                &files.external_account_url,
+            )
+            .args(["doctor", "--json"]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        let target = emu.target_service_account_email();
+        assert_eq!(
+            v["credentials"]["impersonation"]["target"],
+            Value::from(target.clone())
+        );
+        let flow = v["flow"].as_str().expect("flow");
+        assert!(
+            flow.contains("STS") && flow.contains("generateIdToken"),
+            "{flow}"
+        );
+        assert_eq!(
+            v["token"]["claims"]["sub"],
+            Value::from(emu.target_service_account_id())
+        );
+    }
+
+    #[tokio::test]
+    async fn no_credentials_exits_1_listing_what_was_tried() {
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path())
+            .env("METADATA_SERVER_DETECTION", "none")
+            .args(["doctor"]))
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        let text = stdout(&out);
+        assert!(
+            text.contains("skipped (METADATA_SERVER_DETECTION=none)"),
+            "{text}"
+        );
+        assert!(text.contains("no Google credentials found"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn refused_impersonation_exits_1_with_the_step_that_failed() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        emu.restrict_impersonation([]);
+        let out = run(idtoken(home.path())
+            .env(
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                &files.impersonated_from_user,
+            )
+            .args(["doctor"]))
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        let text = stdout(&out);
+        assert!(text.contains("impersonating: "), "{text}");
+        assert!(text.contains("IAM generateIdToken"), "{text}");
+        assert!(
+            text.contains("iam.serviceAccounts.getOpenIdToken"),
+            "{text}"
+        );
+    }
+}
+
 mod curl {
     use super::*;
 

@@ -1,7 +1,7 @@
 //! The server's shared state (keys, accounts, caches, issued tokens) and the
 //! router that joins the endpoint families.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::keys::{EcKey, RsaKey};
+use crate::keys::{EcKey, RsaKey, random_hex};
 use crate::state::Control;
-use crate::{Error, certs, jwt, metadata, oauth2};
+use crate::{Error, certs, iam, jwt, metadata, oauth2, sts};
 
 /// The issuer of every ID token the emulator signs.
 pub(crate) const ISSUER: &str = "https://accounts.google.com";
@@ -25,6 +25,14 @@ pub(crate) const PROJECT_ID: &str = "idtoken-emulator";
 pub(crate) const PROJECT_NUMBER: u64 = 123_456_789_012;
 /// Local part of the default service account's email.
 const DEFAULT_ACCOUNT: &str = "emulator";
+/// Local part of the second service account's email: the one other
+/// principals impersonate.
+const TARGET_ACCOUNT: &str = "target";
+/// The emulated gcloud user (an `authorized_user` credential).
+pub(crate) const USER_EMAIL: &str = "user@example.com";
+/// The OAuth client id gcloud's user credentials carry; the `aud` of the
+/// user's ID tokens.
+pub(crate) const USER_CLIENT_ID: &str = "764086051850-emulator.apps.googleusercontent.com";
 
 /// Where the time comes from; tests pass a settable one.
 pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -62,9 +70,9 @@ pub(crate) struct GoogleKeys {
     pub previous: Option<Arc<RsaKey>>,
 }
 
-/// An access token handed out by the JWT-bearer grant with `scope`.
+/// An access token handed out by the token endpoint (JWT-bearer grant with
+/// `scope`, refresh grant), by STS or by IAM `generateAccessToken`.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // read by the IAM endpoints to come
 pub(crate) struct AccessToken {
     pub email: String,
     pub scope: String,
@@ -82,6 +90,14 @@ pub(crate) struct App {
     google: Mutex<GoogleKeys>,
     iap: Mutex<(Arc<EcKey>, Option<Arc<EcKey>>)>,
     account: ServiceAccount,
+    target: ServiceAccount,
+    /// The authorized user's secrets and whether its refresh token works.
+    pub user: User,
+    /// The workload identity pool STS answers for.
+    pub federation: Federation,
+    /// Who may impersonate whom: `None` lets every caller impersonate
+    /// every account.
+    pub grants: Mutex<Option<HashSet<(String, String)>>>,
     pub identity_cache: Mutex<HashMap<IdentityKey, (String, i64)>>,
     pub access_tokens: Mutex<HashMap<String, AccessToken>>,
 }
@@ -92,13 +108,14 @@ const GOOGLE_CERT_CN: &str = "federated-signon.system.gserviceaccount.com";
 impl App {
     pub(crate) fn new(config: Config) -> Result<Self, Error> {
         // RSA key generation dominates start-up; make both keys at once.
-        let (google, account) = std::thread::scope(|s| {
+        let (google, account, target) = std::thread::scope(|s| {
+            let panicked = || Error::Key("key generation thread panicked".into());
             let google = s.spawn(|| RsaKey::generate(GOOGLE_CERT_CN));
+            let target = s.spawn(|| ServiceAccount::generate(TARGET_ACCOUNT));
             let account = ServiceAccount::generate(DEFAULT_ACCOUNT);
-            let google = google
-                .join()
-                .unwrap_or_else(|_| Err(Error::Key("key generation thread panicked".into())));
-            (google, account)
+            let google = google.join().unwrap_or_else(|_| Err(panicked()));
+            let target = target.join().unwrap_or_else(|_| Err(panicked()));
+            (google, account, target)
         });
         Ok(Self {
             control: Arc::new(Control::new()),
@@ -109,6 +126,10 @@ impl App {
             }),
             iap: Mutex::new((Arc::new(EcKey::generate()?), None)),
             account: account?,
+            target: target?,
+            user: User::generate()?,
+            federation: Federation::generate()?,
+            grants: Mutex::new(None),
             identity_cache: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
         })
@@ -141,7 +162,50 @@ impl App {
 
     /// The account whose `client_email` this is (never an alias).
     pub(crate) fn account_by_email(&self, email: &str) -> Option<&ServiceAccount> {
-        (email == self.account.email).then_some(&self.account)
+        [&self.account, &self.target]
+            .into_iter()
+            .find(|sa| sa.email == email)
+    }
+
+    /// The second service account, the usual impersonation target.
+    pub(crate) fn target_account(&self) -> &ServiceAccount {
+        &self.target
+    }
+
+    /// Whether `caller` may impersonate `target` (the grant table).
+    pub(crate) fn may_impersonate(&self, caller: &str, target: &str) -> bool {
+        let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        grants
+            .as_ref()
+            .is_none_or(|g| g.contains(&(caller.to_owned(), target.to_owned())))
+    }
+
+    /// Issues an access token for `email` and remembers it.
+    pub(crate) fn issue_access_token(&self, email: &str, scope: &str) -> Result<String, Error> {
+        let token = format!("ya29.emulator-{}", random_hex(32)?);
+        let now = self.now();
+        let expires_at = now.saturating_add(self.lifetime());
+        let mut tokens = self.access_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget expired tokens so a long test run does not grow without bound.
+        tokens.retain(|_, t| t.expires_at > now);
+        tokens.insert(
+            token.clone(),
+            AccessToken {
+                email: email.to_owned(),
+                scope: scope.to_owned(),
+                expires_at,
+            },
+        );
+        Ok(token)
+    }
+
+    /// The principal behind a valid (known, unexpired) access token.
+    pub(crate) fn access_token_owner(&self, token: &str) -> Option<AccessToken> {
+        let tokens = self.access_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens
+            .get(token)
+            .filter(|t| t.expires_at > self.now())
+            .cloned()
     }
 
     /// Current signing key, then the previous one if any.
@@ -229,6 +293,51 @@ impl App {
     }
 }
 
+/// The emulated workload identity pool: the STS audience and the one
+/// subject token STS accepts for it.
+pub(crate) struct Federation {
+    pub subject_token: String,
+}
+
+impl Federation {
+    /// The pool provider, as an `external_account` file's `audience`.
+    pub(crate) const AUDIENCE: &str = "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/emulator-pool/providers/emulator-provider";
+    /// The subject token type the provider takes.
+    pub(crate) const SUBJECT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+    /// The federated principal STS's access tokens stand for.
+    pub(crate) const PRINCIPAL: &str = "principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/emulator-pool/subject/ci-runner";
+    /// The header the subject-token URL wants, with its value.
+    pub(crate) const URL_HEADER: (&str, &str) = ("x-emulator-subject", "please");
+
+    fn generate() -> Result<Self, Error> {
+        Ok(Self {
+            subject_token: format!("subject-{}", random_hex(24)?),
+        })
+    }
+}
+
+/// The emulated gcloud user: OAuth client and refresh token.
+pub(crate) struct User {
+    pub client_secret: String,
+    pub refresh_token: String,
+    pub revoked: std::sync::atomic::AtomicBool,
+}
+
+impl User {
+    fn generate() -> Result<Self, Error> {
+        Ok(Self {
+            client_secret: format!("GOCSPX-{}", random_hex(12)?),
+            refresh_token: format!("1//emulator-{}", random_hex(24)?),
+            revoked: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The user's stable numeric id (the `sub` of its tokens).
+    pub(crate) fn unique_id(&self) -> String {
+        numeric_id(USER_EMAIL)
+    }
+}
+
 /// A stable 21-digit id for an email, like Google's service account ids.
 fn numeric_id(email: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, email.as_bytes());
@@ -247,6 +356,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(metadata::routes())
         .merge(oauth2::routes())
         .merge(certs::routes())
+        .merge(iam::routes())
+        .merge(sts::routes())
         .route("/_emulator/counters", get(counters))
         .route("/_emulator/iap_token", axum::routing::post(iap_token))
         .fallback(not_found)

@@ -1,7 +1,7 @@
 //! The running server and its builder: bind, spawn, steer, shut down.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +21,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// and waits until the server has stopped.
 pub struct Emulator {
     addr: SocketAddr,
-    app: Arc<App>,
+    pub(crate) app: Arc<App>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -128,14 +128,6 @@ impl Builder {
             task: Some(task),
         })
     }
-}
-
-/// Files written by [`Emulator::write_credentials`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CredentialFiles {
-    /// A `service_account` key file for the default service account.
-    pub service_account: PathBuf,
 }
 
 impl Emulator {
@@ -267,15 +259,6 @@ impl Emulator {
         serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
     }
 
-    /// Writes `service_account.json` into `dir` (mode 0600 on Unix).
-    pub fn write_credentials(&self, dir: &Path) -> std::io::Result<CredentialFiles> {
-        let path = dir.join("service_account.json");
-        write_private(&path, self.service_account_json().as_bytes())?;
-        Ok(CredentialFiles {
-            service_account: path,
-        })
-    }
-
     /// How many requests each endpoint has received so far.
     pub fn counters(&self) -> Counters {
         self.app.control.counters()
@@ -326,7 +309,7 @@ impl Drop for Emulator {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

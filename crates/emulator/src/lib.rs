@@ -6,7 +6,9 @@
 //! | family | paths | module |
 //! |---|---|---|
 //! | metadata server | `/`, `/computeMetadata/v1/...` (ping, email, identity) | `metadata` |
-//! | OAuth2 token endpoint | `POST /token` (JWT-bearer grant) | `oauth2` |
+//! | OAuth2 token endpoint | `POST /token` (JWT-bearer and refresh grants) | `oauth2` |
+//! | IAM Credentials | `POST /v1/projects/-/serviceAccounts/{email}:generateIdToken`, `:generateAccessToken` | `iam` |
+//! | STS | `POST /v1/token` (token exchange), `GET /_emulator/subject-token` | `sts` |
 //! | Google's key sets | `/oauth2/v3/certs` (JWK), `/oauth2/v1/certs` (PEM) | `certs` |
 //! | IAP's key set | `/iap/verify/public_key-jwk` (ES256 JWK) | `certs` |
 //! | test control | `/_emulator/counters`, `POST /_emulator/iap_token?audience=&email=` | |
@@ -53,14 +55,18 @@
 mod app;
 mod certs;
 mod emulator;
+mod files;
 mod form;
+mod iam;
 mod jwt;
 mod keys;
 mod metadata;
 mod oauth2;
 mod state;
+mod sts;
 
-pub use emulator::{Builder, CredentialFiles, Emulator};
+pub use emulator::{Builder, Emulator};
+pub use files::CredentialFiles;
 pub use state::{Counters, Endpoint, Fault, Hold};
 
 /// Why the emulator could not start (or make a key).

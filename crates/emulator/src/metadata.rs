@@ -1,6 +1,6 @@
 //! The Compute Engine metadata server: ping, the default service account's
-//! email and description, project ids, and identity (ID token) minting with
-//! the real server's token cache.
+//! email and description, project ids, access tokens, and identity (ID
+//! token) minting with the real server's token cache.
 //!
 //! Every answer carries `Metadata-Flavor: Google`; requests without that
 //! header are refused with 403, as the real server does.
@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/computeMetadata/v1/instance/", get(ping))
         .route(&format!("{SA}/identity"), get(identity))
         .route(&format!("{SA}/email"), get(email))
+        .route(&format!("{SA}/token"), get(access_token))
         .route(SA, get(service_account))
         .route(&format!("{SA}/"), get(service_account))
         .route("/computeMetadata/v1/project/project-id", get(project_id))
@@ -164,6 +165,31 @@ fn project_answer(headers: &HeaderMap, value: String) -> Response {
             StatusCode::FORBIDDEN,
             "Missing required header \"Metadata-Flavor\": \"Google\"\n",
         )
+    }
+}
+
+async fn access_token(
+    State(app): State<Arc<App>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(resp) = admit(&app, Endpoint::MetadataToken, &headers).await {
+        return resp;
+    }
+    let Some(sa) = app.account(&account) else {
+        return no_such_account(&account);
+    };
+    match app.issue_access_token(&sa.email, CLOUD_PLATFORM) {
+        Ok(token) => answer(
+            StatusCode::OK,
+            "application/json",
+            json!({"access_token": token, "expires_in": app.lifetime(), "token_type": "Bearer"})
+                .to_string(),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "issuing an access token failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        }
     }
 }
 

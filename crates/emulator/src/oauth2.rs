@@ -1,6 +1,8 @@
 //! The OAuth2 token endpoint, `POST /token`: the JWT-bearer grant that turns
 //! a service account's signed assertion into an ID token (`target_audience`)
-//! or an access token (`scope`).
+//! or an access token (`scope`), and the `refresh_token` grant of the
+//! emulated gcloud user (access token plus an ID token whose `aud` is the
+//! OAuth client id).
 //!
 //! The assertion's `aud` is not checked against this server's URL, because
 //! Python's google-auth always sends `https://oauth2.googleapis.com/token`.
@@ -15,10 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::{Map, Value, json};
 
-use crate::app::{AccessToken, App, ServiceAccount};
+use crate::app::{App, ServiceAccount, USER_CLIENT_ID, USER_EMAIL};
 use crate::form;
 use crate::jwt::Unverified;
-use crate::keys::random_hex;
 use crate::state::{Endpoint, Fault};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -35,7 +36,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new().route("/token", any(token))
 }
 
-fn json_answer(status: StatusCode, body: String) -> Response {
+pub(crate) fn json_answer(status: StatusCode, body: String) -> Response {
     let mut resp = (status, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -45,7 +46,11 @@ fn json_answer(status: StatusCode, body: String) -> Response {
 }
 
 /// An OAuth2 error answer, `{"error", "error_description"}`.
-fn oauth_error(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
+pub(crate) fn oauth_error(
+    status: StatusCode,
+    error: &str,
+    description: impl Into<String>,
+) -> Response {
     let body = json!({"error": error, "error_description": description.into()});
     json_answer(status, body.to_string())
 }
@@ -54,7 +59,7 @@ fn invalid_grant(description: impl Into<String>) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
-fn invalid_request(description: impl Into<String>) -> Response {
+pub(crate) fn invalid_request(description: impl Into<String>) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
 }
 
@@ -71,7 +76,7 @@ fn error_code(status: StatusCode) -> &'static str {
     }
 }
 
-fn fault_answer(fault: Fault) -> Response {
+pub(crate) fn fault_answer(fault: Fault) -> Response {
     let code = match fault {
         Fault::Body(body) => return json_answer(StatusCode::OK, body),
         Fault::Status(code) => code,
@@ -125,6 +130,7 @@ async fn token(
             Some(assertion) => jwt_bearer(&app, assertion),
             None => invalid_request("Missing required parameter: assertion"),
         },
+        Some("refresh_token") => refresh(&app, &params),
         other => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -180,21 +186,65 @@ fn id_token(app: &App, sa: &ServiceAccount, audience: &str) -> Result<Value, cra
 }
 
 fn access_token(app: &App, sa: &ServiceAccount, scope: &str) -> Result<Value, crate::Error> {
-    let token = format!("ya29.emulator-{}", random_hex(32)?);
-    let now = app.now();
-    let expires_at = now.saturating_add(app.lifetime());
-    let mut tokens = app.access_tokens.lock().unwrap_or_else(|e| e.into_inner());
-    // Forget expired tokens so a long test run does not grow without bound.
-    tokens.retain(|_, t| t.expires_at > now);
-    tokens.insert(
-        token.clone(),
-        AccessToken {
-            email: sa.email.clone(),
-            scope: scope.to_string(),
-            expires_at,
-        },
-    );
+    let token = app.issue_access_token(&sa.email, scope)?;
     Ok(json!({"access_token": token, "expires_in": app.lifetime(), "token_type": "Bearer"}))
+}
+
+/// The user's scopes, as gcloud's application-default login grants them.
+const USER_SCOPES: &str = "openid https://www.googleapis.com/auth/userinfo.email \
+     https://www.googleapis.com/auth/cloud-platform";
+
+/// The `refresh_token` grant for the emulated gcloud user.
+fn refresh(app: &App, params: &std::collections::HashMap<String, String>) -> Response {
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    for name in ["client_id", "client_secret", "refresh_token"] {
+        if param(name).is_empty() {
+            return invalid_request(format!("Missing required parameter: {name}"));
+        }
+    }
+    let user = &app.user;
+    if param("client_id") != USER_CLIENT_ID || param("client_secret") != user.client_secret {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The OAuth client was not found.",
+        );
+    }
+    let revoked = user.revoked.load(std::sync::atomic::Ordering::Acquire);
+    if revoked || param("refresh_token") != user.refresh_token {
+        return invalid_grant("Token has been expired or revoked.");
+    }
+    let mut c = Map::new();
+    c.insert("aud".into(), json!(USER_CLIENT_ID));
+    c.insert("azp".into(), json!(USER_CLIENT_ID));
+    c.insert("sub".into(), json!(user.unique_id()));
+    c.insert("email".into(), json!(USER_EMAIL));
+    c.insert("email_verified".into(), json!(true));
+    c.insert("at_hash".into(), json!("emulator"));
+    let issued = app
+        .mint(c)
+        .and_then(|(id_token, _)| Ok((id_token, app.issue_access_token(USER_EMAIL, USER_SCOPES)?)));
+    match issued {
+        Ok((id_token, access_token)) => json_answer(
+            StatusCode::OK,
+            json!({
+                "access_token": access_token,
+                "expires_in": app.lifetime(),
+                "id_token": id_token,
+                "scope": USER_SCOPES,
+                "token_type": "Bearer",
+            })
+            .to_string(),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "issuing a token failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_failure",
+                "internal error",
+            )
+        }
+    }
 }
 
 /// Checks an assertion as Google does; the error is the `error_description`.

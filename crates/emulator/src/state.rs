@@ -29,11 +29,22 @@ pub enum Endpoint {
     CertsV1,
     /// IAP's ES256 key set, `GET /iap/verify/public_key-jwk`.
     IapJwk,
+    /// IAM Credentials `POST .../serviceAccounts/{email}:generateIdToken`.
+    IamGenerateIdToken,
+    /// IAM Credentials `POST .../serviceAccounts/{email}:generateAccessToken`.
+    IamGenerateAccessToken,
+    /// STS token exchange, `POST /v1/token`.
+    Sts,
+    /// The subject-token URL of URL-sourced external accounts,
+    /// `GET /_emulator/subject-token`.
+    SubjectToken,
+    /// Metadata `.../service-accounts/{account}/token` (access tokens).
+    MetadataToken,
 }
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -42,6 +53,11 @@ impl Endpoint {
         Endpoint::JwksV3,
         Endpoint::CertsV1,
         Endpoint::IapJwk,
+        Endpoint::IamGenerateIdToken,
+        Endpoint::IamGenerateAccessToken,
+        Endpoint::Sts,
+        Endpoint::SubjectToken,
+        Endpoint::MetadataToken,
     ];
 
     /// The stable snake_case name, as used in the counters JSON.
@@ -55,6 +71,11 @@ impl Endpoint {
             Endpoint::JwksV3 => "jwks_v3",
             Endpoint::CertsV1 => "certs_v1",
             Endpoint::IapJwk => "iap_jwk",
+            Endpoint::IamGenerateIdToken => "iam_generate_id_token",
+            Endpoint::IamGenerateAccessToken => "iam_generate_access_token",
+            Endpoint::Sts => "sts",
+            Endpoint::SubjectToken => "subject_token",
+            Endpoint::MetadataToken => "metadata_token",
         }
     }
 
@@ -68,6 +89,11 @@ impl Endpoint {
             Endpoint::JwksV3 => 5,
             Endpoint::CertsV1 => 6,
             Endpoint::IapJwk => 7,
+            Endpoint::IamGenerateIdToken => 8,
+            Endpoint::IamGenerateAccessToken => 9,
+            Endpoint::Sts => 10,
+            Endpoint::SubjectToken => 11,
+            Endpoint::MetadataToken => 12,
         }
     }
 }

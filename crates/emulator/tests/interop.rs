@@ -367,3 +367,61 @@ async fn node_id_token_client_sends_metadata_token_as_bearer_and_caches_it() {
     assert_eq!(n.get(Endpoint::MetadataPing), pings, "{n:?}");
     assert_eq!(n.get(Endpoint::Token), 0, "{n:?}");
 }
+
+#[tokio::test]
+#[ignore = "needs the Python/Node clients: run scripts/test"]
+async fn python_impersonated_id_token_credentials_mint_for_the_target() {
+    let emu = start().await;
+    let audience = "https://python-impersonated.example.run.app";
+    let dir = tempfile::tempdir().expect("a temp dir for the key file");
+    let files = emu
+        .write_credentials(dir.path())
+        .expect("write the key file");
+    let key_file = files.service_account.to_str().expect("a UTF-8 temp path");
+    let target = emu.target_service_account_email();
+    let answer = harness::run(
+        harness::python("impersonated_id_token.py", &[audience, &target, &emu.url()]),
+        &[("GOOGLE_APPLICATION_CREDENTIALS", key_file)],
+    )
+    .await;
+
+    let c = claims(field(&answer, "token"));
+    assert_id_token(&emu, &c, audience);
+    assert_eq!(c["email"], target.as_str(), "includeEmail, in {c}");
+    assert_eq!(c["sub"], emu.target_service_account_id(), "in {c}");
+    let n = emu.counters();
+    assert_eq!(
+        n.get(Endpoint::Token),
+        1,
+        "the source's access token: {n:?}"
+    );
+    assert_eq!(n.get(Endpoint::IamGenerateIdToken), 1, "{n:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the Python/Node clients: run scripts/test"]
+async fn node_impersonated_fetch_id_token_mints_for_the_target() {
+    let emu = start().await;
+    let audience = "https://node-impersonated.example.run.app";
+    let host = emu.metadata_host();
+    let target = emu.target_service_account_email();
+    let answer = harness::run(
+        harness::node(
+            "impersonated_id_token.mjs",
+            &[audience, &target, &emu.url()],
+        ),
+        &[("GCE_METADATA_HOST", &host), ("GCE_METADATA_IP", &host)],
+    )
+    .await;
+
+    let c = claims(field(&answer, "token"));
+    assert_id_token(&emu, &c, audience);
+    assert_eq!(c["email"], target.as_str(), "includeEmail, in {c}");
+    let n = emu.counters();
+    assert_eq!(
+        n.get(Endpoint::MetadataToken),
+        1,
+        "the source's access token: {n:?}"
+    );
+    assert_eq!(n.get(Endpoint::IamGenerateIdToken), 1, "{n:?}");
+}

@@ -1,4 +1,7 @@
-//! [`IdTokenSource`]: the per-audience token cache.
+//! [`IdTokenSource`]: the per-audience token cache; and the same cache for
+//! the access tokens fetched on the way to an ID token (impersonation's
+//! source credentials, STS), through one generic core, [`Cache`], that is
+//! monomorphised per token type so the ID-token path pays nothing for it.
 //!
 //! - Reads are lock-free (`arc-swap`): a warm [`IdTokenSource::token`] is an
 //!   atomic load, a clock read and a reference-count increment.
@@ -25,6 +28,57 @@ use crate::credentials::{Credentials, TokenOptions};
 use crate::error::{Error, Result};
 use crate::token::IdToken;
 
+/// A token with an expiry, as the cache needs it.
+pub(crate) trait Expiring: Clone + Send + Sync + 'static {
+    /// When it stops being valid.
+    fn expires_at(&self) -> SystemTime;
+    /// Its whole lifetime, for the refresh-ahead fraction.
+    fn lifetime(&self) -> Duration;
+}
+
+impl Expiring for IdToken {
+    fn expires_at(&self) -> SystemTime {
+        IdToken::expires_at(self)
+    }
+    fn lifetime(&self) -> Duration {
+        IdToken::lifetime(self)
+    }
+}
+
+/// What fills a [`Cache`]: one fetch of one kind of token.
+pub(crate) trait Fetcher: Send + Sync + 'static {
+    /// The token kind.
+    type Token: Expiring;
+    /// Now, from the credentials' clock.
+    fn now(&self) -> SystemTime;
+    /// Fetches one new token.
+    fn fetch(&self) -> impl std::future::Future<Output = Result<Self::Token>> + Send;
+    /// What the tokens are for, in logs.
+    fn label(&self) -> &str;
+}
+
+/// ID tokens for one audience from one set of credentials.
+pub(crate) struct IdFetch {
+    creds: Credentials,
+    audience: String,
+    options: TokenOptions,
+}
+
+impl Fetcher for IdFetch {
+    type Token = IdToken;
+    fn now(&self) -> SystemTime {
+        self.creds.clock().now()
+    }
+    async fn fetch(&self) -> Result<IdToken> {
+        self.creds
+            .fetch_id_token(&self.audience, &self.options)
+            .await
+    }
+    fn label(&self) -> &str {
+        &self.audience
+    }
+}
+
 /// The longest a refresh starts ahead of expiry. The metadata server hands
 /// out its cached token until about 4 minutes before `exp`, so refreshing
 /// earlier would just get the same token back.
@@ -49,14 +103,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// ```
 #[derive(Clone)]
 pub struct IdTokenSource {
-    shared: Arc<Shared>,
+    cache: Cache<IdFetch>,
 }
 
-struct Shared {
-    creds: Credentials,
-    audience: String,
-    options: TokenOptions,
-    current: ArcSwapOption<Cached>,
+/// The cache core: lock-free reads, one fetch at a time, refresh ahead.
+pub(crate) struct Cache<F: Fetcher> {
+    shared: Arc<Shared<F>>,
+}
+
+impl<F: Fetcher> Clone for Cache<F> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+struct Shared<F: Fetcher> {
+    fetcher: F,
+    current: ArcSwapOption<Cached<F::Token>>,
     /// Held while a fetch runs: at most one fetch at a time.
     fetch_lock: tokio::sync::Mutex<()>,
     /// Counts finished fetches, so waiters can tell one happened.
@@ -78,14 +143,14 @@ enum Phase {
 
 /// A token with its refresh and expiry thresholds worked out once, so the
 /// hot path is two comparisons.
-struct Cached {
-    token: IdToken,
+struct Cached<T> {
+    token: T,
     refresh_at: SystemTime,
     usable_until: SystemTime,
 }
 
-impl Cached {
-    fn new(token: IdToken) -> Self {
+impl<T: Expiring> Cached<T> {
+    fn new(token: T) -> Self {
         let life = token.lifetime();
         let exp = token.expires_at();
         Self {
@@ -109,10 +174,42 @@ impl Cached {
 impl IdTokenSource {
     pub(crate) fn new(creds: Credentials, audience: String, options: TokenOptions) -> Self {
         Self {
-            shared: Arc::new(Shared {
+            cache: Cache::new(IdFetch {
                 creds,
                 audience,
                 options,
+            }),
+        }
+    }
+
+    /// The audience tokens are minted for.
+    pub fn audience(&self) -> &str {
+        &self.cache.shared.fetcher.audience
+    }
+
+    /// The credentials tokens are minted with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.cache.shared.fetcher.creds
+    }
+
+    /// A valid token: the cached one when it has time left, else a fresh
+    /// one. Never an expired token, and never a wait while the cached token
+    /// is valid.
+    pub async fn token(&self) -> Result<IdToken> {
+        self.cache.get().await
+    }
+
+    /// The cached token if it can still be used, without any I/O.
+    pub fn cached(&self) -> Option<IdToken> {
+        self.cache.cached()
+    }
+}
+
+impl<F: Fetcher> Cache<F> {
+    pub(crate) fn new(fetcher: F) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                fetcher,
                 current: ArcSwapOption::empty(),
                 fetch_lock: tokio::sync::Mutex::new(()),
                 generation: AtomicU64::new(0),
@@ -124,21 +221,9 @@ impl IdTokenSource {
         }
     }
 
-    /// The audience tokens are minted for.
-    pub fn audience(&self) -> &str {
-        &self.shared.audience
-    }
-
-    /// The credentials tokens are minted with.
-    pub fn credentials(&self) -> &Credentials {
-        &self.shared.creds
-    }
-
-    /// A valid token: the cached one when it has time left, else a fresh
-    /// one. Never an expired token, and never a wait while the cached token
-    /// is valid.
-    pub async fn token(&self) -> Result<IdToken> {
-        let now = self.shared.creds.clock().now();
+    /// A valid token: the cached one when it has time left, else a fresh one.
+    pub(crate) async fn get(&self) -> Result<F::Token> {
+        let now = self.shared.fetcher.now();
         if let Some(cached) = &*self.shared.current.load() {
             match cached.phase(now) {
                 Phase::Fresh => return Ok(cached.token.clone()),
@@ -153,19 +238,24 @@ impl IdTokenSource {
     }
 
     /// The cached token if it can still be used, without any I/O.
-    pub fn cached(&self) -> Option<IdToken> {
-        let now = self.shared.creds.clock().now();
+    pub(crate) fn cached(&self) -> Option<F::Token> {
+        let now = self.shared.fetcher.now();
         let guard = self.shared.current.load();
         let cached = guard.as_ref()?;
         (cached.phase(now) != Phase::Expired).then(|| cached.token.clone())
     }
+
+    /// Whether a token is cached (usable or not).
+    fn has_token(&self) -> bool {
+        self.shared.current.load().is_some()
+    }
 }
 
-impl Shared {
-    async fn fetch_now(&self) -> Result<IdToken> {
+impl<F: Fetcher> Shared<F> {
+    async fn fetch_now(&self) -> Result<F::Token> {
         let seen = self.generation.load(Ordering::Acquire);
         let _fetching = self.fetch_lock.lock().await;
-        let now = self.creds.clock().now();
+        let now = self.fetcher.now();
         if let Some(cached) = &*self.current.load()
             && cached.phase(now) != Phase::Expired
         {
@@ -198,16 +288,12 @@ impl Shared {
     }
 
     /// One fetch, refusing a token that is already unusable.
-    async fn fetch(&self, now: SystemTime) -> Result<Cached> {
-        let token = self
-            .creds
-            .fetch_id_token(&self.audience, &self.options)
-            .await?;
-        let cached = Cached::new(token);
+    async fn fetch(&self, now: SystemTime) -> Result<Cached<F::Token>> {
+        let cached = Cached::new(self.fetcher.fetch().await?);
         if cached.phase(now) == Phase::Expired {
             return Err(Error::StaleToken {
-                exp: cached.token.claims().exp.unwrap_or(0),
-                now: crate::clock::unix_seconds(now),
+                exp: millis(cached.token.expires_at()) / 1000,
+                now: millis(now) / 1000,
             });
         }
         Ok(cached)
@@ -233,7 +319,7 @@ impl Shared {
 
     async fn background_refresh(&self) {
         let _fetching = self.fetch_lock.lock().await;
-        let now = self.creds.clock().now();
+        let now = self.fetcher.now();
         let current = self.current.load_full();
         if let Some(cached) = &current
             && cached.phase(now) == Phase::Fresh
@@ -275,9 +361,9 @@ impl Shared {
             .store(millis(now + wait), Ordering::Release);
         if let Some(err) = err {
             if failures == 1 {
-                tracing::warn!(audience = %self.audience, error = %err, "background ID token refresh failed; keeping the valid token, retrying in {wait:?}");
+                tracing::warn!(token_for = %self.fetcher.label(), error = %err, "background ID token refresh failed; keeping the valid token, retrying in {wait:?}");
             } else {
-                tracing::debug!(audience = %self.audience, failures, error = %err, "background ID token refresh failed again");
+                tracing::debug!(token_for = %self.fetcher.label(), failures, error = %err, "background ID token refresh failed again");
             }
         }
     }
@@ -291,9 +377,9 @@ fn millis(t: SystemTime) -> u64 {
 impl fmt::Debug for IdTokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdTokenSource")
-            .field("audience", &self.shared.audience)
-            .field("credentials", &self.shared.creds)
-            .field("cached", &self.shared.current.load().is_some())
+            .field("audience", &self.audience())
+            .field("credentials", self.credentials())
+            .field("cached", &self.cache.has_token())
             .finish()
     }
 }

@@ -109,6 +109,17 @@ pub enum CredentialsProblem {
     UnknownType(String),
     /// The `type` is known but not supported yet.
     UnsupportedType(String),
+    /// An `external_account` whose `credential_source` kind
+    /// (`executable`, `aws`) is not supported.
+    UnsupportedSource(&'static str),
+    /// An external account's subject token could not be had.
+    SubjectToken(String),
+    /// An `external_account` without `service_account_impersonation_url`:
+    /// federated principals cannot hold ID tokens.
+    FederatedPrincipalCannotMintIdTokens,
+    /// The credentials cannot be impersonated from (e.g. already only an
+    /// ID-token source).
+    CannotImpersonate(&'static str),
 }
 
 impl fmt::Display for CredentialsProblem {
@@ -141,8 +152,24 @@ impl fmt::Display for CredentialsProblem {
             ),
             Self::UnsupportedType(ty) => write!(
                 f,
-                "credential type {ty:?} is not supported yet by this version of idtoken; use a service account key file or the metadata server"
+                "credential type {ty:?} is not supported yet by this version of idtoken; use a service account key file, gcloud credentials or the metadata server"
             ),
+            Self::UnsupportedSource(src) => write!(
+                f,
+                "{src}-sourced external accounts (credential_source.{}) are not supported by idtoken; use a file- or URL-sourced configuration (`gcloud iam workload-identity-pools create-cred-config ... --credential-source-file` or `--credential-source-url`)",
+                if *src == "aws" { "environment_id" } else { src }
+            ),
+            Self::SubjectToken(why) => write!(
+                f,
+                "cannot get the subject token: {why}; check `credential_source` in the external account file"
+            ),
+            Self::FederatedPrincipalCannotMintIdTokens => write!(
+                f,
+                "a federated principal (workload identity pool) cannot hold ID tokens; add `service_account_impersonation_url` (https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken) to the file, e.g. with `gcloud iam workload-identity-pools create-cred-config --service-account=EMAIL`, or impersonate a service account explicitly, and grant the pool roles/iam.serviceAccountTokenCreator on it"
+            ),
+            Self::CannotImpersonate(why) => {
+                write!(f, "cannot impersonate from these credentials: {why}")
+            }
         }
     }
 }

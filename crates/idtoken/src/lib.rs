@@ -36,10 +36,12 @@
 //! | `tower` | `integrations::tower::VerifyLayer`: verifies bearer tokens, claims into request extensions, 401/503 with `WWW-Authenticate` |
 //! | `axum` | `integrations::axum::VerifiedClaims`, an extractor for those claims |
 //!
-//! Supported credentials: service account key files and the metadata
-//! server; other types (`authorized_user`, `impersonated_service_account`,
-//! `external_account`) are recognised and refused with a clear error for
-//! now.
+//! Supported credentials: service account key files, the metadata server,
+//! gcloud user logins (`authorized_user`; their tokens carry the OAuth
+//! client id as `aud` and say so, [`IdToken::audience_is_client_id`]),
+//! impersonation files (`impersonated_service_account`), workload identity
+//! federation (`external_account` with a file or URL subject token), and
+//! impersonation on request from any of them ([`Credentials::impersonate`]).
 
 mod adc;
 mod audience;
@@ -54,10 +56,13 @@ mod jws;
 mod token;
 pub mod verify;
 
+pub use adc::{Discovery, DiscoveryStep};
 pub use audience::audience_for_url;
 pub use cache::{IdTokenSource, MAX_REFRESH_AHEAD, MIN_REMAINING};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use credentials::{Credentials, CredentialsKind, Format, TokenOptions};
+pub use credentials::{
+    Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, Impersonate, TokenOptions,
+};
 pub use env::Env;
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use token::{Claims, IdToken};

@@ -24,11 +24,13 @@ pub struct IdToken {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     raw: String,
     header: HeaderValue,
     claims: Claims,
     expires_at: SystemTime,
+    client_id_audience: bool,
 }
 
 impl IdToken {
@@ -62,8 +64,31 @@ impl IdToken {
                 header,
                 expires_at: UNIX_EPOCH + Duration::from_secs(exp),
                 claims,
+                client_id_audience: false,
             }),
         })
+    }
+
+    /// True when the token's `aud` is an OAuth client id rather than the
+    /// audience that was asked for: the `id_token` of a gcloud user login
+    /// (`authorized_user` credentials without impersonation).
+    ///
+    /// Cloud Run accepts such tokens from users with the invoker role; IAP
+    /// and services that check `aud` refuse them. Refuse it yourself, or
+    /// impersonate a service account to get the true audience.
+    pub fn audience_is_client_id(&self) -> bool {
+        self.inner.client_id_audience
+    }
+
+    /// This token marked as carrying a client-id audience.
+    pub(crate) fn with_client_id_audience(self) -> Self {
+        let inner = Arc::unwrap_or_clone(self.inner);
+        Self {
+            inner: Arc::new(Inner {
+                client_id_audience: true,
+                ..inner
+            }),
+        }
     }
 
     /// The token, for the wire. Treat it as a password.
@@ -109,6 +134,7 @@ impl fmt::Debug for IdToken {
             .field("aud", &self.inner.claims.aud)
             .field("email", &self.inner.claims.email)
             .field("exp", &self.inner.claims.exp)
+            .field("audience_is_client_id", &self.inner.client_id_audience)
             .finish()
     }
 }

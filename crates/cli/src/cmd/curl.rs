@@ -42,9 +42,8 @@ pub(crate) struct Args {
     /// Give up after this many seconds in all (default: 60 s without data).
     #[arg(short = 'm', long = "max-time", value_name = "SECS")]
     max_time: Option<f64>,
-    /// A credentials JSON file instead of Application Default Credentials.
-    #[arg(long, value_name = "FILE")]
-    credentials: Option<PathBuf>,
+    #[command(flatten)]
+    creds: super::CredsArgs,
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
@@ -74,8 +73,13 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         );
     }
 
-    let creds = super::load_credentials(args.credentials.as_deref()).await?;
-    let token = creds.token_source(audience).token().await?;
+    let creds = args.creds.load().await?;
+    let options = idtoken::TokenOptions::default().include_email(args.creds.include_email);
+    let token = creds
+        .token_source_with(audience.clone(), options)
+        .token()
+        .await?;
+    super::warn_if_client_id_audience(&token, &audience);
     // An application that uses `Authorization` itself gets the ID token in
     // the header Cloud Run checks and strips before the app sees it.
     let token_header = if headers.contains_key(AUTHORIZATION) {

@@ -60,6 +60,19 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     eprintln!(
         "# unset GOOGLE_APPLICATION_CREDENTIALS to use the metadata server instead of the key file"
     );
+    eprintln!(
+        "# other credentials (point GOOGLE_APPLICATION_CREDENTIALS at one): {}, {}, {}, {}, {}",
+        files.authorized_user.display(),
+        files.impersonated_from_service_account.display(),
+        files.impersonated_from_user.display(),
+        files.external_account_file.display(),
+        files.external_account_url.display(),
+    );
+    eprintln!(
+        "# impersonate on request with --impersonate-service-account {} --iam-endpoint {}",
+        emu.target_service_account_email(),
+        emu.url()
+    );
     let host = emu.metadata_host();
     println!("export GCE_METADATA_HOST={host}");
     println!("export GCE_METADATA_IP={host}");

@@ -3,13 +3,77 @@
 pub(crate) mod curl;
 pub(crate) mod decode;
 pub(crate) mod demo;
+pub(crate) mod doctor;
 pub(crate) mod emulator;
 pub(crate) mod token;
 pub(crate) mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use idtoken::{Credentials, Env};
+use idtoken::{Credentials, Env, IdToken, Impersonate};
+
+/// Where credentials come from and whom they impersonate; shared by the
+/// subcommands that mint tokens.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct CredsArgs {
+    /// A credentials JSON file instead of Application Default Credentials.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Impersonate this service account (IAM generateIdToken), as gcloud's
+    /// flag does: a comma-separated chain whose last email is the target and
+    /// whose earlier emails are delegates, in order.
+    #[arg(long, value_name = "EMAIL[,EMAIL...]")]
+    pub impersonate_service_account: Option<String>,
+    /// With impersonation: put `email` and `email_verified` in the token.
+    #[arg(long)]
+    pub include_email: bool,
+    /// IAM Credentials endpoint for --impersonate-service-account (e.g. an emulator).
+    #[arg(long, value_name = "URL", default_value = idtoken::DEFAULT_IAM_ENDPOINT)]
+    pub iam_endpoint: String,
+}
+
+impl CredsArgs {
+    /// The credentials, impersonating when asked.
+    pub(crate) async fn load(&self) -> Result<Credentials, crate::Failure> {
+        let creds = load_credentials(self.credentials.as_deref()).await?;
+        let Some(chain) = &self.impersonate_service_account else {
+            if self.include_email {
+                return Err(crate::Failure::new(
+                    2,
+                    "--include-email needs --impersonate-service-account (other flows decide on email themselves)",
+                ));
+            }
+            return Ok(creds);
+        };
+        let how = impersonation(chain)?.iam_endpoint(&self.iam_endpoint);
+        Ok(creds.impersonate(how))
+    }
+}
+
+/// Reads `a@x,b@x,target@x`: delegates then the target.
+pub(crate) fn impersonation(chain: &str) -> Result<Impersonate, crate::Failure> {
+    let mut emails: Vec<&str> = chain.split(',').map(str::trim).collect();
+    if emails.iter().any(|e| !e.contains('@')) {
+        return Err(crate::Failure::new(
+            2,
+            format!(
+                "--impersonate-service-account {chain:?}: want service account emails, comma-separated"
+            ),
+        ));
+    }
+    let target = emails.pop().unwrap_or_default();
+    Ok(Impersonate::new(target).delegates(emails))
+}
+
+/// Warns on stderr when the token's `aud` is an OAuth client id.
+pub(crate) fn warn_if_client_id_audience(token: &IdToken, asked: &str) {
+    if token.audience_is_client_id() {
+        eprintln!(
+            "idtoken: warning: gcloud user credentials give a token whose aud is the OAuth client id ({}), not {asked}; Cloud Run accepts it for users with the invoker role, IAP and services that check aud refuse it. Add --impersonate-service-account EMAIL for a token with the requested audience.",
+            token.claims().aud.as_deref().unwrap_or("?")
+        );
+    }
+}
 
 use crate::Failure;
 
@@ -51,4 +115,17 @@ pub(crate) async fn load_credentials(file: Option<&Path>) -> Result<Credentials,
 /// A time as RFC 3339 (UTC, seconds).
 pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::impersonation;
+
+    #[test]
+    fn impersonation_chain_ends_with_the_target() {
+        let how = impersonation("a@x, b@x,t@x").expect("parses");
+        assert_eq!(how.target(), "t@x");
+        assert_eq!(how.delegate_emails(), ["a@x", "b@x"]);
+        assert!(impersonation("t@x,").is_err());
+    }
 }

@@ -1,6 +1,5 @@
 //! `idtoken token`: print an ID token, like `gcloud auth print-identity-token`.
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use clap::ValueEnum;
@@ -21,9 +20,8 @@ pub(crate) struct Args {
     /// Include license claims (metadata server, with `--format full`).
     #[arg(long)]
     licenses: bool,
-    /// A credentials JSON file instead of Application Default Credentials.
-    #[arg(long, value_name = "FILE")]
-    credentials: Option<PathBuf>,
+    #[command(flatten)]
+    creds: super::CredsArgs,
     /// Print the token, its expiry and its claims as JSON.
     #[arg(long)]
     json: bool,
@@ -45,14 +43,16 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     if args.licenses && matches!(args.format, FormatArg::Standard) {
         return Err(Failure::new(2, "--licenses needs --format full"));
     }
-    let creds = super::load_credentials(args.credentials.as_deref()).await?;
+    let creds = args.creds.load().await?;
     let options = TokenOptions::default()
         .format(match args.format {
             FormatArg::Standard => Format::Standard,
             FormatArg::Full => Format::Full,
         })
-        .licenses(args.licenses);
+        .licenses(args.licenses)
+        .include_email(args.creds.include_email);
     let token = creds.fetch_id_token(&audience, &options).await?;
+    super::warn_if_client_id_audience(&token, &audience);
     if args.json {
         let expires_in = token
             .expires_at()
@@ -63,6 +63,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             "expires_at": super::rfc3339(token.expires_at()),
             "expires_in": expires_in,
             "credentials": creds.origin(),
+            "audience_is_client_id": token.audience_is_client_id(),
             "claims": token.claims().to_json(),
         });
         println!("{out:#}");

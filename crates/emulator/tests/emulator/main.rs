@@ -2,5 +2,7 @@
 
 mod common;
 mod control;
+mod iam;
 mod metadata;
 mod oauth2;
+mod user;

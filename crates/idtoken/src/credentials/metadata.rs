@@ -1,5 +1,6 @@
 //! The metadata server of Google runtimes: the identity endpoint
-//! (PROTOCOL.md, flow C) and the probe that tells whether one is there.
+//! (PROTOCOL.md, flow C), the access token impersonation starts from, and
+//! the probe that tells whether one is there.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use crate::token::IdToken;
 const FLAVOR: &str = "Metadata-Flavor";
 const IDENTITY: &str = "/computeMetadata/v1/instance/service-accounts/default/identity";
 const EMAIL: &str = "/computeMetadata/v1/instance/service-accounts/default/email";
+const TOKEN: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 
 /// A metadata server at one host.
 #[derive(Clone, Debug)]
@@ -87,6 +89,20 @@ impl Metadata {
                     EndpointProblem::InvalidResponse("not text".into()),
                 )
             })
+    }
+
+    /// The default service account's access token (the source of an
+    /// impersonation).
+    pub(crate) async fn fetch_access_token(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<super::access::AccessToken> {
+        let step = "source credentials: metadata server access token";
+        let url = format!("{}{TOKEN}", self.base);
+        let answer = Http::METADATA
+            .send(step, &url, |c| c.get(&url).header(FLAVOR, "Google"), hint)
+            .await?;
+        super::access::AccessToken::from_answer(&answer, step, &url, now)
     }
 
     pub(crate) fn base_url(&self) -> &str {

@@ -1,22 +1,35 @@
-//! [`Credentials`]: a parsed credential (key file or metadata server) that
-//! can mint ID tokens. The JSON `type` field picks the flow; each flow lives
-//! in its own module.
+//! [`Credentials`]: a parsed credential (key file, gcloud user, impersonation
+//! or external account file, or metadata server) that can mint ID tokens.
+//! The JSON `type` field picks the flow; each flow lives in its own module,
+//! and impersonation ([`Impersonate`]) can sit on top of any of them.
 
+mod access;
+mod authorized_user;
+mod describe;
+mod external_account;
+mod file;
+mod impersonated;
 mod metadata;
+mod options;
 mod service_account;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use crate::cache::IdTokenSource;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{CredentialsProblem, Error, Result, file_error, file_origin};
 use crate::token::IdToken;
 
+use authorized_user::AuthorizedUser;
+use external_account::ExternalAccount;
+pub(crate) use file::json_problem;
+use file::{base_flow, impersonated_file, type_of};
+use impersonated::Impersonation;
+pub use impersonated::{DEFAULT_IAM_ENDPOINT, Impersonate};
 pub(crate) use metadata::Metadata;
+pub use options::{CredentialsKind, Format, TokenOptions};
 use service_account::ServiceAccount;
 
 /// Credentials that can mint Google ID tokens.
@@ -39,73 +52,34 @@ pub struct Credentials {
 
 struct Inner {
     flow: Flow,
+    kind: CredentialsKind,
     origin: String,
     clock: Arc<dyn Clock>,
+    impersonation: Option<Impersonation>,
 }
 
+/// The base flows: what mints an ID token (or the access token that
+/// impersonation starts from).
 #[derive(Clone)]
-enum Flow {
+pub(crate) enum Flow {
     ServiceAccount(ServiceAccount),
     Metadata(Metadata),
+    AuthorizedUser(AuthorizedUser),
+    ExternalAccount(ExternalAccount),
 }
 
-/// Which kind of credential was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CredentialsKind {
-    /// A service account key file (`"type": "service_account"`).
-    ServiceAccount,
-    /// The metadata server of a Google runtime (Compute Engine, Cloud Run, GKE...).
-    MetadataServer,
-}
-
-impl fmt::Display for CredentialsKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::ServiceAccount => "service account key",
-            Self::MetadataServer => "metadata server",
-        })
-    }
-}
-
-/// The metadata server's `format` parameter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Format {
-    /// Standard claims only (the metadata server's default).
-    #[default]
-    Standard,
-    /// Adds `email`, `email_verified` and Compute Engine instance claims.
-    Full,
-}
-
-/// Options for minting a token, as gcloud's flags set them.
-///
-/// ```
-/// use idtoken::{Format, TokenOptions};
-/// let opts = TokenOptions::default().format(Format::Full).licenses(true);
-/// assert_eq!(opts.format, Format::Full);
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TokenOptions {
-    /// Metadata server `format`; service account tokens always carry `email`.
-    pub format: Format,
-    /// Metadata server `licenses=TRUE` (with [`Format::Full`] only).
-    pub licenses: bool,
-}
-
-impl TokenOptions {
-    /// Sets the metadata server `format`.
-    pub fn format(mut self, format: Format) -> Self {
-        self.format = format;
-        self
-    }
-
-    /// Asks for license claims (metadata server, `format=full`).
-    pub fn licenses(mut self, licenses: bool) -> Self {
-        self.licenses = licenses;
-        self
+impl Flow {
+    /// An access token of the flow's own principal.
+    pub(crate) async fn fetch_access_token(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<access::AccessToken> {
+        match self {
+            Flow::ServiceAccount(sa) => sa.fetch_access_token(now).await,
+            Flow::AuthorizedUser(u) => u.fetch_access_token(now).await,
+            Flow::ExternalAccount(ea) => ea.fetch_access_token(now).await,
+            Flow::Metadata(md) => md.fetch_access_token(now).await,
+        }
     }
 }
 
@@ -119,6 +93,23 @@ impl Credentials {
 
     /// Like [`Credentials::discover`], reading the given environment snapshot.
     pub async fn discover_with(env: &crate::Env) -> Result<Self> {
+        crate::adc::discover(env).await.0
+    }
+
+    /// Like [`Credentials::discover_with`], and also says what each place
+    /// looked at gave, and how long it took.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let env = idtoken::Env::empty().with("METADATA_SERVER_DETECTION", "none");
+    /// let (found, report) = idtoken::Credentials::discover_explained(&env).await;
+    /// assert!(found.is_err());
+    /// assert_eq!(report.steps[0].place, "GOOGLE_APPLICATION_CREDENTIALS");
+    /// assert!(report.steps.iter().all(|s| !s.chosen));
+    /// # }
+    /// ```
+    pub async fn discover_explained(env: &crate::Env) -> (Result<Self>, crate::Discovery) {
         crate::adc::discover(env).await
     }
 
@@ -134,28 +125,80 @@ impl Credentials {
 
     /// Parses credentials JSON; `origin` names where it came from in errors.
     pub fn from_json(json: &[u8], origin: &str) -> Result<Self> {
-        #[derive(Deserialize)]
-        struct TypeOnly {
-            #[serde(rename = "type")]
-            ty: Option<String>,
-        }
         let bad = |p| Error::credentials(origin, p);
-        let head: TypeOnly = serde_json::from_slice(json).map_err(|e| bad(json_problem(&e)))?;
-        let flow = match head.ty.as_deref() {
-            Some("service_account") => {
-                Flow::ServiceAccount(ServiceAccount::from_json(json).map_err(bad)?)
+        let (flow, kind, how) = match type_of(json).map_err(bad)?.as_str() {
+            "impersonated_service_account" => {
+                let (source, how) = impersonated_file(json).map_err(bad)?;
+                let flow = base_flow(&source, "source_credentials")
+                    .map_err(|p| Error::credentials(format!("{origin}, source_credentials"), p))?;
+                (flow, CredentialsKind::ImpersonatedServiceAccount, Some(how))
             }
-            Some(
-                ty @ ("authorized_user"
-                | "impersonated_service_account"
-                | "external_account"
-                | "external_account_authorized_user"
-                | "gdch_service_account"),
-            ) => return Err(bad(CredentialsProblem::UnsupportedType(ty.to_owned()))),
-            Some("") | None => return Err(bad(CredentialsProblem::MissingField("type"))),
-            Some(other) => return Err(bad(CredentialsProblem::UnknownType(other.to_owned()))),
+            _ => {
+                let flow = base_flow(json, "type").map_err(bad)?;
+                let how = match &flow {
+                    Flow::ExternalAccount(ea) => ea
+                        .impersonation_url
+                        .as_deref()
+                        .map(Impersonate::from_url)
+                        .transpose()
+                        .map_err(bad)?,
+                    _ => None,
+                };
+                let kind = match &flow {
+                    Flow::ServiceAccount(_) => CredentialsKind::ServiceAccount,
+                    Flow::AuthorizedUser(_) => CredentialsKind::AuthorizedUser,
+                    Flow::ExternalAccount(_) => CredentialsKind::ExternalAccount,
+                    Flow::Metadata(_) => CredentialsKind::MetadataServer,
+                };
+                (flow, kind, how)
+            }
         };
-        Ok(Self::new(flow, origin.to_owned()))
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let impersonation = how.map(|how| Impersonation::new(how, flow.clone(), clock.clone()));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                flow,
+                kind,
+                origin: origin.to_owned(),
+                clock,
+                impersonation,
+            }),
+        })
+    }
+
+    /// These credentials impersonating a service account: the current
+    /// principal's access token calls IAM `generateIdToken` for the target,
+    /// so tokens carry the requested audience whatever the source.
+    /// Impersonating from an impersonation makes its target a delegate.
+    ///
+    /// ```
+    /// use idtoken::{Credentials, CredentialsKind, Impersonate};
+    /// let creds = Credentials::metadata_server("127.0.0.1:8080")
+    ///     .impersonate(Impersonate::new("runner@p.iam.gserviceaccount.com"));
+    /// assert_eq!(creds.kind(), CredentialsKind::MetadataServer);
+    /// assert_eq!(creds.principal(), Some("runner@p.iam.gserviceaccount.com"));
+    /// ```
+    pub fn impersonate(&self, how: Impersonate) -> Self {
+        let how = match &self.inner.impersonation {
+            Some(existing) => existing.how.then(how),
+            None => how,
+        };
+        let flow = self.inner.flow.clone();
+        let clock = self.inner.clock.clone();
+        Self {
+            inner: Arc::new(Inner {
+                impersonation: Some(Impersonation::new(how, flow.clone(), clock.clone())),
+                flow,
+                kind: self.inner.kind,
+                origin: self.inner.origin.clone(),
+                clock,
+            }),
+        }
+    }
+
+    /// The impersonation in effect, if any: from the file, or asked for.
+    pub fn impersonation(&self) -> Option<&Impersonate> {
+        self.inner.impersonation.as_ref().map(|i| &i.how)
     }
 
     /// The metadata server at `host` (`host:port`, no scheme), without probing it.
@@ -175,29 +218,42 @@ impl Credentials {
         Self {
             inner: Arc::new(Inner {
                 flow,
+                kind: CredentialsKind::MetadataServer,
                 origin,
                 clock: Arc::new(SystemClock),
+                impersonation: None,
             }),
         }
     }
 
     /// These credentials reading time from `clock` (for tests).
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        let flow = self.inner.flow.clone();
         Self {
             inner: Arc::new(Inner {
-                flow: self.inner.flow.clone(),
+                impersonation: self
+                    .inner
+                    .impersonation
+                    .as_ref()
+                    .map(|i| Impersonation::new(i.how.clone(), flow.clone(), clock.clone())),
+                flow,
+                kind: self.inner.kind,
                 origin: self.inner.origin.clone(),
                 clock,
             }),
         }
     }
 
-    /// Which kind of credential this is.
+    /// Which kind of credential this is (what the file's `type` said).
     pub fn kind(&self) -> CredentialsKind {
-        match &self.inner.flow {
-            Flow::ServiceAccount(_) => CredentialsKind::ServiceAccount,
-            Flow::Metadata(_) => CredentialsKind::MetadataServer,
-        }
+        self.inner.kind
+    }
+
+    /// True when tokens will carry the OAuth client id as `aud` instead of
+    /// the requested audience: gcloud user credentials without
+    /// impersonation. See [`IdToken::audience_is_client_id`].
+    pub fn audience_is_client_id(&self) -> bool {
+        self.inner.impersonation.is_none() && matches!(self.inner.flow, Flow::AuthorizedUser(_))
     }
 
     /// Where these credentials came from, for people.
@@ -205,20 +261,46 @@ impl Credentials {
         &self.inner.origin
     }
 
-    /// The principal's email when the credential names it (key files).
+    /// The email tokens will be for, when the credentials name it: the
+    /// impersonated service account, or a key file's `client_email`.
     pub fn principal(&self) -> Option<&str> {
+        if let Some(imp) = &self.inner.impersonation {
+            return Some(imp.how.target());
+        }
+        self.source_principal()
+    }
+
+    /// The email of the source principal (before any impersonation), when
+    /// the credentials name it.
+    pub fn source_principal(&self) -> Option<&str> {
         match &self.inner.flow {
             Flow::ServiceAccount(sa) => Some(sa.client_email()),
-            Flow::Metadata(_) => None,
+            Flow::AuthorizedUser(_) | Flow::Metadata(_) | Flow::ExternalAccount(_) => None,
         }
     }
 
-    /// The principal's email: from the key file, or asked of the
-    /// metadata server.
+    /// The principal's email: the impersonated account, the key file's,
+    /// or asked of the metadata server.
     pub async fn email(&self) -> Result<String> {
+        match self.principal() {
+            Some(p) => Ok(p.to_owned()),
+            None => self.source_email().await,
+        }
+    }
+
+    /// The source principal's email (before any impersonation): the key
+    /// file's, or asked of the metadata server.
+    pub async fn source_email(&self) -> Result<String> {
         match &self.inner.flow {
-            Flow::ServiceAccount(sa) => Ok(sa.client_email().to_owned()),
             Flow::Metadata(md) => md.email().await,
+            Flow::AuthorizedUser(_) => Err(Error::InvalidArgument(
+                "gcloud user credentials do not name the user; `gcloud auth list` shows it".into(),
+            )),
+            Flow::ExternalAccount(ea) => Err(Error::InvalidArgument(format!(
+                "a federated principal of {} has no email",
+                ea.audience()
+            ))),
+            Flow::ServiceAccount(sa) => Ok(sa.client_email().to_owned()),
         }
     }
 
@@ -235,10 +317,18 @@ impl Credentials {
                 "the audience is empty; pass the URL of the service you call (e.g. https://SERVICE-HASH-REGION.a.run.app)".into(),
             ));
         }
+        if let Some(imp) = &self.inner.impersonation {
+            return imp.fetch_id_token(audience, options.include_email).await;
+        }
         let now = self.inner.clock.now();
         match &self.inner.flow {
             Flow::ServiceAccount(sa) => sa.fetch_id_token(audience, now).await,
             Flow::Metadata(md) => md.fetch_id_token(audience, options).await,
+            Flow::AuthorizedUser(u) => u.fetch_id_token().await,
+            Flow::ExternalAccount(_) => Err(Error::credentials(
+                &self.inner.origin,
+                CredentialsProblem::FederatedPrincipalCannotMintIdTokens,
+            )),
         }
     }
 
@@ -263,23 +353,8 @@ impl fmt::Debug for Credentials {
             .field("kind", &self.kind())
             .field("origin", &self.inner.origin)
             .field("principal", &self.principal())
+            .field("impersonation", &self.impersonation())
             .finish_non_exhaustive()
-    }
-}
-
-/// Describes a JSON error by position, never quoting the content (it may
-/// hold a private key).
-pub(crate) fn json_problem(e: &serde_json::Error) -> CredentialsProblem {
-    let message = match e.classify() {
-        serde_json::error::Category::Eof => "unexpected end of input".to_owned(),
-        serde_json::error::Category::Syntax => "syntax error".to_owned(),
-        serde_json::error::Category::Data => "wrong kind of value".to_owned(),
-        serde_json::error::Category::Io => "read error".to_owned(),
-    };
-    CredentialsProblem::InvalidJson {
-        line: e.line(),
-        column: e.column(),
-        message,
     }
 }
 

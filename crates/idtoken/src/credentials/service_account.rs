@@ -1,5 +1,6 @@
 //! Service account key files: the JWT-bearer grant with `target_audience`
-//! (PROTOCOL.md, flow A).
+//! (PROTOCOL.md, flow A) for ID tokens, and with `scope` for the access
+//! token impersonation starts from (flow B).
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,7 +14,9 @@ use serde_json::json;
 
 use crate::clock::unix_seconds;
 use crate::error::{CredentialsProblem, EndpointProblem, Error, Result};
-use crate::http::Http;
+use crate::http::{Answer, Http};
+
+use super::access::{AccessToken, CLOUD_PLATFORM};
 use crate::token::IdToken;
 
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -80,33 +83,9 @@ impl ServiceAccount {
 
     /// Signs an assertion and exchanges it for an ID token.
     pub(crate) async fn fetch_id_token(&self, audience: &str, now: SystemTime) -> Result<IdToken> {
-        let url = self.token_uri.as_str();
         let step = "service account JWT-bearer grant";
-        let iat = unix_seconds(now);
-        let mut header = json!({"alg": "RS256", "typ": "JWT"});
-        if let Some(kid) = &self.private_key_id {
-            header["kid"] = json!(kid);
-        }
-        let claims = json!({
-            "iss": self.client_email,
-            "aud": url,
-            "iat": iat,
-            "exp": iat + 3600,
-            "target_audience": audience,
-        });
-        let assertion = crate::jws::sign_rs256(&self.private_key.0, &header, &claims)
-            .map_err(|e| Error::endpoint(step, url, EndpointProblem::InvalidResponse(e)))?;
-        let answer = Http::PUBLIC
-            .send(
-                step,
-                url,
-                |c| {
-                    c.post(url)
-                        .form(&[("grant_type", JWT_BEARER), ("assertion", &assertion)])
-                },
-                hint,
-            )
-            .await?;
+        let url = self.token_uri.as_str();
+        let answer = self.grant(step, ("target_audience", audience), now).await?;
         #[derive(Deserialize)]
         struct TokenAnswer {
             id_token: Option<String>,
@@ -118,6 +97,48 @@ impl ServiceAccount {
             .id_token
             .ok_or_else(|| bad("the answer has no `id_token` field".into()))?;
         IdToken::parse(&raw).map_err(|e| bad(format!("`id_token` is unusable: {e}")))
+    }
+
+    /// Signs an assertion with `scope` and exchanges it for an access token.
+    pub(crate) async fn fetch_access_token(&self, now: SystemTime) -> Result<AccessToken> {
+        let step = "source credentials: service account access token (JWT-bearer grant)";
+        let answer = self.grant(step, ("scope", CLOUD_PLATFORM), now).await?;
+        AccessToken::from_answer(&answer, step, &self.token_uri, now)
+    }
+
+    /// One JWT-bearer grant whose assertion carries `claim`.
+    async fn grant(
+        &self,
+        step: &'static str,
+        claim: (&str, &str),
+        now: SystemTime,
+    ) -> Result<Answer> {
+        let url = self.token_uri.as_str();
+        let iat = unix_seconds(now);
+        let mut header = json!({"alg": "RS256", "typ": "JWT"});
+        if let Some(kid) = &self.private_key_id {
+            header["kid"] = json!(kid);
+        }
+        let mut claims = json!({
+            "iss": self.client_email,
+            "aud": url,
+            "iat": iat,
+            "exp": iat + 3600,
+        });
+        claims[claim.0] = json!(claim.1);
+        let assertion = crate::jws::sign_rs256(&self.private_key.0, &header, &claims)
+            .map_err(|e| Error::endpoint(step, url, EndpointProblem::InvalidResponse(e)))?;
+        Http::PUBLIC
+            .send(
+                step,
+                url,
+                |c| {
+                    c.post(url)
+                        .form(&[("grant_type", JWT_BEARER), ("assertion", &assertion)])
+                },
+                hint,
+            )
+            .await
     }
 }
 

@@ -34,6 +34,13 @@ pub fn key_file(emu: &Emulator) -> (tempfile::TempDir, PathBuf) {
     (dir, files.service_account)
 }
 
+/// Every credential file the emulator serves, in a new temp dir.
+pub fn all_files(emu: &Emulator) -> (tempfile::TempDir, idtoken_emulator::CredentialFiles) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files = emu.write_credentials(dir.path()).expect("files written");
+    (dir, files)
+}
+
 /// Service account credentials for the emulator's default account.
 pub fn service_account(emu: &Emulator) -> (tempfile::TempDir, Credentials) {
     let (dir, path) = key_file(emu);

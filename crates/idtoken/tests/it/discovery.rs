@@ -102,3 +102,59 @@ async fn a_server_without_the_flavor_header_is_not_taken_for_a_metadata_server()
         .expect_err("not a metadata server");
     assert!(err.to_string().contains("Metadata-Flavor"), "{err}");
 }
+
+#[tokio::test]
+async fn gcloud_user_login_file_is_found_and_its_tokens_are_marked() {
+    let emu = emulator().await;
+    let config = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        config.path().join("application_default_credentials.json"),
+        emu.authorized_user_json(),
+    )
+    .expect("write");
+    let env = Env::empty().with("CLOUDSDK_CONFIG", config.path().display().to_string());
+    let (found, report) = Credentials::discover_explained(&env).await;
+    let creds = found.expect("found");
+    assert_eq!(creds.kind(), CredentialsKind::AuthorizedUser);
+    let chosen: Vec<_> = report.steps.iter().filter(|s| s.chosen).collect();
+    assert_eq!(chosen.len(), 1);
+    assert_eq!(chosen[0].place, "gcloud credentials file");
+    assert!(
+        chosen[0].outcome.contains("authorized_user"),
+        "{}",
+        chosen[0].outcome
+    );
+    let token = creds
+        .token_source("https://svc.example")
+        .token()
+        .await
+        .expect("token");
+    assert!(token.audience_is_client_id());
+    assert!(!format!("{creds:?}").contains(&emu.user_refresh_token()));
+}
+
+#[tokio::test]
+async fn discovery_report_times_the_metadata_probe_and_marks_it_chosen() {
+    let emu = emulator().await;
+    let home = tempfile::tempdir().expect("home");
+    let env = Env::empty()
+        .with("HOME", home.path().display().to_string())
+        .with("GCE_METADATA_HOST", emu.metadata_host());
+    let (found, report) = Credentials::discover_explained(&env).await;
+    assert_eq!(
+        found.expect("found").kind(),
+        CredentialsKind::MetadataServer
+    );
+    let places: Vec<_> = report.steps.iter().map(|s| s.place).collect();
+    assert_eq!(
+        places,
+        [
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "gcloud credentials file",
+            "metadata server"
+        ]
+    );
+    let last = report.steps.last().expect("a metadata step");
+    assert!(last.chosen && last.outcome.contains("answered"), "{last:?}");
+    assert!(last.elapsed > std::time::Duration::ZERO);
+}

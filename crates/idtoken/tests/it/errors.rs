@@ -107,11 +107,7 @@ fn unknown_type_is_named_and_known_types_listed() {
 #[test]
 fn later_credential_types_are_refused_as_not_yet_supported() {
     let dir = tempfile::tempdir().expect("dir");
-    for ty in [
-        "authorized_user",
-        "impersonated_service_account",
-        "external_account",
-    ] {
+    for ty in ["external_account_authorized_user", "gdch_service_account"] {
         let path = write(&dir, "x.json", &format!(r#"{{"type":"{ty}"}}"#));
         let err = Credentials::from_file(&path).expect_err("unsupported");
         assert_eq!(

@@ -3,10 +3,13 @@
 
 mod attacks;
 mod cache;
+mod chain_errors;
 mod common;
 mod crosscheck;
 mod discovery;
 mod errors;
 mod flows;
+mod impersonation;
 mod keycache;
+mod requests;
 mod verify;

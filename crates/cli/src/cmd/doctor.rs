@@ -1,0 +1,240 @@
+//! `idtoken doctor`: explains, step by step, where credentials come from
+//! and how a token will be minted, then mints one and shows its claims.
+//! Never prints a token or a secret. Exit 1 when no token can be had.
+
+use std::time::{Duration, Instant};
+
+use idtoken::{Credentials, Discovery, Env, TokenOptions};
+use serde_json::{Value, json};
+
+use crate::Failure;
+
+/// The audience used when none is given.
+const PLACEHOLDER_AUDIENCE: &str = "https://idtoken-doctor.example";
+
+/// Environment variables that steer discovery, in the order they matter.
+const VARS: [&str; 8] = [
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "CLOUDSDK_CONFIG",
+    "HOME",
+    "GCE_METADATA_HOST",
+    "GCE_METADATA_IP",
+    "METADATA_SERVER_DETECTION",
+    "NO_GCE_CHECK",
+    "K_SERVICE",
+];
+
+/// Arguments of `idtoken doctor`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The audience to mint a test token for (default: a placeholder).
+    #[arg(long, short = 'a')]
+    audience: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    creds: super::CredsArgs,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), Failure> {
+    let audience = args
+        .audience
+        .clone()
+        .unwrap_or_else(|| PLACEHOLDER_AUDIENCE.to_owned());
+    let env = Env::from_process();
+    let mut report = json!({
+        "environment": VARS.iter().map(|v| (v.to_string(), json!(env.get(v)))).collect::<serde_json::Map<_, _>>(),
+    });
+    let (found, discovery) = match &args.creds.credentials {
+        Some(path) => {
+            let found = Credentials::from_file(path);
+            let step = json!({"place": "--credentials", "outcome": path.display().to_string(),
+                              "elapsed_ms": 0, "chosen": found.is_ok()});
+            (found, vec![step])
+        }
+        None => {
+            let (found, d) = Credentials::discover_explained(&env).await;
+            (found, steps(&d))
+        }
+    };
+    report["discovery"] = json!(discovery);
+    let result = match found {
+        Err(e) => Err(e.to_string()),
+        Ok(creds) => {
+            let creds = match impersonated(&args, creds) {
+                Ok(c) => c,
+                Err(f) => return Err(f),
+            };
+            examine(&creds, &audience, &args, &mut report).await
+        }
+    };
+    if let Err(why) = &result {
+        report["error"] = json!(why);
+    }
+    if args.json {
+        println!("{report:#}");
+    } else {
+        print_human(&report, &audience);
+    }
+    match result {
+        Ok(()) => Ok(()),
+        // The report already said why.
+        Err(_) => Err(Failure::new(1, "")),
+    }
+}
+
+fn impersonated(args: &Args, creds: Credentials) -> Result<Credentials, Failure> {
+    let Some(chain) = &args.creds.impersonate_service_account else {
+        return Ok(creds);
+    };
+    let how = super::impersonation(chain)?.iam_endpoint(&args.creds.iam_endpoint);
+    Ok(creds.impersonate(how))
+}
+
+fn steps(d: &Discovery) -> Vec<Value> {
+    d.steps
+        .iter()
+        .map(|s| {
+            json!({"place": s.place, "outcome": s.outcome,
+                   "elapsed_ms": ms(s.elapsed), "chosen": s.chosen})
+        })
+        .collect()
+}
+
+/// Fills the credentials, flow, audience and token sections.
+async fn examine(
+    creds: &Credentials,
+    audience: &str,
+    args: &Args,
+    report: &mut Value,
+) -> Result<(), String> {
+    let principal = match creds.source_principal() {
+        Some(p) => Some(p.to_owned()),
+        // The metadata server says which account it runs as.
+        None if creds.kind() == idtoken::CredentialsKind::MetadataServer => {
+            creds.source_email().await.ok()
+        }
+        None => None,
+    };
+    report["credentials"] = json!({
+        "kind": creds.kind().to_string(),
+        "origin": creds.origin(),
+        "principal": principal,
+        "impersonation": creds.impersonation().map(|i| json!({
+            "target": i.target(), "delegates": i.delegate_emails(),
+        })),
+    });
+    report["flow"] = json!(creds.flow_description());
+    let matches = !creds.audience_is_client_id();
+    report["audience"] = json!({
+        "requested": audience,
+        "aud_will_match": matches,
+        "note": if matches { "the token's aud will be the requested audience" } else {
+            "gcloud user credentials: aud will be the OAuth client id; add --impersonate-service-account EMAIL for the requested audience"
+        },
+    });
+    let options = TokenOptions::default().include_email(args.creds.include_email);
+    let started = Instant::now();
+    let minted = creds.fetch_id_token(audience, &options).await;
+    let elapsed = ms(started.elapsed());
+    match minted {
+        Ok(token) => {
+            report["token"] = json!({
+                "elapsed_ms": elapsed,
+                "expires_at": super::rfc3339(token.expires_at()),
+                "audience_is_client_id": token.audience_is_client_id(),
+                "claims": token.claims().to_json(),
+            });
+            Ok(())
+        }
+        Err(e) => {
+            report["token"] = json!({"elapsed_ms": elapsed});
+            Err(format!("minting failed: {e}"))
+        }
+    }
+}
+
+fn print_human(r: &Value, audience: &str) {
+    let s = |v: &Value| {
+        v.as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string())
+    };
+    println!("Environment");
+    for k in VARS {
+        match r["environment"][k].as_str() {
+            Some(v) => println!("  {k}={v}"),
+            None => println!("  {k} (not set)"),
+        }
+    }
+    println!("\nApplication Default Credentials, in order");
+    for (i, step) in r["discovery"].as_array().into_iter().flatten().enumerate() {
+        let chosen = if step["chosen"] == true {
+            "  <- used"
+        } else {
+            ""
+        };
+        let (place, outcome) = (s(&step["place"]), s(&step["outcome"]));
+        // Metadata outcomes already name the server.
+        let what = if outcome.starts_with(&place) {
+            outcome
+        } else {
+            format!("{place}: {outcome}")
+        };
+        println!(
+            "  {}. {} ({} ms){chosen}",
+            i + 1,
+            what.replace('\n', "\n     "),
+            step["elapsed_ms"]
+        );
+    }
+    if let Some(c) = r["credentials"].as_object() {
+        println!("\nCredentials");
+        println!("  type: {}", s(&c["kind"]));
+        println!("  from: {}", s(&c["origin"]));
+        if let Some(p) = c["principal"].as_str() {
+            println!("  principal: {p}");
+        }
+        if let Some(i) = c["impersonation"].as_object() {
+            println!("  impersonating: {}", s(&i["target"]));
+            if let Some(d) = i["delegates"].as_array().filter(|d| !d.is_empty()) {
+                let d: Vec<String> = d.iter().map(s).collect();
+                println!("  delegates: {}", d.join(", "));
+            }
+        }
+        println!("\nFlow\n  {}", s(&r["flow"]));
+        println!("\nAudience\n  requested: {audience}");
+        let yes = r["audience"]["aud_will_match"] == true;
+        println!("  aud will equal it: {}", if yes { "yes" } else { "NO" });
+        if !yes {
+            println!("  {}", s(&r["audience"]["note"]));
+        }
+    }
+    if let Some(t) = r["token"].as_object() {
+        println!("\nToken");
+        match t.get("claims") {
+            Some(claims) => {
+                println!(
+                    "  minted in {} ms; expires {}",
+                    t["elapsed_ms"],
+                    s(&t["expires_at"])
+                );
+                let pretty = serde_json::to_string_pretty(claims).unwrap_or_default();
+                for line in pretty.lines() {
+                    println!("  {line}");
+                }
+            }
+            None => println!("  not minted ({} ms)", t["elapsed_ms"]),
+        }
+    }
+    if let Some(e) = r["error"].as_str() {
+        println!("\nProblem\n  {}", e.replace('\n', "\n  "));
+    } else {
+        println!("\nOK: a token can be had.");
+    }
+}

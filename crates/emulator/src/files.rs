@@ -1,0 +1,207 @@
+//! The credential files the emulator can serve, as JSON and written to a
+//! directory ([`Emulator::write_credentials`]), and the principals and
+//! switches they involve: the second service account, the gcloud user,
+//! the workload identity pool, the impersonation grant table.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+
+use crate::Emulator;
+use crate::app::{Federation, USER_CLIENT_ID, USER_EMAIL};
+use crate::emulator::write_private;
+
+/// Files written by [`Emulator::write_credentials`], one per credential
+/// type the emulator serves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CredentialFiles {
+    /// A `service_account` key file for the default service account.
+    pub service_account: PathBuf,
+    /// An `authorized_user` file for the emulated gcloud user.
+    pub authorized_user: PathBuf,
+    /// An `impersonated_service_account` file: the default service account
+    /// impersonates the target account.
+    pub impersonated_from_service_account: PathBuf,
+    /// An `impersonated_service_account` file: the gcloud user impersonates
+    /// the target account.
+    pub impersonated_from_user: PathBuf,
+    /// An `external_account` file whose subject token is read from
+    /// [`CredentialFiles::subject_token`].
+    pub external_account_file: PathBuf,
+    /// An `external_account` file whose subject token comes from the
+    /// emulator's subject-token URL.
+    pub external_account_url: PathBuf,
+    /// The subject token, as a text file.
+    pub subject_token: PathBuf,
+}
+
+fn pretty(v: &Value) -> String {
+    // A Value always serializes; pretty output is what gcloud writes.
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+impl Emulator {
+    /// The second service account's email: the impersonation target in the
+    /// credential files.
+    pub fn target_service_account_email(&self) -> String {
+        self.app.target_account().email.clone()
+    }
+
+    /// The target service account's numeric id (the `sub` of its tokens).
+    pub fn target_service_account_id(&self) -> String {
+        self.app.target_account().unique_id.clone()
+    }
+
+    /// The emulated gcloud user's email.
+    pub fn user_email(&self) -> &'static str {
+        USER_EMAIL
+    }
+
+    /// The OAuth client id of the user's credentials; the `aud` of the ID
+    /// tokens its refresh grant returns.
+    pub fn user_client_id(&self) -> &'static str {
+        USER_CLIENT_ID
+    }
+
+    /// The user's refresh token (a secret: tests check it never leaks).
+    pub fn user_refresh_token(&self) -> String {
+        self.app.user.refresh_token.clone()
+    }
+
+    /// Makes the user's refresh token fail with `invalid_grant`, as after
+    /// `gcloud auth application-default revoke`.
+    pub fn revoke_refresh_token(&self) {
+        self.app.user.revoked.store(true, Ordering::Release);
+    }
+
+    /// The one subject token STS accepts (a secret).
+    pub fn subject_token(&self) -> String {
+        self.app.federation.subject_token.clone()
+    }
+
+    /// STS token exchange endpoint, an `external_account`'s `token_url`.
+    pub fn sts_url(&self) -> String {
+        format!("{}/v1/token", self.url())
+    }
+
+    /// The URL that serves the subject token (with the header it wants).
+    pub fn subject_token_url(&self) -> String {
+        format!("{}/_emulator/subject-token", self.url())
+    }
+
+    /// IAM Credentials URL of `method` (`generateIdToken`,
+    /// `generateAccessToken`) for the account `email`.
+    pub fn iam_url(&self, email: &str, method: &str) -> String {
+        format!(
+            "{}/v1/projects/-/serviceAccounts/{email}:{method}",
+            self.url()
+        )
+    }
+
+    /// Only these `(caller, target)` pairs may impersonate from now on;
+    /// others get 403. A caller is a service account email, the user's
+    /// email, or the federated principal.
+    pub fn restrict_impersonation<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let set: HashSet<(String, String)> = pairs
+            .into_iter()
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect();
+        *self.app.grants.lock().unwrap_or_else(|e| e.into_inner()) = Some(set);
+    }
+
+    /// Lets every caller impersonate every account again (the default).
+    pub fn allow_all_impersonation(&self) {
+        *self.app.grants.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// An `authorized_user` file (JSON) whose `token_uri` points here.
+    pub fn authorized_user_json(&self) -> String {
+        pretty(&self.authorized_user_value())
+    }
+
+    fn authorized_user_value(&self) -> Value {
+        json!({
+            "type": "authorized_user",
+            "client_id": USER_CLIENT_ID,
+            "client_secret": self.app.user.client_secret,
+            "refresh_token": self.app.user.refresh_token,
+            "token_uri": self.token_uri(),
+            "universe_domain": "googleapis.com",
+        })
+    }
+
+    /// An `impersonated_service_account` file for the target account, with
+    /// the default service account (`from_user` false) or the gcloud user
+    /// as source.
+    pub fn impersonated_json(&self, from_user: bool) -> String {
+        let source = if from_user {
+            self.authorized_user_value()
+        } else {
+            serde_json::from_str(&self.service_account_json()).unwrap_or(Value::Null)
+        };
+        let target = self.target_service_account_email();
+        pretty(&json!({
+            "type": "impersonated_service_account",
+            "service_account_impersonation_url": self.iam_url(&target, "generateAccessToken"),
+            "delegates": [],
+            "source_credentials": source,
+        }))
+    }
+
+    /// An `external_account` file reading its subject token from `file`,
+    /// or from the subject-token URL when `file` is `None`; it impersonates
+    /// the target account.
+    pub fn external_account_json(&self, file: Option<&Path>) -> String {
+        let source = match file {
+            Some(path) => json!({"file": path.display().to_string()}),
+            None => {
+                let (name, value) = Federation::URL_HEADER;
+                json!({
+                    "url": self.subject_token_url(),
+                    "headers": {name: value},
+                    "format": {"type": "text"},
+                })
+            }
+        };
+        let target = self.target_service_account_email();
+        pretty(&json!({
+            "type": "external_account",
+            "audience": Federation::AUDIENCE,
+            "subject_token_type": Federation::SUBJECT_TOKEN_TYPE,
+            "token_url": self.sts_url(),
+            "service_account_impersonation_url": self.iam_url(&target, "generateAccessToken"),
+            "credential_source": source,
+            "universe_domain": "googleapis.com",
+        }))
+    }
+
+    /// Writes every credential file into `dir` (mode 0600 on Unix).
+    pub fn write_credentials(&self, dir: &Path) -> std::io::Result<CredentialFiles> {
+        let write = |name: &str, body: String| {
+            let path = dir.join(name);
+            write_private(&path, body.as_bytes()).map(|()| path)
+        };
+        let subject_token = write("subject_token.txt", self.subject_token())?;
+        Ok(CredentialFiles {
+            service_account: write("service_account.json", self.service_account_json())?,
+            authorized_user: write("authorized_user.json", self.authorized_user_json())?,
+            impersonated_from_service_account: write(
+                "impersonated_service_account.json",
+                self.impersonated_json(false),
+            )?,
+            impersonated_from_user: write("impersonated_user.json", self.impersonated_json(true))?,
+            external_account_file: write(
+                "external_account_file.json",
+                self.external_account_json(Some(&subject_token)),
+            )?,
+            external_account_url: write(
+                "external_account_url.json",
+                self.external_account_json(None),
+            )?,
+            subject_token,
+        })
+    }
+}

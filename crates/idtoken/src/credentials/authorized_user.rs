@@ -1,0 +1,125 @@
+//! `authorized_user` files (what `gcloud auth application-default login`
+//! writes): the refresh grant (PROTOCOL.md, flow D).
+//!
+//! The grant's `id_token` has the OAuth client id as `aud`, not the
+//! audience asked for; it is returned marked
+//! ([`IdToken::audience_is_client_id`]) so callers can refuse it. With
+//! impersonation, the grant's access token calls IAM instead and the token
+//! has the true audience.
+
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use crate::error::{CredentialsProblem, EndpointProblem, Error, Result};
+use crate::http::{Answer, Http};
+use crate::token::IdToken;
+
+use super::access::{AccessToken, Secret};
+
+const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+/// A parsed `"type": "authorized_user"` file.
+#[derive(Clone, Debug)]
+pub(crate) struct AuthorizedUser {
+    client_id: String,
+    client_secret: Secret,
+    refresh_token: Secret,
+    token_uri: String,
+}
+
+#[derive(Deserialize)]
+struct UserFile {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    refresh_token: Option<String>,
+    token_uri: Option<String>,
+}
+
+impl AuthorizedUser {
+    pub(crate) fn from_json(json: &[u8]) -> Result<Self, CredentialsProblem> {
+        let file: UserFile = serde_json::from_slice(json).map_err(|e| super::json_problem(&e))?;
+        let required = |v: Option<String>, field| {
+            v.filter(|s| !s.is_empty())
+                .ok_or(CredentialsProblem::MissingField(field))
+        };
+        let token_uri = file
+            .token_uri
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
+        if !(token_uri.starts_with("https://") || token_uri.starts_with("http://")) {
+            return Err(CredentialsProblem::InvalidField {
+                field: "token_uri",
+                reason: "not an http(s) URL".into(),
+            });
+        }
+        Ok(Self {
+            client_id: required(file.client_id, "client_id")?,
+            client_secret: Secret::new(required(file.client_secret, "client_secret")?),
+            refresh_token: Secret::new(required(file.refresh_token, "refresh_token")?),
+            token_uri,
+        })
+    }
+
+    /// The refresh grant's `id_token`, marked: its `aud` is the client id.
+    pub(crate) async fn fetch_id_token(&self) -> Result<IdToken> {
+        let step = "authorized user refresh grant";
+        let url = self.token_uri.as_str();
+        let answer = self.refresh(step).await?;
+        #[derive(Deserialize)]
+        struct TokenAnswer {
+            id_token: Option<String>,
+        }
+        let bad = |why: String| Error::endpoint(step, url, EndpointProblem::InvalidResponse(why));
+        let raw = answer
+            .json::<TokenAnswer>()
+            .map_err(bad)?
+            .id_token
+            .ok_or_else(|| {
+                bad("the answer has no `id_token`; the login lacks the `openid` scope: run `gcloud auth application-default login` again".into())
+            })?;
+        let token =
+            IdToken::parse(&raw).map_err(|e| bad(format!("`id_token` is unusable: {e}")))?;
+        Ok(token.with_client_id_audience())
+    }
+
+    /// The refresh grant's access token.
+    pub(crate) async fn fetch_access_token(&self, now: SystemTime) -> Result<AccessToken> {
+        let step = "source credentials: authorized user refresh grant";
+        let answer = self.refresh(step).await?;
+        AccessToken::from_answer(&answer, step, &self.token_uri, now)
+    }
+
+    async fn refresh(&self, step: &'static str) -> Result<Answer> {
+        let url = self.token_uri.as_str();
+        Http::PUBLIC
+            .send(
+                step,
+                url,
+                |c| {
+                    c.post(url).form(&[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", self.client_id.as_str()),
+                        ("client_secret", self.client_secret.expose()),
+                        ("refresh_token", self.refresh_token.expose()),
+                    ])
+                },
+                hint,
+            )
+            .await
+    }
+}
+
+fn hint(status: u16, error: Option<&str>) -> &'static str {
+    match (status, error) {
+        (400, Some("invalid_grant")) => {
+            "the gcloud login has expired or was revoked; run `gcloud auth application-default login` again"
+        }
+        (400 | 401, Some("invalid_client" | "unauthorized_client")) => {
+            "the OAuth client in the credentials file is unknown or disabled; run `gcloud auth application-default login` again"
+        }
+        (400, _) => "the token endpoint rejected the refresh; check `token_uri` in the file",
+        (500..=599, _) => "the token endpoint failed; try again later",
+        _ => "",
+    }
+}

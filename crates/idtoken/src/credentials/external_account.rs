@@ -1,0 +1,286 @@
+//! `external_account` files (workload identity federation): a subject
+//! token from a file or a URL, exchanged at STS for a federated access
+//! token (PROTOCOL.md, flow B). That token cannot mint ID tokens itself: the
+//! file's `service_account_impersonation_url` (or an impersonation asked
+//! for) turns it into one through IAM `generateIdToken`.
+//!
+//! Executable- and AWS-sourced files are refused as not supported, naming
+//! the source.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{CredentialsProblem, Error, Result};
+use crate::http::Http;
+
+use super::access::{AccessToken, CLOUD_PLATFORM};
+
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const DEFAULT_STS: &str = "https://sts.googleapis.com/v1/token";
+/// How long the subject-token URL may take.
+const URL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A parsed `"type": "external_account"` file. Not `Debug`: URL sources
+/// may carry credentials in their headers.
+#[derive(Clone)]
+pub(crate) struct ExternalAccount {
+    audience: String,
+    subject_token_type: String,
+    token_url: String,
+    source: Source,
+    /// `service_account_impersonation_url`, when present.
+    pub(crate) impersonation_url: Option<String>,
+}
+
+/// Where the subject token comes from, and in which format.
+#[derive(Clone)]
+enum Source {
+    File {
+        path: PathBuf,
+        json_field: Option<String>,
+    },
+    Url {
+        url: String,
+        headers: BTreeMap<String, String>,
+        json_field: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct AccountFile {
+    audience: Option<String>,
+    subject_token_type: Option<String>,
+    token_url: Option<String>,
+    service_account_impersonation_url: Option<String>,
+    credential_source: Option<CredentialSource>,
+}
+
+#[derive(Deserialize)]
+struct CredentialSource {
+    file: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    format: Option<SourceFormat>,
+    executable: Option<Value>,
+    environment_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SourceFormat {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    subject_token_field_name: Option<String>,
+}
+
+impl ExternalAccount {
+    pub(crate) fn from_json(json: &[u8]) -> Result<Self, CredentialsProblem> {
+        let f: AccountFile = serde_json::from_slice(json).map_err(|e| super::json_problem(&e))?;
+        let required = |v: Option<String>, field| {
+            v.filter(|s| !s.is_empty())
+                .ok_or(CredentialsProblem::MissingField(field))
+        };
+        let cs = f
+            .credential_source
+            .ok_or(CredentialsProblem::MissingField("credential_source"))?;
+        if cs.executable.is_some() {
+            return Err(CredentialsProblem::UnsupportedSource("executable"));
+        }
+        if cs
+            .environment_id
+            .as_deref()
+            .is_some_and(|e| e.starts_with("aws"))
+        {
+            return Err(CredentialsProblem::UnsupportedSource("aws"));
+        }
+        let json_field = match cs.format {
+            Some(SourceFormat {
+                ty: Some(ty),
+                subject_token_field_name,
+            }) if ty == "json" => Some(subject_token_field_name.filter(|n| !n.is_empty()).ok_or(
+                CredentialsProblem::MissingField(
+                    "credential_source.format.subject_token_field_name",
+                ),
+            )?),
+            _ => None,
+        };
+        let source = match (
+            cs.file.filter(|s| !s.is_empty()),
+            cs.url.filter(|s| !s.is_empty()),
+        ) {
+            (Some(path), None) => Source::File {
+                path: PathBuf::from(path),
+                json_field,
+            },
+            (None, Some(url)) => Source::Url {
+                url,
+                headers: cs.headers,
+                json_field,
+            },
+            (Some(_), Some(_)) => {
+                return Err(CredentialsProblem::InvalidField {
+                    field: "credential_source",
+                    reason: "has both `file` and `url`; keep one".into(),
+                });
+            }
+            (None, None) => {
+                return Err(CredentialsProblem::InvalidField {
+                    field: "credential_source",
+                    reason: "has neither `file` nor `url`".into(),
+                });
+            }
+        };
+        Ok(Self {
+            audience: required(f.audience, "audience")?,
+            subject_token_type: required(f.subject_token_type, "subject_token_type")?,
+            token_url: f
+                .token_url
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_STS.to_owned()),
+            source,
+            impersonation_url: f
+                .service_account_impersonation_url
+                .filter(|s| !s.is_empty()),
+        })
+    }
+
+    /// The workload identity pool provider (`audience`), for people.
+    pub(crate) fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Reads the subject token, then exchanges it at STS.
+    pub(crate) async fn fetch_access_token(&self, now: SystemTime) -> Result<AccessToken> {
+        let subject = self.subject_token().await?;
+        let step = "external account: STS token exchange";
+        let url = self.token_url.as_str();
+        let answer = Http::PUBLIC
+            .send(
+                step,
+                url,
+                |c| {
+                    c.post(url).form(&[
+                        ("grant_type", TOKEN_EXCHANGE),
+                        ("audience", self.audience.as_str()),
+                        ("scope", CLOUD_PLATFORM),
+                        ("requested_token_type", ACCESS_TOKEN_TYPE),
+                        ("subject_token", subject.as_str()),
+                        ("subject_token_type", self.subject_token_type.as_str()),
+                    ])
+                },
+                sts_hint,
+            )
+            .await?;
+        AccessToken::from_answer(&answer, step, url, now)
+    }
+
+    async fn subject_token(&self) -> Result<String> {
+        match &self.source {
+            Source::File { path, json_field } => {
+                let origin = format!(
+                    "subject token file {} (credential_source.file)",
+                    path.display()
+                );
+                let bad = |why: String| {
+                    Error::credentials(&origin, CredentialsProblem::SubjectToken(why))
+                };
+                // A small local file, as credentials files are read.
+                let bytes = std::fs::read(path).map_err(|e| {
+                    bad(if e.kind() == std::io::ErrorKind::NotFound {
+                        "the file does not exist".into()
+                    } else {
+                        format!("cannot read it: {e}")
+                    })
+                })?;
+                extract(&bytes, json_field.as_deref()).map_err(bad)
+            }
+            Source::Url {
+                url,
+                headers,
+                json_field,
+            } => {
+                let step = "external account: subject token URL";
+                let answer = Http::PUBLIC
+                    .with_timeout(URL_TIMEOUT)
+                    .send(
+                        step,
+                        url,
+                        |c| {
+                            let mut req = c.get(url);
+                            for (k, v) in headers {
+                                req = req.header(k, v);
+                            }
+                            req
+                        },
+                        url_hint,
+                    )
+                    .await?;
+                extract(&answer.body, json_field.as_deref()).map_err(|why| {
+                    Error::credentials(
+                        format!("subject token from {url} (credential_source.url)"),
+                        CredentialsProblem::SubjectToken(why),
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// The token in a text or JSON subject-token document. Never quotes it.
+fn extract(bytes: &[u8], json_field: Option<&str>) -> Result<String, String> {
+    let token = match json_field {
+        None => std::str::from_utf8(bytes)
+            .map_err(|_| "it is not text".to_owned())?
+            .trim()
+            .to_owned(),
+        Some(field) => {
+            let doc: Value = serde_json::from_slice(bytes).map_err(|_| {
+                "it is not JSON, but credential_source.format.type is \"json\"".to_owned()
+            })?;
+            doc.get(field)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    format!("the JSON has no string field {field:?} (subject_token_field_name)")
+                })?
+        }
+    };
+    if token.is_empty() {
+        return Err(
+            "it is empty; the identity provider (CI system or cloud) has not written a token yet"
+                .into(),
+        );
+    }
+    Ok(token)
+}
+
+fn sts_hint(status: u16, error: Option<&str>) -> &'static str {
+    match (status, error) {
+        (400, Some("invalid_grant")) => {
+            "STS rejected the subject token: it may be expired, or not trusted by the workload identity provider (check the provider's issuer, allowed audiences and attribute condition)"
+        }
+        (400, Some("invalid_target")) => {
+            "the workload identity pool or provider in `audience` does not exist or is disabled; check `audience` in the credentials file"
+        }
+        (400, _) => {
+            "STS rejected the exchange; check `audience` and `subject_token_type` in the credentials file"
+        }
+        (500..=599, _) => "STS failed; try again later",
+        _ => "",
+    }
+}
+
+fn url_hint(status: u16, _error: Option<&str>) -> &'static str {
+    match status {
+        400..=499 => {
+            "the subject token URL refused the request; check credential_source.url and its headers"
+        }
+        500..=599 => "the subject token URL failed; try again later",
+        _ => "",
+    }
+}
