@@ -12,7 +12,7 @@ use axum::Router;
 use axum::http::header;
 use idtoken::integrations::axum::VerifiedClaims;
 use idtoken::integrations::tower::VerifyLayer;
-use idtoken::{Credentials, Env, Format, TokenOptions, Verifier};
+use idtoken::{Credentials, Env, Format, Impersonate, TokenOptions, Verifier};
 use idtoken_emulator::Emulator;
 use serde_json::{Value, json};
 
@@ -81,25 +81,66 @@ pub(crate) async fn run(_args: Args) -> Result<(), Failure> {
         ),
     );
 
-    // 2 and 3. Each flow, found by Application Default Credentials.
+    // Each flow, found by Application Default Credentials as a user's
+    // environment would point at it.
+    let key_file = |path: &std::path::Path| {
+        Env::empty().with("GOOGLE_APPLICATION_CREDENTIALS", path.display().to_string())
+    };
+    let impersonate_target =
+        Impersonate::new(emu.target_service_account_email()).iam_endpoint(emu.url());
     let flows = [
-        (
-            "metadata server (GCE_METADATA_HOST)",
-            Env::empty().with("GCE_METADATA_HOST", emu.metadata_host()),
-        ),
-        (
-            "service account key (GOOGLE_APPLICATION_CREDENTIALS)",
-            Env::empty().with(
-                "GOOGLE_APPLICATION_CREDENTIALS",
-                files.service_account.display().to_string(),
-            ),
-        ),
+        Flow {
+            name: "metadata server (GCE_METADATA_HOST)",
+            env: Env::empty().with("GCE_METADATA_HOST", emu.metadata_host()),
+            impersonate: None,
+            expect: 200,
+        },
+        Flow {
+            name: "service account key (GOOGLE_APPLICATION_CREDENTIALS)",
+            env: key_file(&files.service_account),
+            impersonate: None,
+            expect: 200,
+        },
+        Flow {
+            name: "impersonation file (impersonated_service_account)",
+            env: key_file(&files.impersonated_from_service_account),
+            impersonate: None,
+            expect: 200,
+        },
+        Flow {
+            name: "workload identity federation (external_account)",
+            env: key_file(&files.external_account_file),
+            impersonate: None,
+            expect: 200,
+        },
+        // A user's own token carries the OAuth client id as `aud`: a
+        // service that checks the audience must refuse it...
+        Flow {
+            name: "gcloud user login (authorized_user)",
+            env: key_file(&files.authorized_user),
+            impersonate: None,
+            expect: 401,
+        },
+        // ...and impersonating a service account gets the right audience.
+        Flow {
+            name: "gcloud user login + impersonation",
+            env: key_file(&files.authorized_user),
+            impersonate: Some(impersonate_target),
+            expect: 200,
+        },
     ];
-    for (name, env) in flows {
+    for flow in flows {
+        let name = flow.name;
         let outcome = async {
-            let creds = Credentials::discover_with(&env).await?;
-            // `format=full` makes the metadata server include the email.
-            let options = TokenOptions::default().format(Format::Full);
+            let mut creds = Credentials::discover_with(&flow.env).await?;
+            if let Some(how) = flow.impersonate {
+                creds = creds.impersonate(how);
+            }
+            // `format=full` (metadata) and `includeEmail` (IAM) put the
+            // email in the token, so the service can show who called.
+            let options = TokenOptions::default()
+                .format(Format::Full)
+                .include_email(true);
             let token = creds
                 .token_source_with(&service_url, options)
                 .token()
@@ -108,19 +149,26 @@ pub(crate) async fn run(_args: Args) -> Result<(), Failure> {
         }
         .await;
         match outcome {
-            Ok((status, body)) => report(
-                status == 200 && body["aud"] == json!(service_url),
+            Ok((status, body)) if status == 200 => report(
+                flow.expect == 200 && body["aud"] == json!(service_url),
                 format!(
                     "{name:<52} -> {status}, the service saw email={} aud={}",
                     body["email"].as_str().unwrap_or("?"),
                     body["aud"].as_str().unwrap_or("?")
                 ),
             ),
+            Ok((status, body)) => report(
+                status == flow.expect,
+                format!(
+                    "{name:<52} -> {status} {}",
+                    body["error_description"].as_str().unwrap_or("")
+                ),
+            ),
             Err(e) => report(false, format!("{name:<52} -> error: {e}")),
         }
     }
 
-    // 4. A valid token minted for another service.
+    // A valid token minted for another service.
     let other = Credentials::metadata_server(&emu.metadata_host())
         .token_source("https://another-service.example")
         .token()
@@ -152,6 +200,14 @@ pub(crate) async fn run(_args: Args) -> Result<(), Failure> {
     } else {
         Err(Failure::new(1, "the demo did not go as expected"))
     }
+}
+
+/// One way of getting credentials, and the status the service should answer.
+struct Flow {
+    name: &'static str,
+    env: Env,
+    impersonate: Option<Impersonate>,
+    expect: u16,
 }
 
 /// GETs the protected service, with a token if given. The body is the
