@@ -138,18 +138,28 @@ impl IdTokenSource {
     /// one. Never an expired token, and never a wait while the cached token
     /// is valid.
     pub async fn token(&self) -> Result<IdToken> {
-        let now = self.shared.creds.clock().now();
-        if let Some(cached) = &*self.shared.current.load() {
-            match cached.phase(now) {
-                Phase::Fresh => return Ok(cached.token.clone()),
-                Phase::RefreshDue => {
-                    self.shared.start_background_refresh(now);
-                    return Ok(cached.token.clone());
-                }
-                Phase::Expired => {}
-            }
+        match self.ready() {
+            Some(token) => Ok(token),
+            None => self.shared.fetch_now().await,
         }
-        self.shared.fetch_now().await
+    }
+
+    /// The warm path of [`IdTokenSource::token`] without awaiting: the
+    /// cached token while it is valid (starting a background refresh when
+    /// one is due), `None` when a fetch is needed. For the client
+    /// integrations, whose futures only box on the cold path.
+    pub(crate) fn ready(&self) -> Option<IdToken> {
+        let now = self.shared.creds.clock().now();
+        let guard = self.shared.current.load();
+        let cached = guard.as_ref()?;
+        match cached.phase(now) {
+            Phase::Fresh => Some(cached.token.clone()),
+            Phase::RefreshDue => {
+                self.shared.start_background_refresh(now);
+                Some(cached.token.clone())
+            }
+            Phase::Expired => None,
+        }
     }
 
     /// The cached token if it can still be used, without any I/O.
