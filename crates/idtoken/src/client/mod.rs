@@ -87,6 +87,10 @@ impl TokenHeader {
 /// The policy for adding ID tokens to outgoing requests, with one token
 /// cache per audience. Shared by the reqwest middleware and the tower layer.
 ///
+/// Clones share the caches; the setters ([`Tokens::header`],
+/// [`Tokens::replace_existing`], [`Tokens::options`]) return a policy with
+/// fresh caches, so configure before sharing.
+///
 /// ```
 /// use idtoken::client::{Audience, TokenHeader, Tokens};
 /// let creds = idtoken::Credentials::metadata_server("127.0.0.1:8080");
