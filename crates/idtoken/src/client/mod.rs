@@ -3,7 +3,7 @@
 //!
 //! - [`Tokens`]: credentials, which audience to mint for ([`Audience`]),
 //!   which header to set ([`TokenHeader`]) and whether to replace a header
-//!   the request already has. One cached [`IdTokenSource`](crate::IdTokenSource)
+//!   the request already has. One cached [`IdTokenSource`]
 //!   per audience. Cheap to clone; clones share the caches.
 //! - [`IdTokenMiddleware`] and [`new_client`] (feature `reqwest-middleware`).
 //! - [`AddIdTokenLayer`] (feature `tower-client`): hyper clients, tonic channels.
