@@ -199,6 +199,18 @@ impl IdTokenSource {
         self.cache.get().await
     }
 
+    /// The warm path of [`IdTokenSource::token`] without awaiting: the
+    /// cached token while it is valid (starting a background refresh when
+    /// one is due), `None` when a fetch is needed. For the client
+    /// integrations, whose futures only box on the cold path.
+    #[cfg_attr(
+        not(any(feature = "reqwest-middleware", feature = "tower-client")),
+        allow(dead_code)
+    )]
+    pub(crate) fn ready(&self) -> Option<IdToken> {
+        self.cache.ready()
+    }
+
     /// The cached token if it can still be used, without any I/O.
     pub fn cached(&self) -> Option<IdToken> {
         self.cache.cached()
@@ -223,18 +235,26 @@ impl<F: Fetcher> Cache<F> {
 
     /// A valid token: the cached one when it has time left, else a fresh one.
     pub(crate) async fn get(&self) -> Result<F::Token> {
-        let now = self.shared.fetcher.now();
-        if let Some(cached) = &*self.shared.current.load() {
-            match cached.phase(now) {
-                Phase::Fresh => return Ok(cached.token.clone()),
-                Phase::RefreshDue => {
-                    self.shared.start_background_refresh(now);
-                    return Ok(cached.token.clone());
-                }
-                Phase::Expired => {}
-            }
+        match self.ready() {
+            Some(token) => Ok(token),
+            None => self.shared.fetch_now().await,
         }
-        self.shared.fetch_now().await
+    }
+
+    /// The cached token while it is valid, starting a background refresh
+    /// when one is due; `None` when a fetch is needed.
+    pub(crate) fn ready(&self) -> Option<F::Token> {
+        let now = self.shared.fetcher.now();
+        let guard = self.shared.current.load();
+        let cached = guard.as_ref()?;
+        match cached.phase(now) {
+            Phase::Fresh => Some(cached.token.clone()),
+            Phase::RefreshDue => {
+                self.shared.start_background_refresh(now);
+                Some(cached.token.clone())
+            }
+            Phase::Expired => None,
+        }
     }
 
     /// The cached token if it can still be used, without any I/O.

@@ -15,6 +15,18 @@
 //!
 //! Tokens ([`IdToken`]) and private keys never print themselves.
 //!
+//! Cargo features (none by default):
+//!
+//! - `reqwest-middleware`: `idtoken::client::IdTokenMiddleware` for
+//!   `reqwest-middleware`, and `idtoken::client::new_client`, the one-call client
+//!   of Go's `idtoken.NewClient`.
+//! - `tower-client`: `idtoken::client::AddIdTokenLayer`, a tower `Layer` that adds
+//!   tokens to any `http::Request` service (hyper clients, tonic channels).
+//!
+//! Both share `idtoken::client::Tokens`: fixed or per-URL audiences with one cache
+//! each, `Authorization` or `X-Serverless-Authorization`, and
+//! `idtoken::client::Rejection` for a target's 401.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), idtoken::Error> {
 //! let url = "https://hello-abc123-uc.a.run.app/items";
@@ -46,6 +58,8 @@
 mod adc;
 mod audience;
 mod cache;
+#[cfg(any(feature = "reqwest-middleware", feature = "tower-client"))]
+pub mod client;
 mod clock;
 mod credentials;
 mod env;

@@ -4,6 +4,10 @@
 mod attacks;
 mod cache;
 mod chain_errors;
+#[cfg(feature = "reqwest-middleware")]
+mod client_reqwest;
+#[cfg(feature = "tower-client")]
+mod client_tower;
 mod common;
 mod crosscheck;
 mod discovery;
@@ -12,4 +16,6 @@ mod flows;
 mod impersonation;
 mod keycache;
 mod requests;
+#[cfg(any(feature = "reqwest-middleware", feature = "tower-client"))]
+mod upstream;
 mod verify;

@@ -1,0 +1,96 @@
+//! [`AddIdToken`]: the service that sets the token header and calls the
+//! inner service.
+
+use std::task::{Context, Poll};
+
+use http::Request;
+use tower_service::Service;
+
+use super::BoxError;
+use super::future::ResponseFuture;
+use crate::client::{OriginKey, Tokens};
+use crate::error::{Error, Result};
+use crate::token::IdToken;
+
+/// A service whose requests carry ID tokens; made by
+/// [`AddIdTokenLayer`](super::AddIdTokenLayer).
+#[derive(Debug, Clone)]
+pub struct AddIdToken<S> {
+    inner: S,
+    tokens: Tokens,
+}
+
+impl<S> AddIdToken<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, tokens: Tokens) -> Self {
+        Self { inner, tokens }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, consuming the wrapper.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The audience of a request URI, when it is absolute.
+fn origin_of(uri: &http::Uri) -> Result<OriginKey> {
+    match (uri.scheme_str(), uri.host()) {
+        (Some(scheme), Some(host)) => {
+            OriginKey::from_parts(scheme, host, uri.port_u16(), uri.path())
+        }
+        _ => Err(Error::InvalidArgument(format!(
+            "cannot derive a token audience from the request URI {:?}: it has no scheme and host (tonic channels send paths only); use Audience::Fixed",
+            uri.path()
+        ))),
+    }
+}
+
+impl<S, B> Service<Request<B>> for AddIdToken<S>
+where
+    S: Service<Request<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, S::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if !self.tokens.wants_token(req.headers()) {
+            return ResponseFuture::calling(self.inner.call(req));
+        }
+        let source = match self.tokens.source(|| origin_of(req.uri())) {
+            Ok(source) => source,
+            Err(err) => return ResponseFuture::failed(err.into()),
+        };
+        let header = self.tokens.header_name().clone();
+        if let Some(token) = source.ready() {
+            set_token(&mut req, header, &token);
+            return ResponseFuture::calling(self.inner.call(req));
+        }
+        // Cold: the call waits for a fetch. Take the service that was
+        // polled ready and leave a clone in its place (tower's pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::boxed(async move {
+            let token = source.token().await.map_err(|e| Box::new(e) as BoxError)?;
+            set_token(&mut req, header, &token);
+            inner.call(req).await.map_err(Into::into)
+        })
+    }
+}
+
+fn set_token<B>(req: &mut Request<B>, header: http::HeaderName, token: &IdToken) {
+    req.headers_mut()
+        .insert(header, token.authorization_header());
+}
