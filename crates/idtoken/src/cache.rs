@@ -51,6 +51,10 @@ pub(crate) trait Fetcher: Send + Sync + 'static {
     type Token: Expiring;
     /// Now, from the credentials' clock.
     fn now(&self) -> SystemTime;
+    /// Now, possibly a few milliseconds behind, for the warm path.
+    fn now_coarse(&self) -> SystemTime {
+        self.now()
+    }
     /// Fetches one new token.
     fn fetch(&self) -> impl std::future::Future<Output = Result<Self::Token>> + Send;
     /// What the tokens are for, in logs.
@@ -68,6 +72,9 @@ impl Fetcher for IdFetch {
     type Token = IdToken;
     fn now(&self) -> SystemTime {
         self.creds.clock().now()
+    }
+    fn now_coarse(&self) -> SystemTime {
+        self.creds.clock().now_coarse()
     }
     async fn fetch(&self) -> Result<IdToken> {
         self.creds
@@ -244,7 +251,7 @@ impl<F: Fetcher> Cache<F> {
     /// The cached token while it is valid, starting a background refresh
     /// when one is due; `None` when a fetch is needed.
     pub(crate) fn ready(&self) -> Option<F::Token> {
-        let now = self.shared.fetcher.now();
+        let now = self.shared.fetcher.now_coarse();
         let guard = self.shared.current.load();
         let cached = guard.as_ref()?;
         match cached.phase(now) {
@@ -259,7 +266,7 @@ impl<F: Fetcher> Cache<F> {
 
     /// The cached token if it can still be used, without any I/O.
     pub(crate) fn cached(&self) -> Option<F::Token> {
-        let now = self.shared.fetcher.now();
+        let now = self.shared.fetcher.now_coarse();
         let guard = self.shared.current.load();
         let cached = guard.as_ref()?;
         (cached.phase(now) != Phase::Expired).then(|| cached.token.clone())
