@@ -1,0 +1,571 @@
+//! `idtoken proxy`: a local reverse proxy to one target that adds an ID
+//! token to every request, so a browser, curl or any local tool can reach a
+//! private Cloud Run service.
+//!
+//! - [`Args`] are resolved once into a [`Proxy`]: the target's parts, the
+//!   token source (one cached [`idtoken::IdTokenSource`], refreshed ahead of
+//!   expiry by the library), the header that carries it, a pooled client.
+//! - [`Proxy::handle`] forwards one request: hop-by-hop headers out,
+//!   `Host` for the target, `X-Forwarded-*` in, the token in its header;
+//!   bodies stream both ways. `Location` headers that point at the target
+//!   come back pointing at the proxy.
+//! - [`Logged`] wraps each response body and writes the access-log line
+//!   (method, path, status, duration, bytes) when the body ends.
+//!
+//! The token goes only to the target: the client talks to one origin.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt as _;
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::Failure;
+
+/// How long in-flight requests may run after Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Which header carries the token.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default)]
+pub(crate) enum HeaderChoice {
+    /// `Authorization: Bearer <token>`.
+    #[default]
+    Authorization,
+    /// `X-Serverless-Authorization: Bearer <token>`: the client's own
+    /// `Authorization` goes through untouched.
+    XServerlessAuthorization,
+}
+
+/// Arguments of `idtoken proxy`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The service to forward to (`https://SERVICE.run.app`).
+    #[arg(long, value_name = "URL")]
+    target: String,
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Allow listening on a non-loopback address: anyone who can reach it
+    /// acts with your identity.
+    #[arg(long)]
+    allow_non_loopback: bool,
+    /// Token audience (default: the target's origin; the function URL for Cloud Functions).
+    #[arg(long)]
+    audience: Option<String>,
+    /// Header that carries the token.
+    #[arg(long, value_enum, default_value_t = HeaderChoice::Authorization)]
+    header: HeaderChoice,
+    /// Answer 504 when the target sends no response headers within SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    upstream_timeout: f64,
+    #[command(flatten)]
+    creds: super::CredsArgs,
+}
+
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+
+/// The resolved configuration and shared state of a running proxy.
+struct Proxy {
+    scheme: Scheme,
+    authority: Authority,
+    /// The target's path without a trailing `/`, prefixed to every request.
+    prefix: String,
+    /// `scheme://authority` of the target, as `Location` headers show it.
+    origin: String,
+    /// The token source, or why there are no credentials.
+    tokens: Result<idtoken::IdTokenSource, String>,
+    header_name: HeaderName,
+    client: HttpsClient,
+    timeout: Duration,
+    local: SocketAddr,
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), Failure> {
+    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+        return Err(Failure::new(
+            2,
+            format!(
+                "refusing to listen on {}: anyone who can reach it would act with your identity; pass --allow-non-loopback to do it anyway",
+                args.listen
+            ),
+        ));
+    }
+    let target: Uri = args
+        .target
+        .parse()
+        .map_err(|e| Failure::new(2, format!("--target {:?}: {e}", args.target)))?;
+    let (Some(scheme), Some(authority)) = (target.scheme().cloned(), target.authority().cloned())
+    else {
+        return Err(Failure::new(
+            2,
+            format!("--target {:?}: want an http(s) URL", args.target),
+        ));
+    };
+    if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+        return Err(Failure::new(
+            2,
+            format!("--target {:?}: want an http(s) URL", args.target),
+        ));
+    }
+    if !(args.upstream_timeout > 0.0 && args.upstream_timeout.is_finite()) {
+        return Err(Failure::new(
+            2,
+            "--upstream-timeout wants a positive number",
+        ));
+    }
+    let audience = match &args.audience {
+        Some(a) => a.clone(),
+        None => idtoken::audience_for_url(&args.target)?,
+    };
+    // Missing credentials do not stop the proxy: every request answers
+    // 500 with what to run, which a browser user sees.
+    let tokens = match args.creds.load().await {
+        Ok(creds) => Ok(creds.token_source_with(
+            audience.clone(),
+            idtoken::TokenOptions::default().include_email(args.creds.include_email),
+        )),
+        Err(f) if f.code == 2 => return Err(f),
+        Err(f) => {
+            eprintln!("idtoken: proxy: {}", f.message);
+            Err(f.message)
+        }
+    };
+
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()
+        .map_err(|e| Failure::new(1, format!("cannot set up TLS: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector);
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::new(1, format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::new(1, format!("cannot read the listening address: {e}")))?;
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "idtoken: WARNING: listening on {local}, not loopback: anyone who can reach it acts with your identity"
+        );
+    }
+
+    let proxy = Arc::new(Proxy {
+        origin: format!("{scheme}://{authority}"),
+        prefix: target.path().trim_end_matches('/').to_owned(),
+        scheme,
+        authority,
+        tokens,
+        header_name: match args.header {
+            HeaderChoice::Authorization => header::AUTHORIZATION,
+            HeaderChoice::XServerlessAuthorization => {
+                HeaderName::from_static("x-serverless-authorization")
+            }
+        },
+        client,
+        timeout: Duration::from_secs_f64(args.upstream_timeout),
+        local,
+    });
+    if let Ok(src) = &proxy.tokens {
+        // Mint the first token now: credential problems show at start,
+        // and the first request does not wait.
+        let src = src.clone();
+        tokio::spawn(async move {
+            match src.token().await {
+                Ok(t) => super::warn_if_client_id_audience(&t, src.audience()),
+                Err(e) => eprintln!("idtoken: proxy: cannot get an ID token yet: {e}"),
+            }
+        });
+    }
+    eprintln!(
+        "idtoken: proxy: http://{local} -> {} (audience {audience}, header {})",
+        proxy.origin, proxy.header_name
+    );
+    println!("http://{local}");
+
+    serve(listener, proxy).await;
+    Ok(())
+}
+
+/// Accepts connections until Ctrl-C, then lets in-flight requests finish
+/// for up to [`SHUTDOWN_GRACE`].
+async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("idtoken: proxy: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let proxy = proxy.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut ctrl_c => break,
+        }
+    }
+    drop(listener);
+    eprintln!(
+        "idtoken: proxy: shutting down; waiting up to {SHUTDOWN_GRACE:?} for requests in flight"
+    );
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!("idtoken: proxy: requests still in flight after {SHUTDOWN_GRACE:?}; stopping");
+    }
+}
+
+impl Proxy {
+    /// Forwards one request and answers with the target's response, or
+    /// with a 500/502/504 that says what went wrong.
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Logged> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let resp = match self.forward(req, peer).await {
+            Ok(resp) => resp,
+            Err((status, why)) => {
+                eprintln!("idtoken: proxy: {method} {path}: {why}");
+                error_response(status, why)
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let log = LogLine {
+            method,
+            path,
+            status: parts.status,
+            started,
+        };
+        Response::from_parts(parts, Logged::new(body, log))
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>, (StatusCode, String)> {
+        let source = self.tokens.as_ref().map_err(|why| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{why}\nRun `gcloud auth application-default login`, then `idtoken doctor` to check, and restart the proxy."),
+            )
+        })?;
+        let token = source.token().await.map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot get an ID token: {e}\nRun `idtoken doctor` to see why."),
+            )
+        })?;
+
+        let (mut parts, body) = req.into_parts();
+        let local_host = parts
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .unwrap_or_else(|| host_value(&self.local));
+        strip_hop_by_hop(&mut parts.headers);
+        add_forwarded(&mut parts.headers, peer, &local_host);
+        parts.headers.insert(
+            header::HOST,
+            HeaderValue::from_str(self.authority.as_str())
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+        );
+        parts
+            .headers
+            .insert(self.header_name.clone(), token.authorization_header());
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{path}", self.prefix))
+            .build()
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
+        parts.version = http::Version::HTTP_11;
+
+        let resp = tokio::time::timeout(
+            self.timeout,
+            self.client.request(Request::from_parts(parts, body)),
+        )
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the target {} sent no response within {:?} (--upstream-timeout)",
+                    self.origin, self.timeout
+                ),
+            )
+        })?
+        .map_err(|e| {
+            (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "cannot reach the target {}: {}",
+                    self.origin,
+                    cause_chain(&e)
+                ),
+            )
+        })?;
+
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(loc) = parts.headers.get(header::LOCATION)
+            && let Some(local) = self.rewrite_location(loc, &local_host)
+        {
+            parts.headers.insert(header::LOCATION, local);
+        }
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+
+    /// `Location` pointing at the target (and under its path), rewritten to
+    /// the address the client used; others are left as they are.
+    fn rewrite_location(&self, loc: &HeaderValue, local_host: &HeaderValue) -> Option<HeaderValue> {
+        let loc = loc.to_str().ok()?;
+        let head = loc.get(..self.origin.len())?;
+        if !head.eq_ignore_ascii_case(&self.origin) {
+            return None;
+        }
+        let rest = &loc[self.origin.len()..];
+        if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
+            return None; // another host that shares a prefix: target.example.evil
+        }
+        let rest = if self.prefix.is_empty() {
+            rest
+        } else {
+            rest.strip_prefix(&self.prefix)?
+        };
+        let host = local_host.to_str().ok()?;
+        HeaderValue::from_str(&format!("http://{host}{rest}")).ok()
+    }
+}
+
+fn host_value(addr: &SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&addr.to_string()).unwrap_or(HeaderValue::from_static("localhost"))
+}
+
+/// Removes the headers that concern one connection only (RFC 9110 7.6.1):
+/// those that `Connection` names, then the fixed list.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// `X-Forwarded-For` (appended to), `-Proto` and `-Host`.
+fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, local_host: &HeaderValue) {
+    let ip = peer.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert("x-forwarded-host", local_host.clone());
+}
+
+/// Every cause of an error, outermost first, joined by `: `.
+fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn error_response(status: StatusCode, why: String) -> Response<ProxyBody> {
+    let body = format!(
+        "idtoken proxy: {} {}\n{why}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut resp = Response::new(
+        http_body_util::Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// What the access-log line says besides the bytes.
+struct LogLine {
+    method: http::Method,
+    path: String,
+    status: StatusCode,
+    started: Instant,
+}
+
+/// A response body that counts its bytes and writes the access-log line
+/// when it ends (or is dropped: the client went away).
+pub(crate) struct Logged {
+    inner: ProxyBody,
+    bytes: u64,
+    log: Option<LogLine>,
+}
+
+impl Logged {
+    fn new(inner: ProxyBody, log: LogLine) -> Self {
+        Self {
+            inner,
+            bytes: 0,
+            log: Some(log),
+        }
+    }
+
+    fn finish(&mut self, outcome: &str) {
+        if let Some(l) = self.log.take() {
+            eprintln!(
+                "{} {} {} {:.1}ms {}B{outcome}",
+                l.method,
+                l.path,
+                l.status.as_u16(),
+                l.started.elapsed().as_secs_f64() * 1000.0,
+                self.bytes
+            );
+        }
+    }
+}
+
+impl Body for Logged {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.finish(" (target body failed)"),
+            Poll::Ready(None) => self.finish(""),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        // An empty body may never be polled; then it ended as it began.
+        let outcome = if self.inner.is_end_stream() {
+            ""
+        } else {
+            " (client went away)"
+        };
+        self.finish(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_peer() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        add_forwarded(&mut h, peer, &HeaderValue::from_static("localhost:8080"));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-host"], "localhost:8080");
+        assert_eq!(h["x-forwarded-proto"], "http");
+    }
+}

@@ -1,0 +1,411 @@
+//! `idtoken proxy`, run as a user would: the binary between a reqwest
+//! client and a local upstream that checks every token with the
+//! emulator's keys and echoes what it saw.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use idtoken_emulator::{Emulator, Endpoint};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Child;
+
+use super::idtoken;
+
+/// The upstream: verifies the token in `Authorization` or
+/// `X-Serverless-Authorization` for its own origin.
+#[derive(Clone)]
+struct Upstream {
+    verifier: Arc<idtoken::Verifier>,
+    origin: String,
+}
+
+impl Upstream {
+    async fn claims(&self, headers: &HeaderMap, name: &str) -> Value {
+        let Some(token) = headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return Value::Null;
+        };
+        match self.verifier.verify(token).await {
+            Ok(claims) => claims.to_json(),
+            Err(e) => json!({ "invalid": e.to_string() }),
+        }
+    }
+}
+
+async fn upstream_handler(State(up): State<Upstream>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    match path.as_str() {
+        // Streams the request body back as it arrives.
+        "/stream-back" => {
+            let body = Body::from_stream(req.into_body().into_data_stream());
+            return (StatusCode::OK, body).into_response();
+        }
+        "/redirect" => {
+            return (
+                StatusCode::FOUND,
+                [("location", format!("{}/landed?x=1", up.origin))],
+            )
+                .into_response();
+        }
+        "/elsewhere" => {
+            return (
+                StatusCode::FOUND,
+                [("location", "https://other.example/landed")],
+            )
+                .into_response();
+        }
+        "/slow" => tokio::time::sleep(Duration::from_millis(1500)).await,
+        _ => {}
+    }
+    let headers: BTreeMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .collect();
+    let seen = json!({
+        "path": req.uri().path_and_query().map(|p| p.as_str()),
+        "authorization": up.claims(req.headers(), "authorization").await,
+        "x_serverless_authorization": up.claims(req.headers(), "x-serverless-authorization").await,
+        "headers": headers,
+    });
+    axum::Json(seen).into_response()
+}
+
+async fn upstream(emu: &Emulator) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let verifier = idtoken::Verifier::builder()
+        .audience(origin.clone())
+        .jwks_url(emu.jwks_url())
+        .build()
+        .expect("verifier");
+    let state = Upstream {
+        verifier: Arc::new(verifier),
+        origin: origin.clone(),
+    };
+    let app = Router::new().fallback(upstream_handler).with_state(state);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    origin
+}
+
+/// A running proxy: its URL and everything it wrote on stderr so far.
+struct Proxy {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proxy {
+    fn log(&self) -> String {
+        self.stderr.lock().expect("log lock").clone()
+    }
+}
+
+async fn start_proxy(home: &Path, env: &[(&str, String)], args: &[&str]) -> Proxy {
+    let mut cmd = idtoken(home);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .args(["proxy", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("proxy starts");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut err = child.stderr.take().expect("stderr");
+    let sink = stderr.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .expect("log lock")
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the proxy says where it listens in time")
+        .expect("stdout reads")
+        .unwrap_or_else(|| panic!("no URL on stdout; stderr: {}", stderr.lock().expect("lock")));
+    Proxy { child, url, stderr }
+}
+
+fn metadata(emu: &Emulator) -> Vec<(&'static str, String)> {
+    vec![("GCE_METADATA_HOST", emu.metadata_host())]
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+async fn get_json(url: &str) -> Value {
+    let resp = client().get(url).send().await.expect("request");
+    assert_eq!(resp.status(), 200);
+    resp.json().await.expect("JSON")
+}
+
+#[tokio::test]
+async fn forwards_with_a_valid_token_for_the_target_and_its_host() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    let seen = get_json(&format!("{}/items?x=1", proxy.url)).await;
+    assert_eq!(seen["path"], "/items?x=1");
+    assert_eq!(
+        seen["authorization"]["aud"],
+        Value::from(up.clone()),
+        "{seen}"
+    );
+    let up_host = up.trim_start_matches("http://");
+    assert_eq!(seen["headers"]["host"], up_host);
+    let log = proxy.log();
+    assert!(log.contains("GET /items?x=1 200 "), "{log}");
+    assert!(!log.contains("eyJ"), "the token is never logged: {log}");
+}
+
+#[tokio::test]
+async fn own_authorization_passes_untouched_with_x_serverless_authorization() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(
+        home.path(),
+        &metadata(&emu),
+        &["--target", &up, "--header", "x-serverless-authorization"],
+    )
+    .await;
+    let seen: Value = client()
+        .get(&proxy.url)
+        .header("authorization", "Basic YXBwOnNlY3JldA==")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(seen["headers"]["authorization"], "Basic YXBwOnNlY3JldA==");
+    assert_eq!(seen["x_serverless_authorization"]["aud"], Value::from(up));
+}
+
+#[tokio::test]
+async fn strips_hop_by_hop_headers_and_adds_x_forwarded() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    let seen: Value = client()
+        .get(&proxy.url)
+        .header("connection", "keep-alive, x-drop-me")
+        .header("x-drop-me", "1")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("te", "trailers")
+        .header("x-keep-me", "1")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    let headers = &seen["headers"];
+    for gone in ["x-drop-me", "keep-alive", "proxy-authorization", "te"] {
+        assert!(headers.get(gone).is_none(), "{gone} forwarded: {headers}");
+    }
+    assert_eq!(headers["x-keep-me"], "1");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(
+        headers["x-forwarded-host"],
+        proxy.url.trim_start_matches("http://")
+    );
+}
+
+#[tokio::test]
+async fn location_pointing_at_the_target_is_rewritten_to_the_proxy() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    let resp = client()
+        .get(format!("{}/redirect", proxy.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 302);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("{}/landed?x=1", proxy.url).as_str()
+    );
+    let resp = client()
+        .get(format!("{}/elsewhere", proxy.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.headers()["location"], "https://other.example/landed");
+}
+
+#[tokio::test]
+async fn large_streamed_body_round_trips_intact() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    let data: Vec<u8> = (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let resp = client()
+        .post(format!("{}/stream-back", proxy.url))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let back = resp.bytes().await.expect("body");
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "the body came back changed");
+    let log = proxy.log();
+    assert!(log.contains("POST /stream-back 200 "), "{log}");
+    assert!(log.contains(&format!(" {}B", data.len())), "{log}");
+}
+
+#[tokio::test]
+async fn target_down_is_a_502_with_the_reason() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let emu = Emulator::start().await.expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let target = format!("http://{closed}");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &target]).await;
+    let resp = client().get(&proxy.url).send().await.expect("request");
+    assert_eq!(resp.status(), 502);
+    let body = resp.text().await.expect("body");
+    assert!(body.contains(&target), "{body}");
+    assert!(body.to_lowercase().contains("connection refused"), "{body}");
+}
+
+#[tokio::test]
+async fn slow_target_is_a_504() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(
+        home.path(),
+        &metadata(&emu),
+        &["--target", &up, "--upstream-timeout", "0.3"],
+    )
+    .await;
+    let resp = client()
+        .get(format!("{}/slow", proxy.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 504);
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("--upstream-timeout"), "{body}");
+}
+
+#[tokio::test]
+async fn no_credentials_is_a_500_naming_what_to_run() {
+    let home = tempfile::tempdir().expect("home");
+    let env = [("METADATA_SERVER_DETECTION", "none".to_owned())];
+    let proxy = start_proxy(home.path(), &env, &["--target", "http://127.0.0.1:9"]).await;
+    let resp = client().get(&proxy.url).send().await.expect("request");
+    assert_eq!(resp.status(), 500);
+    let body = resp.text().await.expect("body");
+    assert!(
+        body.contains("gcloud auth application-default login"),
+        "{body}"
+    );
+    assert!(body.contains("idtoken doctor"), "{body}");
+}
+
+#[tokio::test]
+async fn non_loopback_listen_without_the_flag_is_refused() {
+    let home = tempfile::tempdir().expect("home");
+    let out = super::run(idtoken(home.path()).args([
+        "proxy",
+        "--target",
+        "http://127.0.0.1:9",
+        "--listen",
+        "0.0.0.0:0",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        super::stderr(&out).contains("--allow-non-loopback"),
+        "{}",
+        super::stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn many_requests_share_one_token_fetch() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    let url = format!("{}/n", proxy.url);
+    let gets = (0..32).map(|_| get_json(&url));
+    for seen in futures_util::future::join_all(gets).await {
+        assert_eq!(seen["authorization"]["aud"], Value::from(up.clone()));
+    }
+    assert_eq!(emu.counters().get(Endpoint::MetadataIdentity), 1);
+}
+
+#[tokio::test]
+async fn ctrl_c_lets_in_flight_requests_finish() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let mut proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    let slow = tokio::spawn(client().get(format!("{}/slow", proxy.url)).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = proxy.child.id().expect("pid").to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let resp = slow
+        .await
+        .expect("task")
+        .expect("the slow request finished");
+    assert_eq!(resp.status(), 200);
+    let status = tokio::time::timeout(Duration::from_secs(15), proxy.child.wait())
+        .await
+        .expect("the proxy exits")
+        .expect("wait");
+    assert!(status.success(), "{}", proxy.log());
+}
