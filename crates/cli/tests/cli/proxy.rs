@@ -409,3 +409,58 @@ async fn ctrl_c_lets_in_flight_requests_finish() {
         .expect("wait");
     assert!(status.success(), "{}", proxy.log());
 }
+
+#[tokio::test]
+async fn server_sent_events_arrive_before_the_response_ends() {
+    // The second event waits until the client has seen the first, so the
+    // test hangs (and times out) if the proxy buffers the response.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let up = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = Router::new().fallback({
+        let gate = gate.clone();
+        move || async move {
+            let events = futures_util::stream::unfold(0, move |n| {
+                let gate = gate.clone();
+                async move {
+                    match n {
+                        0 => Some((Ok::<_, std::io::Error>("data: one\n\n"), 1)),
+                        1 => {
+                            gate.notified().await;
+                            Some((Ok("data: two\n\n"), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            (
+                [("content-type", "text/event-stream")],
+                Body::from_stream(events),
+            )
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let emu = Emulator::start().await.expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    let mut resp = client()
+        .get(format!("{}/events", proxy.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let first = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+        .await
+        .expect("the first event arrives while the response is open")
+        .expect("read")
+        .expect("a chunk");
+    assert_eq!(&first[..], b"data: one\n\n");
+    gate.notify_one();
+    let rest = tokio::time::timeout(Duration::from_secs(10), resp.bytes())
+        .await
+        .expect("the stream ends")
+        .expect("read");
+    assert_eq!(&rest[..], b"data: two\n\n");
+}
