@@ -5,34 +5,37 @@
 //! - [`Args`] are resolved once into a [`Proxy`]: the target's parts, the
 //!   token source (one cached [`idtoken::IdTokenSource`], refreshed ahead of
 //!   expiry by the library), the header that carries it, a pooled client.
-//! - [`Proxy::handle`] forwards one request: hop-by-hop headers out,
+//! - [`Proxy::handle`] forwards one request: hop-by-hop headers out (`headers`),
 //!   `Host` for the target, `X-Forwarded-*` in, the token in its header;
 //!   bodies stream both ways. `Location` headers that point at the target
 //!   come back pointing at the proxy.
-//! - [`Logged`] wraps each response body and writes the access-log line
+//! - [`Logged`] (in `log`) wraps each response body and writes the access-log line
 //!   (method, path, status, duration, bytes) when the body ends.
 //!
 //! The token goes only to the target: the client talks to one origin.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use http_body_util::combinators::BoxBody;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::Failure;
+use headers::{add_forwarded, strip_hop_by_hop};
+use log::{LogLine, Logged};
+
+mod headers;
+mod log;
 
 /// How long in-flight requests may run after Ctrl-C.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -379,48 +382,6 @@ fn host_value(addr: &SocketAddr) -> HeaderValue {
     HeaderValue::from_str(&addr.to_string()).unwrap_or(HeaderValue::from_static("localhost"))
 }
 
-/// Removes the headers that concern one connection only (RFC 9110 7.6.1):
-/// those that `Connection` names, then the fixed list.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
-        headers.remove(name);
-    }
-}
-
-/// `X-Forwarded-For` (appended to), `-Proto` and `-Host`.
-fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, local_host: &HeaderValue) {
-    let ip = peer.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
-    }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    headers.insert("x-forwarded-host", local_host.clone());
-}
-
 /// Every cause of an error, outermost first, joined by `: `.
 fn cause_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -453,119 +414,4 @@ fn error_response(status: StatusCode, why: String) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
-}
-
-/// What the access-log line says besides the bytes.
-struct LogLine {
-    method: http::Method,
-    path: String,
-    status: StatusCode,
-    started: Instant,
-}
-
-/// A response body that counts its bytes and writes the access-log line
-/// when it ends (or is dropped: the client went away).
-pub(crate) struct Logged {
-    inner: ProxyBody,
-    bytes: u64,
-    log: Option<LogLine>,
-}
-
-impl Logged {
-    fn new(inner: ProxyBody, log: LogLine) -> Self {
-        Self {
-            inner,
-            bytes: 0,
-            log: Some(log),
-        }
-    }
-
-    fn finish(&mut self, outcome: &str) {
-        if let Some(l) = self.log.take() {
-            eprintln!(
-                "{} {} {} {:.1}ms {}B{outcome}",
-                l.method,
-                l.path,
-                l.status.as_u16(),
-                l.started.elapsed().as_secs_f64() * 1000.0,
-                self.bytes
-            );
-        }
-    }
-}
-
-impl Body for Logged {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    self.bytes += data.len() as u64;
-                }
-            }
-            Poll::Ready(Some(Err(_))) => self.finish(" (target body failed)"),
-            Poll::Ready(None) => self.finish(""),
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        // An empty body may never be polled; then it ended as it began.
-        let outcome = if self.inner.is_end_stream() {
-            ""
-        } else {
-            " (client went away)"
-        };
-        self.finish(outcome);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("te", HeaderValue::from_static("trailers"));
-        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert!(h.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn forwarded_for_appends_the_peer() {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
-        add_forwarded(&mut h, peer, &HeaderValue::from_static("localhost:8080"));
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
-        assert_eq!(h["x-forwarded-host"], "localhost:8080");
-        assert_eq!(h["x-forwarded-proto"], "http");
-    }
 }
