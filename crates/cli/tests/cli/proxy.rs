@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use idtoken_emulator::{Emulator, Endpoint};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Child;
 
 use super::idtoken;
@@ -44,9 +44,37 @@ impl Upstream {
     }
 }
 
-async fn upstream_handler(State(up): State<Upstream>, req: Request) -> Response {
+async fn upstream_handler(State(up): State<Upstream>, mut req: Request) -> Response {
     let path = req.uri().path().to_owned();
     match path.as_str() {
+        // Switches to a protocol that answers each read in upper case,
+        // for a valid token only.
+        "/upgrade" => {
+            let claims = up.claims(req.headers(), "authorization").await;
+            if claims["aud"].as_str() != Some(up.origin.as_str()) {
+                return (StatusCode::UNAUTHORIZED, claims.to_string()).into_response();
+            }
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(upgraded) = on.await else { return };
+                let mut io = hyper_util::rt::TokioIo::new(upgraded);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let upper = buf[..n].to_ascii_uppercase();
+                    if io.write_all(&upper).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            return (
+                StatusCode::SWITCHING_PROTOCOLS,
+                [("connection", "upgrade"), ("upgrade", "shout")],
+            )
+                .into_response();
+        }
         // Streams the request body back as it arrives.
         "/stream-back" => {
             let body = Body::from_stream(req.into_body().into_data_stream());
@@ -463,4 +491,46 @@ async fn server_sent_events_arrive_before_the_response_ends() {
         .expect("the stream ends")
         .expect("read");
     assert_eq!(&rest[..], b"data: two\n\n");
+}
+
+#[tokio::test]
+async fn upgrades_are_tunnelled_with_a_token() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    let addr = proxy.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "GET /upgrade HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    let mut reader = BufReader::new(conn);
+    let mut response = String::new();
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
+            .await
+            .expect("the answer comes in time")
+            .expect("read");
+        if n == 0 || line == "\r\n" {
+            break;
+        }
+        response.push_str(&line);
+    }
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("upgrade: shout"),
+        "{response}"
+    );
+    let mut conn = reader.into_inner();
+    for word in ["hello", "again"] {
+        conn.write_all(word.as_bytes()).await.expect("write");
+        let mut back = [0u8; 5];
+        tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut back))
+            .await
+            .expect("the target answers through the tunnel")
+            .expect("read");
+        assert_eq!(&back, word.to_ascii_uppercase().as_bytes());
+    }
 }

@@ -31,7 +31,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::Failure;
-use headers::{add_forwarded, strip_hop_by_hop};
+use headers::{add_forwarded, keep_upgrade, strip_hop_by_hop, upgrade_protocol};
 use log::{LogLine, Logged};
 
 mod headers;
@@ -207,9 +207,13 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
 }
 
 /// Accepts connections until Ctrl-C, then lets in-flight requests finish
-/// for up to [`SHUTDOWN_GRACE`].
+/// for up to [`SHUTDOWN_GRACE`]. Upgraded connections (WebSocket) are
+/// tunnels without requests; they end with the process.
 async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Each connection task holds a clone of `alive`; when the last one is
+    // dropped, `recv` on the other end returns `None`: all are done.
+    let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -229,10 +233,20 @@ async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>) {
                     let proxy = proxy.clone();
                     async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
                 });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let alive = alive.clone();
+                let mut stopping = stopping.clone();
                 tokio::spawn(async move {
+                    let _alive = alive;
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades();
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = stopping.changed() => {}
+                    }
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 });
             }
@@ -243,7 +257,9 @@ async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>) {
     eprintln!(
         "idtoken: proxy: shutting down; waiting up to {SHUTDOWN_GRACE:?} for requests in flight"
     );
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let _ = stop.send(true);
+    drop(alive);
+    if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv())
         .await
         .is_err()
     {
@@ -280,7 +296,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, (StatusCode, String)> {
         let source = self.tokens.as_ref().map_err(|why| {
@@ -296,6 +312,10 @@ impl Proxy {
             )
         })?;
 
+        // An upgrade (WebSocket) keeps its `Upgrade` header; both sides'
+        // connections are joined once the target answers 101.
+        let upgrade = upgrade_protocol(req.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let local_host = parts
             .headers
@@ -303,6 +323,9 @@ impl Proxy {
             .cloned()
             .unwrap_or_else(|| host_value(&self.local));
         strip_hop_by_hop(&mut parts.headers);
+        if let Some(protocol) = &upgrade {
+            keep_upgrade(&mut parts.headers, protocol.clone());
+        }
         add_forwarded(&mut parts.headers, peer, &local_host);
         parts.headers.insert(
             header::HOST,
@@ -346,8 +369,19 @@ impl Proxy {
             )
         })?;
 
+        let mut resp = resp;
+        let tunnel = match (client_upgrade, resp.status()) {
+            (Some(client), StatusCode::SWITCHING_PROTOCOLS) => {
+                upgrade_protocol(resp.headers()).map(|p| (client, hyper::upgrade::on(&mut resp), p))
+            }
+            _ => None,
+        };
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        if let Some((client, target, protocol)) = tunnel {
+            keep_upgrade(&mut parts.headers, protocol);
+            tokio::spawn(join_upgraded(client, target));
+        }
         if let Some(loc) = parts.headers.get(header::LOCATION)
             && let Some(local) = self.rewrite_location(loc, &local_host)
         {
@@ -375,6 +409,18 @@ impl Proxy {
         };
         let host = local_host.to_str().ok()?;
         HeaderValue::from_str(&format!("http://{host}{rest}")).ok()
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and target
+/// connections until either side closes.
+async fn join_upgraded(client: hyper::upgrade::OnUpgrade, target: hyper::upgrade::OnUpgrade) {
+    match tokio::try_join!(client, target) {
+        Ok((client, target)) => {
+            let (mut client, mut target) = (TokioIo::new(client), TokioIo::new(target));
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut target).await;
+        }
+        Err(e) => eprintln!("idtoken: proxy: upgrade failed: {e}"),
     }
 }
 
