@@ -3,6 +3,7 @@
 //! emulator's keys and echoes what it saw.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -251,7 +252,7 @@ async fn strips_hop_by_hop_headers_and_adds_x_forwarded() {
         .header("x-drop-me", "1")
         .header("keep-alive", "timeout=5")
         .header("proxy-authorization", "Basic c2VjcmV0")
-        .header("te", "trailers")
+        .header("te", "gzip")
         .header("x-keep-me", "1")
         .send()
         .await
@@ -533,4 +534,97 @@ async fn upgrades_are_tunnelled_with_a_token() {
             .expect("read");
         assert_eq!(&back, word.to_ascii_uppercase().as_bytes());
     }
+}
+
+/// An h2c-only upstream, as a gRPC service is: answers with the version,
+/// `te` and token audience it saw, then a `grpc-status` trailer.
+async fn h2c_upstream(emu: &Emulator) -> String {
+    use http_body_util::{BodyExt as _, StreamBody};
+    use hyper::body::Frame;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let verifier = Arc::new(
+        idtoken::Verifier::builder()
+            .audience(origin.clone())
+            .jwks_url(emu.jwks_url())
+            .build()
+            .expect("verifier"),
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let verifier = verifier.clone();
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let verifier = verifier.clone();
+                    async move {
+                        let token = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.strip_prefix("Bearer "))
+                            .unwrap_or("")
+                            .to_owned();
+                        let aud = verifier
+                            .verify(&token)
+                            .await
+                            .ok()
+                            .and_then(|c| c.aud.clone());
+                        let seen = json!({
+                            "version": format!("{:?}", req.version()),
+                            "te": req.headers().get("te").and_then(|v| v.to_str().ok()),
+                            "aud": aud,
+                        });
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("grpc-status", "0".parse().expect("value"));
+                        let frames = futures_util::stream::iter([
+                            Ok::<_, Infallible>(Frame::data(Bytes::from(seen.to_string()))),
+                            Ok(Frame::trailers(trailers)),
+                        ]);
+                        Ok::<_, Infallible>(hyper::Response::new(StreamBody::new(frames).boxed()))
+                    }
+                });
+            tokio::spawn(async move {
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    origin
+}
+
+#[tokio::test]
+async fn http2_flag_speaks_h2c_both_ways_with_trailers() {
+    use http_body_util::{BodyExt as _, Full};
+    let emu = Emulator::start().await.expect("emulator");
+    let up = h2c_upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up, "--http2"]).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let req = hyper::Request::post(format!("{}/pkg.Service/Method", proxy.url))
+        .header("te", "trailers")
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .expect("in time")
+        .expect("response");
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.expect("body");
+    let trailers = body.trailers().cloned().expect("trailers came through");
+    assert_eq!(trailers["grpc-status"], "0");
+    let seen: Value = serde_json::from_slice(&body.to_bytes()).expect("JSON");
+    assert_eq!(seen["version"], "HTTP/2.0");
+    assert_eq!(seen["te"], "trailers");
+    assert_eq!(seen["aud"], Value::from(up));
 }

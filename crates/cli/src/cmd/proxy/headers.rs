@@ -8,6 +8,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 /// Removes the headers that concern one connection only (RFC 9110 7.6.1):
 /// those that `Connection` names, then the fixed list.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // `TE: trailers` is end-to-end in practice: gRPC over HTTP/2 needs it.
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -30,6 +37,9 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         "upgrade",
     ] {
         headers.remove(name);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
@@ -82,7 +92,7 @@ mod tests {
         );
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("te", HeaderValue::from_static("gzip"));
         h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);

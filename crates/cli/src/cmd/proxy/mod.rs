@@ -15,7 +15,9 @@
 //! The token goes only to the target: the client talks to one origin.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,6 +75,11 @@ pub(crate) struct Args {
     /// Answer 504 when the target sends no response headers within SECS.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     upstream_timeout: f64,
+    /// Also serve HTTP/2 without TLS (h2c, prior knowledge) to local
+    /// clients, and speak HTTP/2 to the target (ALPN for https, prior
+    /// knowledge for http): for gRPC.
+    #[arg(long)]
+    http2: bool,
     #[command(flatten)]
     creds: super::CredsArgs,
 }
@@ -150,12 +157,17 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .try_with_platform_verifier()
         .map_err(|e| Failure::new(1, format!("cannot set up TLS: {e}")))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector);
+        .https_or_http();
+    let connector = if args.http2 {
+        connector.enable_all_versions().build()
+    } else {
+        connector.enable_http1().build()
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    client.pool_idle_timeout(Duration::from_secs(90));
+    // Without TLS there is no ALPN to agree on HTTP/2: assume it.
+    client.http2_only(args.http2 && scheme == Scheme::HTTP);
+    let client = client.build(connector);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -202,14 +214,14 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     );
     println!("http://{local}");
 
-    serve(listener, proxy).await;
+    serve(listener, proxy, args.http2).await;
     Ok(())
 }
 
 /// Accepts connections until Ctrl-C, then lets in-flight requests finish
 /// for up to [`SHUTDOWN_GRACE`]. Upgraded connections (WebSocket) are
 /// tunnels without requests; they end with the process.
-async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>) {
+async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, http2: bool) {
     // Each connection task holds a clone of `alive`; when the last one is
     // dropped, `recv` on the other end returns `None`: all are done.
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
@@ -234,20 +246,20 @@ async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>) {
                     async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
                 });
                 let alive = alive.clone();
-                let mut stopping = stopping.clone();
+                let stopping = stopping.clone();
+                let io = TokioIo::new(stream);
                 tokio::spawn(async move {
                     let _alive = alive;
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades();
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => return,
-                        _ = stopping.changed() => {}
+                    if http2 {
+                        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        let conn = builder.serve_connection_with_upgrades(io, service);
+                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
+                    } else {
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .with_upgrades();
+                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
                     }
-                    // Finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 });
             }
             _ = &mut ctrl_c => break,
@@ -265,6 +277,22 @@ async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>) {
     {
         eprintln!("idtoken: proxy: requests still in flight after {SHUTDOWN_GRACE:?}; stopping");
     }
+}
+
+/// Drives a connection; once `stopping` fires, lets it finish the request
+/// in flight (`shutdown`) and close.
+async fn until_stopped<C: Future>(
+    conn: C,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    shutdown: impl FnOnce(Pin<&mut C>),
+) {
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stopping.changed() => {}
+    }
+    shutdown(conn.as_mut());
+    let _ = conn.await;
 }
 
 impl Proxy {
@@ -317,21 +345,24 @@ impl Proxy {
         let upgrade = upgrade_protocol(req.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        // HTTP/2 clients name the host in the URI, not in `Host`.
         let local_host = parts
             .headers
             .get(header::HOST)
             .cloned()
+            .or_else(|| {
+                let a = parts.uri.authority()?;
+                HeaderValue::from_str(a.as_str()).ok()
+            })
             .unwrap_or_else(|| host_value(&self.local));
         strip_hop_by_hop(&mut parts.headers);
         if let Some(protocol) = &upgrade {
             keep_upgrade(&mut parts.headers, protocol.clone());
         }
         add_forwarded(&mut parts.headers, peer, &local_host);
-        parts.headers.insert(
-            header::HOST,
-            HeaderValue::from_str(self.authority.as_str())
-                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
-        );
+        // The client sets `Host` (HTTP/1.1) or `:authority` (HTTP/2) from
+        // the target URI.
+        parts.headers.remove(header::HOST);
         parts
             .headers
             .insert(self.header_name.clone(), token.authorization_header());
