@@ -192,8 +192,10 @@ fn client() -> reqwest::Client {
 
 async fn get_json(url: &str) -> Value {
     let resp = client().get(url).send().await.expect("request");
-    assert_eq!(resp.status(), 200);
-    resp.json().await.expect("JSON")
+    let status = resp.status();
+    let body = resp.text().await.expect("body");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("JSON")
 }
 
 #[tokio::test]
@@ -627,4 +629,38 @@ async fn http2_flag_speaks_h2c_both_ways_with_trailers() {
     assert_eq!(seen["version"], "HTTP/2.0");
     assert_eq!(seen["te"], "trailers");
     assert_eq!(seen["aud"], Value::from(up));
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_and_never_sent_expired() {
+    let emu = Emulator::builder()
+        .token_lifetime(Duration::from_secs(8))
+        .start()
+        .await
+        .expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    let started = std::time::SystemTime::now();
+    let mut tokens = std::collections::BTreeSet::new();
+    while started.elapsed().expect("clock") < Duration::from_secs(13) {
+        let seen = get_json(&proxy.url).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64();
+        let claims = &seen["authorization"];
+        assert_eq!(claims["aud"], Value::from(up.clone()), "{seen}");
+        let exp = claims["exp"].as_f64().expect("exp");
+        assert!(exp > now, "a token expired at {exp} was sent at {now}");
+        tokens.insert(claims["iat"].to_string());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fetches = emu.counters().get(Endpoint::MetadataIdentity);
+    assert!(tokens.len() >= 2, "the token was refreshed: {tokens:?}");
+    // Refreshes start 2 s (a quarter of the lifetime) before expiry.
+    assert!(
+        (2..=4).contains(&fetches),
+        "{fetches} fetches in 13 s of 8 s tokens"
+    );
 }
