@@ -664,3 +664,15 @@ async fn short_lived_tokens_are_refreshed_and_never_sent_expired() {
         "{fetches} fetches in 13 s of 8 s tokens"
     );
 }
+
+#[tokio::test]
+async fn target_path_is_prefixed_and_the_audience_stays_the_origin() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let target = format!("{up}/base/");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &target]).await;
+    let seen = get_json(&format!("{}/items?x=1", proxy.url)).await;
+    assert_eq!(seen["path"], "/base/items?x=1");
+    assert_eq!(seen["authorization"]["aud"], Value::from(up), "{seen}");
+}

@@ -79,6 +79,32 @@ pub(super) fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, local_hos
     headers.insert("x-forwarded-host", local_host.clone());
 }
 
+/// `loc` rewritten to the proxy (`http://local_host`) when it points at
+/// the target `origin` and under its path `prefix`; `None` leaves it alone.
+pub(super) fn rewrite_location(
+    loc: &HeaderValue,
+    origin: &str,
+    prefix: &str,
+    local_host: &HeaderValue,
+) -> Option<HeaderValue> {
+    let loc = loc.to_str().ok()?;
+    let head = loc.get(..origin.len())?;
+    if !head.eq_ignore_ascii_case(origin) {
+        return None;
+    }
+    let under = |rest: &str| rest.is_empty() || rest.starts_with(['/', '?', '#']);
+    let rest = loc.get(origin.len()..)?;
+    if !under(rest) {
+        return None; // another host that shares a prefix: target.example.evil
+    }
+    let rest = rest.strip_prefix(prefix)?;
+    if !under(rest) {
+        return None; // /basement is not under /base
+    }
+    let host = local_host.to_str().ok()?;
+    HeaderValue::from_str(&format!("http://{host}{rest}")).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +147,36 @@ mod tests {
             HeaderValue::from_static("keep-alive, Upgrade"),
         );
         assert_eq!(upgrade_protocol(&h).expect("asked"), "websocket");
+    }
+
+    #[test]
+    fn location_is_rewritten_only_under_the_target() {
+        let local = HeaderValue::from_static("127.0.0.1:8080");
+        let at = |loc: &'static str, prefix: &str| {
+            rewrite_location(
+                &HeaderValue::from_static(loc),
+                "https://svc.run.app",
+                prefix,
+                &local,
+            )
+            .map(|v| v.to_str().expect("ascii").to_owned())
+        };
+        assert_eq!(
+            at("https://SVC.run.app/x?y=1", "").as_deref(),
+            Some("http://127.0.0.1:8080/x?y=1")
+        );
+        assert_eq!(
+            at("https://svc.run.app", "").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            at("https://svc.run.app/base/x", "/base").as_deref(),
+            Some("http://127.0.0.1:8080/x")
+        );
+        assert_eq!(at("https://svc.run.app/basement", "/base"), None);
+        assert_eq!(at("https://svc.run.app/other", "/base"), None);
+        assert_eq!(at("https://svc.run.app.evil/x", ""), None);
+        assert_eq!(at("https://other.example/x", ""), None);
+        assert_eq!(at("/relative", ""), None);
     }
 }

@@ -33,7 +33,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::Failure;
-use headers::{add_forwarded, keep_upgrade, strip_hop_by_hop, upgrade_protocol};
+use headers::{add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol};
 use log::{LogLine, Logged};
 
 mod headers;
@@ -414,32 +414,11 @@ impl Proxy {
             tokio::spawn(join_upgraded(client, target));
         }
         if let Some(loc) = parts.headers.get(header::LOCATION)
-            && let Some(local) = self.rewrite_location(loc, &local_host)
+            && let Some(local) = rewrite_location(loc, &self.origin, &self.prefix, &local_host)
         {
             parts.headers.insert(header::LOCATION, local);
         }
         Ok(Response::from_parts(parts, body.boxed()))
-    }
-
-    /// `Location` pointing at the target (and under its path), rewritten to
-    /// the address the client used; others are left as they are.
-    fn rewrite_location(&self, loc: &HeaderValue, local_host: &HeaderValue) -> Option<HeaderValue> {
-        let loc = loc.to_str().ok()?;
-        let head = loc.get(..self.origin.len())?;
-        if !head.eq_ignore_ascii_case(&self.origin) {
-            return None;
-        }
-        let rest = &loc[self.origin.len()..];
-        if !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
-            return None; // another host that shares a prefix: target.example.evil
-        }
-        let rest = if self.prefix.is_empty() {
-            rest
-        } else {
-            rest.strip_prefix(&self.prefix)?
-        };
-        let host = local_host.to_str().ok()?;
-        HeaderValue::from_str(&format!("http://{host}{rest}")).ok()
     }
 }
 
