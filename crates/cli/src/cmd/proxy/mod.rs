@@ -69,7 +69,8 @@ pub(crate) struct Args {
     /// Token audience (default: the target's origin; the function URL for Cloud Functions).
     #[arg(long)]
     audience: Option<String>,
-    /// Header that carries the token.
+    /// Header that carries the token; a client's own header of that name is
+    /// replaced (use x-serverless-authorization to keep `Authorization`).
     #[arg(long, value_enum, default_value_t = HeaderChoice::Authorization)]
     header: HeaderChoice,
     /// Answer 504 when the target sends no response headers within SECS.
