@@ -159,10 +159,15 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .try_with_platform_verifier()
         .map_err(|e| Failure::new(1, format!("cannot set up TLS: {e}")))?
         .https_or_http();
+    // Small requests and responses go out at once, as on the listening side.
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(Duration::from_secs(10)));
     let connector = if args.http2 {
-        connector.enable_all_versions().build()
+        connector.enable_all_versions().wrap_connector(tcp)
     } else {
-        connector.enable_http1().build()
+        connector.enable_http1().wrap_connector(tcp)
     };
     let mut client = Client::builder(TokioExecutor::new());
     client.pool_idle_timeout(Duration::from_secs(90));
