@@ -22,6 +22,8 @@ enum Command {
     Token(cmd::token::Args),
     /// Make an HTTP request carrying an ID token (curl-like).
     Curl(cmd::curl::Args),
+    /// Run a local reverse proxy that adds an ID token to every request to one target.
+    Proxy(cmd::proxy::Args),
     /// Verify a token (signature, issuer, audience, times) and print its claims.
     Verify(cmd::verify::Args),
     /// Show a token's header and claims WITHOUT verifying them.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Token(args) => cmd::token::run(args).await,
             Command::Curl(args) => cmd::curl::run(args).await,
+            Command::Proxy(args) => cmd::proxy::run(args).await,
             Command::Verify(args) => cmd::verify::run(args).await,
             Command::Decode(args) => cmd::decode::run(args).await,
             Command::Doctor(args) => cmd::doctor::run(args).await,

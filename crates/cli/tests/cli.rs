@@ -665,3 +665,6 @@ mod demo {
 
 #[path = "cli/verify.rs"]
 mod verify_and_decode;
+
+#[path = "cli/proxy.rs"]
+mod proxy;

@@ -5,6 +5,7 @@ pub(crate) mod decode;
 pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod emulator;
+pub(crate) mod proxy;
 pub(crate) mod token;
 pub(crate) mod verify;
 

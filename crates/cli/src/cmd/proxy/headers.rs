@@ -1,0 +1,182 @@
+//! Header rewriting between client and target: hop-by-hop headers out,
+//! `X-Forwarded-*` in.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Removes the headers that concern one connection only (RFC 9110 7.6.1):
+/// those that `Connection` names, then the fixed list.
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // `TE: trailers` is end-to-end in practice: gRPC over HTTP/2 needs it.
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// The protocol asked for or agreed to, when `Connection` names `upgrade`
+/// and `Upgrade` says which.
+pub(super) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asked = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asked {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Puts back the two headers an upgrade needs after the hop-by-hop strip.
+pub(super) fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
+/// `X-Forwarded-For` (appended to), `-Proto` and `-Host`.
+pub(super) fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, local_host: &HeaderValue) {
+    let ip = peer.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert("x-forwarded-host", local_host.clone());
+}
+
+/// `loc` rewritten to the proxy (`http://local_host`) when it points at
+/// the target `origin` and under its path `prefix`; `None` leaves it alone.
+pub(super) fn rewrite_location(
+    loc: &HeaderValue,
+    origin: &str,
+    prefix: &str,
+    local_host: &HeaderValue,
+) -> Option<HeaderValue> {
+    let loc = loc.to_str().ok()?;
+    let head = loc.get(..origin.len())?;
+    if !head.eq_ignore_ascii_case(origin) {
+        return None;
+    }
+    let under = |rest: &str| rest.is_empty() || rest.starts_with(['/', '?', '#']);
+    let rest = loc.get(origin.len()..)?;
+    if !under(rest) {
+        return None; // another host that shares a prefix: target.example.evil
+    }
+    let rest = rest.strip_prefix(prefix)?;
+    if !under(rest) {
+        return None; // /basement is not under /base
+    }
+    let host = local_host.to_str().ok()?;
+    HeaderValue::from_str(&format!("http://{host}{rest}")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("te", HeaderValue::from_static("gzip"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_peer() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        add_forwarded(&mut h, peer, &HeaderValue::from_static("localhost:8080"));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-host"], "localhost:8080");
+        assert_eq!(h["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn upgrade_needs_connection_to_name_it() {
+        let mut h = HeaderMap::new();
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        assert!(upgrade_protocol(&h).is_none());
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert_eq!(upgrade_protocol(&h).expect("asked"), "websocket");
+    }
+
+    #[test]
+    fn location_is_rewritten_only_under_the_target() {
+        let local = HeaderValue::from_static("127.0.0.1:8080");
+        let at = |loc: &'static str, prefix: &str| {
+            rewrite_location(
+                &HeaderValue::from_static(loc),
+                "https://svc.run.app",
+                prefix,
+                &local,
+            )
+            .map(|v| v.to_str().expect("ascii").to_owned())
+        };
+        assert_eq!(
+            at("https://SVC.run.app/x?y=1", "").as_deref(),
+            Some("http://127.0.0.1:8080/x?y=1")
+        );
+        assert_eq!(
+            at("https://svc.run.app", "").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            at("https://svc.run.app/base/x", "/base").as_deref(),
+            Some("http://127.0.0.1:8080/x")
+        );
+        assert_eq!(at("https://svc.run.app/basement", "/base"), None);
+        assert_eq!(at("https://svc.run.app/other", "/base"), None);
+        assert_eq!(at("https://svc.run.app.evil/x", ""), None);
+        assert_eq!(at("https://other.example/x", ""), None);
+        assert_eq!(at("/relative", ""), None);
+    }
+}

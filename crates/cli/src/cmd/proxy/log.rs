@@ -1,0 +1,95 @@
+//! The access log: one line per request on stderr, written when the
+//! response body ends (method, path, status, duration, bytes; never a
+//! header, so never the token).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::StatusCode;
+use hyper::body::{Body, Frame, SizeHint};
+
+use super::ProxyBody;
+
+/// What the access-log line says besides the bytes.
+pub(super) struct LogLine {
+    pub(super) method: http::Method,
+    pub(super) path: String,
+    pub(super) status: StatusCode,
+    pub(super) started: Instant,
+}
+
+/// A response body that counts its bytes and writes the access-log line
+/// when it ends (or is dropped: the client went away).
+pub(crate) struct Logged {
+    inner: ProxyBody,
+    bytes: u64,
+    log: Option<LogLine>,
+}
+
+impl Logged {
+    pub(super) fn new(inner: ProxyBody, log: LogLine) -> Self {
+        Self {
+            inner,
+            bytes: 0,
+            log: Some(log),
+        }
+    }
+
+    fn finish(&mut self, outcome: &str) {
+        if let Some(l) = self.log.take() {
+            eprintln!(
+                "{} {} {} {:.1}ms {}B{outcome}",
+                l.method,
+                l.path,
+                l.status.as_u16(),
+                l.started.elapsed().as_secs_f64() * 1000.0,
+                self.bytes
+            );
+        }
+    }
+}
+
+impl Body for Logged {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.finish(" (target body failed)"),
+            Poll::Ready(None) => self.finish(""),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        // An empty body may never be polled; then it ended as it began.
+        let outcome = if self.inner.is_end_stream() {
+            ""
+        } else {
+            " (client went away)"
+        };
+        self.finish(outcome);
+    }
+}

@@ -1,0 +1,479 @@
+//! `idtoken proxy`: a local reverse proxy to one target that adds an ID
+//! token to every request, so a browser, curl or any local tool can reach a
+//! private Cloud Run service.
+//!
+//! - [`Args`] are resolved once into a [`Proxy`]: the target's parts, the
+//!   token source (one cached [`idtoken::IdTokenSource`], refreshed ahead of
+//!   expiry by the library), the header that carries it, a pooled client.
+//! - [`Proxy::handle`] forwards one request: hop-by-hop headers out (`headers`),
+//!   `Host` for the target, `X-Forwarded-*` in, the token in its header;
+//!   bodies stream both ways. `Location` headers that point at the target
+//!   come back pointing at the proxy.
+//! - [`Logged`] (in `log`) wraps each response body and writes the access-log line
+//!   (method, path, status, duration, bytes) when the body ends.
+//!
+//! The token goes only to the target: the client talks to one origin.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt as _;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::Failure;
+use headers::{add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol};
+use log::{LogLine, Logged};
+
+mod headers;
+mod log;
+
+/// How long in-flight requests may run after Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Which header carries the token.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default)]
+pub(crate) enum HeaderChoice {
+    /// `Authorization: Bearer <token>`.
+    #[default]
+    Authorization,
+    /// `X-Serverless-Authorization: Bearer <token>`: the client's own
+    /// `Authorization` goes through untouched.
+    XServerlessAuthorization,
+}
+
+/// Arguments of `idtoken proxy`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The service to forward to (`https://SERVICE.run.app`).
+    #[arg(long, value_name = "URL")]
+    target: String,
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Allow listening on a non-loopback address: anyone who can reach it
+    /// acts with your identity.
+    #[arg(long)]
+    allow_non_loopback: bool,
+    /// Token audience (default: the target's origin; the function URL for Cloud Functions).
+    #[arg(long)]
+    audience: Option<String>,
+    /// Header that carries the token; a client's own header of that name is
+    /// replaced (use x-serverless-authorization to keep `Authorization`).
+    #[arg(long, value_enum, default_value_t = HeaderChoice::Authorization)]
+    header: HeaderChoice,
+    /// Answer 504 when the target sends no response headers within SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    upstream_timeout: f64,
+    /// Also serve HTTP/2 without TLS (h2c, prior knowledge) to local
+    /// clients, and speak HTTP/2 to the target (ALPN for https, prior
+    /// knowledge for http): for gRPC.
+    #[arg(long)]
+    http2: bool,
+    #[command(flatten)]
+    creds: super::CredsArgs,
+}
+
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+
+/// The resolved configuration and shared state of a running proxy.
+struct Proxy {
+    scheme: Scheme,
+    authority: Authority,
+    /// The target's path without a trailing `/`, prefixed to every request.
+    prefix: String,
+    /// `scheme://authority` of the target, as `Location` headers show it.
+    origin: String,
+    /// The token source, or why there are no credentials.
+    tokens: Result<idtoken::IdTokenSource, String>,
+    header_name: HeaderName,
+    client: HttpsClient,
+    timeout: Duration,
+    local: SocketAddr,
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), Failure> {
+    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+        return Err(Failure::new(
+            2,
+            format!(
+                "refusing to listen on {}: anyone who can reach it would act with your identity; pass --allow-non-loopback to do it anyway",
+                args.listen
+            ),
+        ));
+    }
+    let target: Uri = args
+        .target
+        .parse()
+        .map_err(|e| Failure::new(2, format!("--target {:?}: {e}", args.target)))?;
+    let (Some(scheme), Some(authority)) = (target.scheme().cloned(), target.authority().cloned())
+    else {
+        return Err(Failure::new(
+            2,
+            format!("--target {:?}: want an http(s) URL", args.target),
+        ));
+    };
+    if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+        return Err(Failure::new(
+            2,
+            format!("--target {:?}: want an http(s) URL", args.target),
+        ));
+    }
+    if !(args.upstream_timeout > 0.0 && args.upstream_timeout.is_finite()) {
+        return Err(Failure::new(
+            2,
+            "--upstream-timeout wants a positive number",
+        ));
+    }
+    let audience = match &args.audience {
+        Some(a) => a.clone(),
+        None => idtoken::audience_for_url(&args.target)?,
+    };
+    // Missing credentials do not stop the proxy: every request answers
+    // 500 with what to run, which a browser user sees.
+    let tokens = match args.creds.load().await {
+        Ok(creds) => Ok(creds.token_source_with(
+            audience.clone(),
+            idtoken::TokenOptions::default().include_email(args.creds.include_email),
+        )),
+        Err(f) if f.code == 2 => return Err(f),
+        Err(f) => {
+            eprintln!("idtoken: proxy: {}", f.message);
+            Err(f.message)
+        }
+    };
+
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()
+        .map_err(|e| Failure::new(1, format!("cannot set up TLS: {e}")))?
+        .https_or_http();
+    // Small requests and responses go out at once, as on the listening side.
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(Duration::from_secs(10)));
+    let connector = if args.http2 {
+        connector.enable_all_versions().wrap_connector(tcp)
+    } else {
+        connector.enable_http1().wrap_connector(tcp)
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    client.pool_idle_timeout(Duration::from_secs(90));
+    // Without TLS there is no ALPN to agree on HTTP/2: assume it.
+    client.http2_only(args.http2 && scheme == Scheme::HTTP);
+    let client = client.build(connector);
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::new(1, format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::new(1, format!("cannot read the listening address: {e}")))?;
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "idtoken: WARNING: listening on {local}, not loopback: anyone who can reach it acts with your identity"
+        );
+    }
+
+    let proxy = Arc::new(Proxy {
+        origin: format!("{scheme}://{authority}"),
+        prefix: target.path().trim_end_matches('/').to_owned(),
+        scheme,
+        authority,
+        tokens,
+        header_name: match args.header {
+            HeaderChoice::Authorization => header::AUTHORIZATION,
+            HeaderChoice::XServerlessAuthorization => {
+                HeaderName::from_static("x-serverless-authorization")
+            }
+        },
+        client,
+        timeout: Duration::from_secs_f64(args.upstream_timeout),
+        local,
+    });
+    if let Ok(src) = &proxy.tokens {
+        // Mint the first token now: credential problems show at start,
+        // and the first request does not wait.
+        let src = src.clone();
+        tokio::spawn(async move {
+            match src.token().await {
+                Ok(t) => super::warn_if_client_id_audience(&t, src.audience()),
+                Err(e) => eprintln!("idtoken: proxy: cannot get an ID token yet: {e}"),
+            }
+        });
+    }
+    eprintln!(
+        "idtoken: proxy: http://{local} -> {} (audience {audience}, header {})",
+        proxy.origin, proxy.header_name
+    );
+    println!("http://{local}");
+
+    serve(listener, proxy, args.http2).await;
+    Ok(())
+}
+
+/// Accepts connections until Ctrl-C, then lets in-flight requests finish
+/// for up to [`SHUTDOWN_GRACE`]. Upgraded connections (WebSocket) are
+/// tunnels without requests; they end with the process.
+async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, http2: bool) {
+    // Each connection task holds a clone of `alive`; when the last one is
+    // dropped, `recv` on the other end returns `None`: all are done.
+    let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("idtoken: proxy: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let proxy = proxy.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+                });
+                let alive = alive.clone();
+                let stopping = stopping.clone();
+                let io = TokioIo::new(stream);
+                tokio::spawn(async move {
+                    let _alive = alive;
+                    if http2 {
+                        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        let conn = builder.serve_connection_with_upgrades(io, service);
+                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
+                    } else {
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .with_upgrades();
+                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
+                    }
+                });
+            }
+            _ = &mut ctrl_c => break,
+        }
+    }
+    drop(listener);
+    eprintln!(
+        "idtoken: proxy: shutting down; waiting up to {SHUTDOWN_GRACE:?} for requests in flight"
+    );
+    let _ = stop.send(true);
+    drop(alive);
+    if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv())
+        .await
+        .is_err()
+    {
+        eprintln!("idtoken: proxy: requests still in flight after {SHUTDOWN_GRACE:?}; stopping");
+    }
+}
+
+/// Drives a connection; once `stopping` fires, lets it finish the request
+/// in flight (`shutdown`) and close.
+async fn until_stopped<C: Future>(
+    conn: C,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    shutdown: impl FnOnce(Pin<&mut C>),
+) {
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stopping.changed() => {}
+    }
+    shutdown(conn.as_mut());
+    let _ = conn.await;
+}
+
+impl Proxy {
+    /// Forwards one request and answers with the target's response, or
+    /// with a 500/502/504 that says what went wrong.
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Logged> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let resp = match self.forward(req, peer).await {
+            Ok(resp) => resp,
+            Err((status, why)) => {
+                eprintln!("idtoken: proxy: {method} {path}: {why}");
+                error_response(status, why)
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let log = LogLine {
+            method,
+            path,
+            status: parts.status,
+            started,
+        };
+        Response::from_parts(parts, Logged::new(body, log))
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>, (StatusCode, String)> {
+        let source = self.tokens.as_ref().map_err(|why| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{why}\nRun `gcloud auth application-default login`, then `idtoken doctor` to check, and restart the proxy."),
+            )
+        })?;
+        let token = source.token().await.map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot get an ID token: {e}\nRun `idtoken doctor` to see why."),
+            )
+        })?;
+
+        // An upgrade (WebSocket) keeps its `Upgrade` header; both sides'
+        // connections are joined once the target answers 101.
+        let upgrade = upgrade_protocol(req.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        // HTTP/2 clients name the host in the URI, not in `Host`.
+        let local_host = parts
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| {
+                let a = parts.uri.authority()?;
+                HeaderValue::from_str(a.as_str()).ok()
+            })
+            .unwrap_or_else(|| host_value(&self.local));
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(protocol) = &upgrade {
+            keep_upgrade(&mut parts.headers, protocol.clone());
+        }
+        add_forwarded(&mut parts.headers, peer, &local_host);
+        // The client sets `Host` (HTTP/1.1) or `:authority` (HTTP/2) from
+        // the target URI.
+        parts.headers.remove(header::HOST);
+        parts
+            .headers
+            .insert(self.header_name.clone(), token.authorization_header());
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{path}", self.prefix))
+            .build()
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
+        parts.version = http::Version::HTTP_11;
+
+        let resp = tokio::time::timeout(
+            self.timeout,
+            self.client.request(Request::from_parts(parts, body)),
+        )
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the target {} sent no response within {:?} (--upstream-timeout)",
+                    self.origin, self.timeout
+                ),
+            )
+        })?
+        .map_err(|e| {
+            (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "cannot reach the target {}: {}",
+                    self.origin,
+                    cause_chain(&e)
+                ),
+            )
+        })?;
+
+        let mut resp = resp;
+        let tunnel = match (client_upgrade, resp.status()) {
+            (Some(client), StatusCode::SWITCHING_PROTOCOLS) => {
+                upgrade_protocol(resp.headers()).map(|p| (client, hyper::upgrade::on(&mut resp), p))
+            }
+            _ => None,
+        };
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some((client, target, protocol)) = tunnel {
+            keep_upgrade(&mut parts.headers, protocol);
+            tokio::spawn(join_upgraded(client, target));
+        }
+        if let Some(loc) = parts.headers.get(header::LOCATION)
+            && let Some(local) = rewrite_location(loc, &self.origin, &self.prefix, &local_host)
+        {
+            parts.headers.insert(header::LOCATION, local);
+        }
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and target
+/// connections until either side closes.
+async fn join_upgraded(client: hyper::upgrade::OnUpgrade, target: hyper::upgrade::OnUpgrade) {
+    match tokio::try_join!(client, target) {
+        Ok((client, target)) => {
+            let (mut client, mut target) = (TokioIo::new(client), TokioIo::new(target));
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut target).await;
+        }
+        Err(e) => eprintln!("idtoken: proxy: upgrade failed: {e}"),
+    }
+}
+
+fn host_value(addr: &SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&addr.to_string()).unwrap_or(HeaderValue::from_static("localhost"))
+}
+
+/// Every cause of an error, outermost first, joined by `: `.
+fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn error_response(status: StatusCode, why: String) -> Response<ProxyBody> {
+    let body = format!(
+        "idtoken proxy: {} {}\n{why}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut resp = Response::new(
+        http_body_util::Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
