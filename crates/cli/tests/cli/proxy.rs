@@ -390,7 +390,7 @@ async fn non_loopback_listen_without_the_flag_is_refused() {
         "--target",
         "http://127.0.0.1:9",
         "--listen",
-        "0.0.0.0:0",
+        "0.0.0.0:0", // refused: it needs --allow-non-loopback
     ]))
     .await;
     assert_eq!(out.status.code(), Some(2));
