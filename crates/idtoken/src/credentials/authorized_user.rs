@@ -11,13 +11,12 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::error::{CredentialsProblem, EndpointProblem, Error, Result};
+use super::file::required;
+use crate::error::{CredentialsProblem, Result};
 use crate::http::{Answer, Http};
 use crate::token::IdToken;
 
 use super::access::{AccessToken, Secret};
-
-const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
 /// A parsed `"type": "authorized_user"` file.
 #[derive(Clone, Debug)]
@@ -39,20 +38,7 @@ struct UserFile {
 impl AuthorizedUser {
     pub(crate) fn from_json(json: &[u8]) -> Result<Self, CredentialsProblem> {
         let file: UserFile = serde_json::from_slice(json).map_err(|e| super::json_problem(&e))?;
-        let required = |v: Option<String>, field| {
-            v.filter(|s| !s.is_empty())
-                .ok_or(CredentialsProblem::MissingField(field))
-        };
-        let token_uri = file
-            .token_uri
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
-        if !(token_uri.starts_with("https://") || token_uri.starts_with("http://")) {
-            return Err(CredentialsProblem::InvalidField {
-                field: "token_uri",
-                reason: "not an http(s) URL".into(),
-            });
-        }
+        let token_uri = super::file::token_uri(file.token_uri)?;
         Ok(Self {
             client_id: required(file.client_id, "client_id")?,
             client_secret: Secret::new(required(file.client_secret, "client_secret")?),
@@ -66,20 +52,12 @@ impl AuthorizedUser {
         let step = "authorized user refresh grant";
         let url = self.token_uri.as_str();
         let answer = self.refresh(step).await?;
-        #[derive(Deserialize)]
-        struct TokenAnswer {
-            id_token: Option<String>,
-        }
-        let bad = |why: String| Error::endpoint(step, url, EndpointProblem::InvalidResponse(why));
-        let raw = answer
-            .json::<TokenAnswer>()
-            .map_err(bad)?
-            .id_token
-            .ok_or_else(|| {
-                bad("the answer has no `id_token`; the login lacks the `openid` scope: run `gcloud auth application-default login` again".into())
-            })?;
-        let token =
-            IdToken::parse(&raw).map_err(|e| bad(format!("`id_token` is unusable: {e}")))?;
+        let token = answer.id_token(
+            "id_token",
+            step,
+            url,
+            "the login lacks the `openid` scope: run `gcloud auth application-default login` again",
+        )?;
         Ok(token.with_client_id_audience())
     }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::file::required;
 use crate::error::{CredentialsProblem, Error, Result};
 use crate::http::Http;
 
@@ -81,10 +82,6 @@ struct SourceFormat {
 impl ExternalAccount {
     pub(crate) fn from_json(json: &[u8]) -> Result<Self, CredentialsProblem> {
         let f: AccountFile = serde_json::from_slice(json).map_err(|e| super::json_problem(&e))?;
-        let required = |v: Option<String>, field| {
-            v.filter(|s| !s.is_empty())
-                .ok_or(CredentialsProblem::MissingField(field))
-        };
         let cs = f
             .credential_source
             .ok_or(CredentialsProblem::MissingField("credential_source"))?;

@@ -11,6 +11,33 @@ use super::external_account::ExternalAccount;
 use super::service_account::ServiceAccount;
 use super::{Flow, Impersonate};
 
+/// Google's OAuth2 token endpoint, when a file names none.
+const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+/// A required string field: present and not empty.
+pub(super) fn required(
+    value: Option<String>,
+    field: &'static str,
+) -> Result<String, CredentialsProblem> {
+    value
+        .filter(|s| !s.is_empty())
+        .ok_or(CredentialsProblem::MissingField(field))
+}
+
+/// The `token_uri` field: Google's endpoint when absent, else an http(s) URL.
+pub(super) fn token_uri(value: Option<String>) -> Result<String, CredentialsProblem> {
+    let uri = value
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
+    if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+        return Err(CredentialsProblem::InvalidField {
+            field: "token_uri",
+            reason: "not an http(s) URL".into(),
+        });
+    }
+    Ok(uri)
+}
+
 /// The `type` field of a credentials document.
 pub(super) fn type_of(json: &[u8]) -> Result<String, CredentialsProblem> {
     #[derive(Deserialize)]

@@ -11,12 +11,11 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
-use crate::error::{CredentialsProblem, EndpointProblem, Error, Result};
+use crate::error::{CredentialsProblem, Result};
 use crate::http::Http;
 use crate::token::IdToken;
 
@@ -171,17 +170,12 @@ impl Impersonation {
                 hint,
             )
             .await?;
-        #[derive(Deserialize)]
-        struct IamAnswer {
-            token: Option<String>,
-        }
-        let bad = |why: String| Error::endpoint(step, &url, EndpointProblem::InvalidResponse(why));
-        let raw = answer
-            .json::<IamAnswer>()
-            .map_err(bad)?
-            .token
-            .ok_or_else(|| bad("the answer has no `token` field".into()))?;
-        IdToken::parse(&raw).map_err(|e| bad(format!("`token` is unusable: {e}")))
+        answer.id_token(
+            "token",
+            step,
+            &url,
+            "check that the IAM endpoint is Google's (or the emulator)",
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::file::required;
 use crate::clock::unix_seconds;
 use crate::error::{CredentialsProblem, EndpointProblem, Error, Result};
 use crate::http::{Answer, Http};
@@ -19,7 +20,6 @@ use crate::http::{Answer, Http};
 use super::access::{AccessToken, CLOUD_PLATFORM};
 use crate::token::IdToken;
 
-const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A parsed `"type": "service_account"` key file.
@@ -52,23 +52,10 @@ struct KeyFile {
 impl ServiceAccount {
     pub(crate) fn from_json(json: &[u8]) -> Result<Self, CredentialsProblem> {
         let file: KeyFile = serde_json::from_slice(json).map_err(|e| super::json_problem(&e))?;
-        let required = |v: Option<String>, field| {
-            v.filter(|s| !s.is_empty())
-                .ok_or(CredentialsProblem::MissingField(field))
-        };
         let client_email = required(file.client_email, "client_email")?;
         let pem = required(file.private_key, "private_key")?;
         let private_key = parse_private_key(&pem)?;
-        let token_uri = file
-            .token_uri
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
-        if !(token_uri.starts_with("https://") || token_uri.starts_with("http://")) {
-            return Err(CredentialsProblem::InvalidField {
-                field: "token_uri",
-                reason: "not an http(s) URL".into(),
-            });
-        }
+        let token_uri = super::file::token_uri(file.token_uri)?;
         Ok(Self {
             client_email,
             private_key_id: file.private_key_id.filter(|s| !s.is_empty()),
@@ -86,17 +73,12 @@ impl ServiceAccount {
         let step = "service account JWT-bearer grant";
         let url = self.token_uri.as_str();
         let answer = self.grant(step, ("target_audience", audience), now).await?;
-        #[derive(Deserialize)]
-        struct TokenAnswer {
-            id_token: Option<String>,
-        }
-        let bad = |why: String| Error::endpoint(step, url, EndpointProblem::InvalidResponse(why));
-        let raw = answer
-            .json::<TokenAnswer>()
-            .map_err(bad)?
-            .id_token
-            .ok_or_else(|| bad("the answer has no `id_token` field".into()))?;
-        IdToken::parse(&raw).map_err(|e| bad(format!("`id_token` is unusable: {e}")))
+        answer.id_token(
+            "id_token",
+            step,
+            url,
+            "the endpoint may not be a Google token endpoint; check `token_uri`",
+        )
     }
 
     /// Signs an assertion with `scope` and exchanges it for an access token.

@@ -290,3 +290,22 @@ async fn a_token_already_expired_by_our_clock_is_refused_and_blames_the_clock() 
     assert!(matches!(err, Error::StaleToken { .. }), "{err:?}");
     assert!(err.to_string().contains("check the system clock"), "{err}");
 }
+
+#[tokio::test]
+async fn token_answer_without_id_token_names_the_field_and_what_to_check() {
+    let emu = emulator().await;
+    let (_dir, creds) = service_account(&emu);
+    emu.inject_fault(
+        Endpoint::Token,
+        Fault::Body(r#"{"access_token":"ya29.SECRET"}"#.into()),
+        1,
+    );
+    let err = creds
+        .fetch_id_token("https://svc.example", &TokenOptions::default())
+        .await
+        .expect_err("no id_token");
+    let msg = err.to_string();
+    assert!(msg.contains("no `id_token` field"), "{msg}");
+    assert!(msg.contains("token_uri"), "{msg}");
+    assert!(!msg.contains("SECRET"), "{msg}");
+}
