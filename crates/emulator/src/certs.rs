@@ -1,7 +1,8 @@
 //! Google's public signing keys: the JWK set (`/oauth2/v3/certs`) and the
 //! same keys as self-signed X.509 PEM certificates (`/oauth2/v1/certs`),
 //! both with the `Cache-Control` Google sends so verifiers can honour max-age;
-//! and IAP's ES256 key set (`/iap/verify/public_key-jwk`).
+//! and IAP's ES256 keys, as a JWK set (`/iap/verify/public_key-jwk`) and as
+//! a map of `kid` to PEM public key (`/iap/verify/public_key`).
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/oauth2/v3/certs", get(jwks))
         .route("/oauth2/v1/certs", get(pem_certs))
         .route("/iap/verify/public_key-jwk", get(iap_jwks))
+        .route("/iap/verify/public_key", get(iap_pem_keys))
 }
 
 fn answer(app: &App, status: StatusCode, body: String) -> Response {
@@ -99,4 +101,22 @@ async fn iap_jwks(State(app): State<Arc<App>>) -> Response {
     }
     let keys: Vec<Value> = app.iap_keys().iter().map(|k| k.jwk()).collect();
     answer(&app, StatusCode::OK, json!({"keys": keys}).to_string())
+}
+
+async fn iap_pem_keys(State(app): State<Arc<App>>) -> Response {
+    if let Some(fault) = app.control.arrive(Endpoint::IapPem).await {
+        return fault_answer(&app, fault);
+    }
+    let mut keys = Map::new();
+    for key in app.iap_keys() {
+        match key.public_key_pem() {
+            Ok(pem) => {
+                keys.insert(key.kid().to_string(), json!(pem));
+            }
+            Err(e) => {
+                return answer(&app, StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+            }
+        }
+    }
+    answer(&app, StatusCode::OK, Value::Object(keys).to_string())
 }

@@ -176,6 +176,13 @@ impl Emulator {
         format!("{}/iap/verify/public_key-jwk", self.url())
     }
 
+    /// IAP's ES256 keys as a map of `kid` to PEM public key
+    /// (`/iap/verify/public_key`), the form Google's Python IAP sample
+    /// passes to `id_token.verify_token(..., certs_url=...)`.
+    pub fn iap_pem_keys_url(&self) -> String {
+        format!("{}/iap/verify/public_key", self.url())
+    }
+
     /// The `iss` of every ID token it signs: `https://accounts.google.com`.
     pub fn issuer(&self) -> &str {
         ISSUER

@@ -147,6 +147,18 @@ impl EcKey {
         })
     }
 
+    /// The public key as PEM `SubjectPublicKeyInfo`, as IAP's
+    /// `/iap/verify/public_key` map lists it (the form Python's google-auth
+    /// IAP sample verifies with).
+    pub(crate) fn public_key_pem(&self) -> Result<String, Error> {
+        let der = self
+            .pair
+            .public_key()
+            .as_der()
+            .map_err(|e| Error::Key(format!("P-256 public key encoding failed: {e}")))?;
+        Ok(pem("PUBLIC KEY", der.as_ref()))
+    }
+
     /// ECDSA P-256 SHA-256 over `msg`, as 64 bytes `r || s` (JWS form).
     pub(crate) fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, Error> {
         let rng = aws_lc_rs::rand::SystemRandom::new();

@@ -10,7 +10,7 @@
 //! | IAM Credentials | `POST /v1/projects/-/serviceAccounts/{email}:generateIdToken`, `:generateAccessToken` | `iam` |
 //! | STS | `POST /v1/token` (token exchange), `GET /_emulator/subject-token` | `sts` |
 //! | Google's key sets | `/oauth2/v3/certs` (JWK), `/oauth2/v1/certs` (PEM) | `certs` |
-//! | IAP's key set | `/iap/verify/public_key-jwk` (ES256 JWK) | `certs` |
+//! | IAP's key sets | `/iap/verify/public_key-jwk` (ES256 JWK), `/iap/verify/public_key` (PEM) | `certs` |
 //! | test control | `/_emulator/counters`, `POST /_emulator/iap_token?audience=&email=` | |
 //!
 //! Its Google keys are RSA 2048 and its IAP keys P-256, made at start and never written anywhere except the

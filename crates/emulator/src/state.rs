@@ -40,11 +40,13 @@ pub enum Endpoint {
     SubjectToken,
     /// Metadata `.../service-accounts/{account}/token` (access tokens).
     MetadataToken,
+    /// IAP's ES256 keys as a map of `kid` to PEM, `GET /iap/verify/public_key`.
+    IapPem,
 }
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -58,6 +60,7 @@ impl Endpoint {
         Endpoint::Sts,
         Endpoint::SubjectToken,
         Endpoint::MetadataToken,
+        Endpoint::IapPem,
     ];
 
     /// The stable snake_case name, as used in the counters JSON.
@@ -76,6 +79,7 @@ impl Endpoint {
             Endpoint::Sts => "sts",
             Endpoint::SubjectToken => "subject_token",
             Endpoint::MetadataToken => "metadata_token",
+            Endpoint::IapPem => "iap_pem",
         }
     }
 
@@ -94,6 +98,7 @@ impl Endpoint {
             Endpoint::Sts => 10,
             Endpoint::SubjectToken => 11,
             Endpoint::MetadataToken => 12,
+            Endpoint::IapPem => 13,
         }
     }
 }

@@ -260,7 +260,7 @@ async fn dropping_the_emulator_stops_the_server() -> TestResult {
 }
 
 #[tokio::test]
-async fn iap_tokens_are_es256_and_verify_with_the_iap_key_set_across_rotation() -> TestResult {
+async fn iap_tokens_are_es256_and_verify_with_both_iap_key_sets_across_rotation() -> TestResult {
     let emu = Emulator::start().await?;
     let aud = "/projects/123456789012/global/backendServices/42";
     let verify = |token: &str, set: &JwkSet| -> Result<Value, BoxError> {
@@ -300,6 +300,20 @@ async fn iap_tokens_are_es256_and_verify_with_the_iap_key_set_across_rotation() 
     verify(&first, &set)?;
     assert_eq!(verify(&second, &set)?["email"], "bob@example.com");
     assert_eq!(emu.counters().get(Endpoint::IapJwk), 2);
+
+    // The PEM map lists the same two keys; each verifies the token it signed.
+    let pems: std::collections::BTreeMap<String, String> =
+        reqwest::get(emu.iap_pem_keys_url()).await?.json().await?;
+    assert_eq!(pems.len(), 2, "new and previous key listed: {pems:?}");
+    for token in [&first, &second] {
+        let kid = jsonwebtoken::decode_header(token)?.kid.ok_or("no kid")?;
+        let pem = pems.get(&kid).ok_or("kid not in the PEM map")?;
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[aud]);
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_ec_pem(pem.as_bytes())?, &v)?;
+    }
+    assert_eq!(emu.counters().get(Endpoint::IapPem), 1);
     Ok(())
 }
 

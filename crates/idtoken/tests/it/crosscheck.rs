@@ -1,6 +1,7 @@
 //! Cross-checks with Python `google-auth` (`id_token.verify_token` against
-//! the emulator's PEM certificates): what it accepts we accept, what it
-//! refuses as expired we refuse as expired. Ignored by plain `cargo test`;
+//! the emulator's PEM certificates, and for IAP against IAP's PEM key map,
+//! as Google's Python IAP sample does): what it accepts we accept, what it
+//! refuses we refuse, for the same reason. Ignored by plain `cargo test`;
 //! run with `IDTOKEN_INTEROP_PYTHON=$PWD/.venv-interop/bin/python cargo test
 //! -- --include-ignored` after `scripts/setup-interop` (scripts/test does).
 
@@ -17,13 +18,18 @@ use crate::common::*;
 
 /// Python's verdict on `token`: `Ok(claims)` or `Err(exception text)`.
 async fn python_verify(emu: &Emulator, token: &str, audience: &str) -> Result<Value, String> {
+    python_verify_with(token, audience, &emu.pem_certs_url()).await
+}
+
+/// Python's verdict on `token` with the keys at `certs_url`.
+async fn python_verify_with(token: &str, audience: &str, certs_url: &str) -> Result<Value, String> {
     let python = std::env::var_os("IDTOKEN_INTEROP_PYTHON")
         .filter(|p| !p.is_empty())
         .expect("IDTOKEN_INTEROP_PYTHON is not set: run scripts/setup-interop, then see this module's doc");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/python/verify_token.py");
     let mut cmd = Command::new(python);
     cmd.arg(script)
-        .args([token, audience, &emu.pem_certs_url()])
+        .args([token, audience, certs_url])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     let out = tokio::task::spawn_blocking(move || cmd.output())
@@ -113,4 +119,68 @@ async fn a_token_for_another_audience_is_refused_by_both() {
         matches!(mine, Err(VerifyError::WrongAudience { .. })),
         "{mine:?}"
     );
+}
+
+const IAP_AUD: &str = "/projects/123456789012/global/backendServices/42";
+
+fn ours_iap(emu: &Emulator) -> Verifier {
+    Verifier::iap()
+        .audience(IAP_AUD)
+        .jwks_url(emu.iap_jwks_url())
+        .build()
+        .expect("IAP verifier")
+}
+
+#[tokio::test]
+#[ignore = "needs Python google-auth: run scripts/test"]
+async fn iap_assertions_verify_with_ours_and_with_python_across_a_key_rotation() {
+    let emu = emulator().await;
+    let first = emu
+        .iap_token(IAP_AUD, "alice@example.com")
+        .expect("IAP token");
+    emu.rotate_keys();
+    let second = emu
+        .iap_token(IAP_AUD, "bob@example.com")
+        .expect("IAP token");
+    for (what, token) in [("before rotation", &first), ("after rotation", &second)] {
+        let mine = ours_iap(&emu).verify(token).await.expect(what);
+        let theirs = python_verify_with(token, IAP_AUD, &emu.iap_pem_keys_url())
+            .await
+            .expect(what);
+        assert_eq!(mine.to_json(), theirs, "{what}: same claims");
+        assert_eq!(theirs["iss"], "https://cloud.google.com/iap");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Python google-auth: run scripts/test"]
+async fn iap_assertions_with_a_wrong_audience_or_signature_are_refused_by_both() {
+    let emu = emulator().await;
+    let other = emu
+        .iap_token(
+            "/projects/123456789012/global/backendServices/7",
+            "a@example.com",
+        )
+        .expect("IAP token");
+    let theirs = python_verify_with(&other, IAP_AUD, &emu.iap_pem_keys_url()).await;
+    assert!(
+        theirs.as_ref().is_err_and(|e| e.contains("audience")),
+        "{theirs:?}"
+    );
+    let mine = ours_iap(&emu).verify(&other).await;
+    assert!(
+        matches!(mine, Err(VerifyError::WrongAudience { .. })),
+        "{mine:?}"
+    );
+
+    // The same header and claims with a signature of the right length
+    // (64 bytes) that the key did not make.
+    let good = emu.iap_token(IAP_AUD, "a@example.com").expect("IAP token");
+    let mut parts = good.split('.');
+    let (header, claims) = (parts.next().expect("header"), parts.next().expect("claims"));
+    let tampered = format!("{header}.{claims}.{}", "A".repeat(86));
+    let theirs = python_verify_with(&tampered, IAP_AUD, &emu.iap_pem_keys_url()).await;
+    assert!(theirs.is_err(), "{theirs:?}");
+    let mine = ours_iap(&emu).verify(&tampered).await;
+    assert!(matches!(mine, Err(VerifyError::BadSignature)), "{mine:?}");
 }
