@@ -108,26 +108,29 @@ fn main() -> Result<(), BoxError> {
         }
     }
     if let Some(py) = python {
-        match python_rates(&py, &rs256, &emu.pem_certs_url(), secs) {
-            Ok(v) => {
-                for (mode, label) in [
-                    (
-                        "verify_token",
-                        "`id_token.verify_token` (certs fetched per call)",
-                    ),
-                    (
-                        "jwt_decode_cached_certs",
-                        "`jwt.decode`, certs fetched once",
-                    ),
-                ] {
-                    println!(
-                        "| Python google-auth, {label} | RS256 | {:.0} | {} |",
-                        v[mode]["per_s"].as_f64().unwrap_or_default(),
-                        v[mode]["errors"]
-                    );
+        let cases = [
+            ("RS256", &rs256, AUD, emu.pem_certs_url()),
+            ("ES256 (IAP)", &es256, IAP_AUD, emu.iap_pem_keys_url()),
+        ];
+        for (what, token, audience, certs_url) in cases {
+            match python_rates(&py, token, audience, &certs_url, secs) {
+                Ok(v) => {
+                    for (mode, label) in [
+                        (
+                            "verify_token",
+                            "`id_token.verify_token` (keys fetched per call)",
+                        ),
+                        ("jwt_decode_cached_certs", "`jwt.decode`, keys fetched once"),
+                    ] {
+                        println!(
+                            "| Python google-auth, {label} | {what} | {:.0} | {} |",
+                            v[mode]["per_s"].as_f64().unwrap_or_default(),
+                            v[mode]["errors"]
+                        );
+                    }
                 }
+                Err(e) => println!("| Python google-auth | {what} | - | did not run: {e} |"),
             }
-            Err(e) => println!("| Python google-auth | RS256 | - | did not run: {e} |"),
         }
     }
 
@@ -206,11 +209,17 @@ where
     (failed, why)
 }
 
-fn python_rates(python: &str, token: &str, certs_url: &str, secs: f64) -> Result<Value, BoxError> {
+fn python_rates(
+    python: &str,
+    token: &str,
+    audience: &str,
+    certs_url: &str,
+    secs: f64,
+) -> Result<Value, BoxError> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/python/bench_verify.py");
     let out = std::process::Command::new(python)
         .arg(script)
-        .args([token, AUD, certs_url, &secs.to_string()])
+        .args([token, audience, certs_url, &secs.to_string()])
         .output()?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());

@@ -1,5 +1,8 @@
 """Warm verification throughput of google-auth, for docs/BENCHMARKS.md (bench/).
 
+Works for Google RS256 tokens with the PEM certificates and for IAP ES256
+assertions with IAP's PEM key map (`/iap/verify/public_key`).
+
 Two ways a Python service verifies: `id_token.verify_token` (fetches the certs
 on every call, as documented) and `jwt.decode` with certs fetched once.
 Prints one JSON line: verifications per second and error counts.
