@@ -13,6 +13,8 @@ mod crosscheck;
 mod discovery;
 mod errors;
 mod flows;
+#[cfg(all(feature = "tower", feature = "tower-client"))]
+mod grpc;
 mod impersonation;
 mod keycache;
 mod requests;
