@@ -17,6 +17,8 @@ mod flows;
 mod grpc;
 mod impersonation;
 mod keycache;
+#[cfg(feature = "reqwest-middleware")]
+mod new_client;
 mod requests;
 #[cfg(any(feature = "reqwest-middleware", feature = "tower-client"))]
 mod upstream;
