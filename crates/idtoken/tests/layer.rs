@@ -122,6 +122,50 @@ async fn a_token_for_another_audience_gets_401_naming_the_audience_seen() {
 }
 
 #[tokio::test]
+async fn a_grpc_request_is_refused_with_grpc_status_unauthenticated_and_grpc_web_with_401() {
+    let emu = Emulator::start().await.expect("emulator");
+    let addr = serve(VerifyLayer::new(google(&emu))).await;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client");
+    // The reason names the token's audience, here with a `%` to encode.
+    let bearer = format!("Bearer {}", token(&emu, "https://other.example/100%"));
+    let send = |content_type: &'static str| {
+        client
+            .post(format!("http://{addr}/"))
+            .header("content-type", content_type)
+            .header("authorization", &bearer)
+            .send()
+    };
+    let header = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    for grpc in ["application/grpc", "application/grpc+proto"] {
+        let resp = send(grpc).await.expect("answered");
+        // gRPC's Trailers-Only answer: the status rides in the headers.
+        assert_eq!(resp.status(), 200, "{grpc}");
+        assert_eq!(
+            header(&resp, "content-type").as_deref(),
+            Some("application/grpc")
+        );
+        assert_eq!(header(&resp, "grpc-status").as_deref(), Some("16"));
+        let message = header(&resp, "grpc-message").expect("a grpc-message");
+        assert!(
+            message.starts_with("wrong audience 'https://other.example/100%25'"),
+            "percent-encoded as gRPC requires: {message}"
+        );
+        assert!(header(&resp, "www-authenticate").is_some());
+    }
+    let resp = send("application/grpc-web").await.expect("answered");
+    assert_eq!(resp.status(), 401);
+    assert_eq!(header(&resp, "grpc-status"), None);
+}
+
+#[tokio::test]
 async fn unreachable_keys_answer_503_not_401() {
     let emu = Emulator::start().await.expect("emulator");
     let closed = {

@@ -13,8 +13,12 @@ mod crosscheck;
 mod discovery;
 mod errors;
 mod flows;
+#[cfg(all(feature = "tower", feature = "tower-client"))]
+mod grpc;
 mod impersonation;
 mod keycache;
+#[cfg(feature = "reqwest-middleware")]
+mod new_client;
 mod requests;
 #[cfg(any(feature = "reqwest-middleware", feature = "tower-client"))]
 mod upstream;

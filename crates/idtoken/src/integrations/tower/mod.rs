@@ -7,7 +7,9 @@
 //!   with its [`Claims`](crate::Claims) in the request extensions; any other
 //!   is answered `401` with `WWW-Authenticate: Bearer error="invalid_token",
 //!   error_description="..."` (or `503` when the keys cannot be had) and an
-//!   empty body, without reaching the inner service.
+//!   empty body, without reaching the inner service. gRPC requests get the
+//!   same verdict as `grpc-status` UNAUTHENTICATED (or UNAVAILABLE) with the
+//!   reason in `grpc-message`, which gRPC clients understand.
 //! - [`ResponseFuture`] is the service's future.
 //!
 //! ```no_run
@@ -18,6 +20,7 @@
 //!     .build()?;
 //! let layer = VerifyLayer::new(verifier); // Authorization or X-Serverless-Authorization
 //! // axum: Router::new().route(...).layer(layer)
+//! // tonic: Server::builder().layer(layer).add_service(...)
 //! # Ok(()) }
 //! ```
 

@@ -1,10 +1,11 @@
 //! [`VerifyService`]: takes the token from the configured header, verifies
 //! it, and either calls the inner service with the claims in the request
-//! extensions or answers the rejection itself.
+//! extensions or answers the rejection itself (in gRPC's terms for gRPC
+//! requests).
 
 use std::task::{Context, Poll};
 
-use http::header::{HeaderValue, WWW_AUTHENTICATE};
+use http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 
 use super::{ResponseFuture, TokenHeader, VerifyLayer};
@@ -45,10 +46,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
+        let grpc = is_grpc(&req);
         Box::pin(async move {
             let token = match token(&req, &config.headers) {
                 Ok(t) => t,
-                Err(why) => return Ok(reject(StatusCode::UNAUTHORIZED, why)),
+                Err(why) => return Ok(reject(StatusCode::UNAUTHORIZED, why, grpc)),
             };
             match config.verifier.verify(&token).await {
                 Ok(claims) => {
@@ -62,7 +64,7 @@ where
                     } else {
                         StatusCode::UNAUTHORIZED
                     };
-                    Ok(reject(status, &description(&e)))
+                    Ok(reject(status, &description(&e), grpc))
                 }
             }
         })
@@ -104,12 +106,41 @@ fn description(e: &VerifyError) -> String {
         .collect()
 }
 
-fn reject<ResBody: Default>(status: StatusCode, why: &str) -> Response<ResBody> {
+/// Whether `req` is gRPC: `application/grpc`, `application/grpc+proto`
+/// and the like, but not gRPC-Web (`application/grpc-web`), whose clients
+/// map a plain 401 themselves.
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.as_bytes().strip_prefix(b"application/grpc"))
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+}
+
+/// The rejection. gRPC requests get a Trailers-Only answer (HTTP 200,
+/// `grpc-status` UNAUTHENTICATED (16) or UNAVAILABLE (14), the reason in
+/// `grpc-message`), which gRPC clients turn into a status with that code
+/// and message; from a bare 401 they would know the code but not why.
+fn reject<ResBody: Default>(status: StatusCode, why: &str, grpc: bool) -> Response<ResBody> {
     let challenge = format!("Bearer error=\"invalid_token\", error_description=\"{why}\"");
     let mut resp = Response::new(ResBody::default());
-    *resp.status_mut() = status;
     let value = HeaderValue::from_str(&challenge)
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\""));
     resp.headers_mut().insert(WWW_AUTHENTICATE, value);
+    if grpc {
+        let code = if status == StatusCode::SERVICE_UNAVAILABLE {
+            "14"
+        } else {
+            "16"
+        };
+        let headers = resp.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from_static(code));
+        // `why` is printable ASCII already; gRPC percent-encodes only `%` of those.
+        if let Ok(message) = HeaderValue::from_str(&why.replace('%', "%25")) {
+            headers.insert("grpc-message", message);
+        }
+    } else {
+        *resp.status_mut() = status;
+    }
     resp
 }
