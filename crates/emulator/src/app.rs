@@ -143,6 +143,15 @@ impl App {
         }
     }
 
+    /// Now, in milliseconds since the epoch, for comparisons that whole
+    /// seconds would make up to a second wrong (short-lived test tokens).
+    pub(crate) fn now_millis(&self) -> i64 {
+        match (self.config.clock)().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
     /// Token lifetime in seconds.
     pub(crate) fn lifetime(&self) -> i64 {
         i64::try_from(self.config.token_lifetime.as_secs()).unwrap_or(i64::MAX)

@@ -254,11 +254,13 @@ fn cached_identity(
     full: bool,
     licenses: bool,
 ) -> Result<String, crate::Error> {
-    let margin = (app.lifetime() / 2).min(240);
+    // In milliseconds: with whole seconds a 3 s token (margin 1 s) could be
+    // handed out with almost nothing left.
+    let margin_ms = (app.lifetime().saturating_mul(1000) / 2).min(240_000);
     let key = (sa.email.clone(), audience.to_string(), full, licenses);
     let mut cache = app.identity_cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((token, exp)) = cache.get(&key)
-        && exp.saturating_sub(app.now()) >= margin
+        && exp.saturating_mul(1000).saturating_sub(app.now_millis()) >= margin_ms
     {
         return Ok(token.clone());
     }

@@ -165,6 +165,35 @@ async fn cached_token_is_renewed_when_less_than_four_minutes_remain() -> TestRes
 }
 
 #[tokio::test]
+async fn short_lived_tokens_are_renewed_at_half_their_life_to_the_millisecond() -> TestResult {
+    // A 3 s token: renewed once less than 1.5 s is left. Whole seconds would
+    // round 1.5 s down to 1 s and hand out tokens with almost nothing left.
+    let start_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+    let start_ms = start_ms - start_ms % 1000 + 900; // minted at .900: exp is 2.1 s away
+    let ms = Arc::new(AtomicU64::new(start_ms));
+    let clock = Arc::clone(&ms);
+    let emu = Emulator::builder()
+        .token_lifetime(Duration::from_secs(3))
+        .clock(Arc::new(move || {
+            UNIX_EPOCH + Duration::from_millis(clock.load(Ordering::SeqCst))
+        }))
+        .start()
+        .await?;
+    let path = format!("{IDENTITY}?audience=a");
+    let first = get(&emu, &path).await?.text().await?;
+    ms.store(start_ms + 500, Ordering::SeqCst); // 1.6 s left
+    assert_eq!(
+        get(&emu, &path).await?.text().await?,
+        first,
+        "1.6 s left: cached"
+    );
+    ms.store(start_ms + 700, Ordering::SeqCst); // 1.4 s left
+    let renewed = get(&emu, &path).await?.text().await?;
+    assert_ne!(renewed, first, "1.4 s left: renewed");
+    Ok(())
+}
+
+#[tokio::test]
 async fn email_and_recursive_service_account_describe_the_default_account() -> TestResult {
     let emu = Emulator::start().await?;
     let base = "/computeMetadata/v1/instance/service-accounts";
