@@ -23,6 +23,7 @@ enum Command {
     /// Make an HTTP request carrying an ID token (curl-like).
     Curl(cmd::curl::Args),
     /// Run a local reverse proxy that adds an ID token to every request to one target.
+    #[command(after_help = cmd::proxy::AFTER_HELP)]
     Proxy(cmd::proxy::Args),
     /// Verify a token (signature, issuer, audience, times) and print its claims.
     Verify(cmd::verify::Args),

@@ -668,3 +668,6 @@ mod verify_and_decode;
 
 #[path = "cli/proxy.rs"]
 mod proxy;
+
+#[path = "cli/proxy_tls.rs"]
+mod proxy_tls;

@@ -291,6 +291,13 @@ impl Emulator {
         self.app.control.hold(endpoint)
     }
 
+    /// Makes every later answer of `endpoint` wait `delay` after it
+    /// arrives (and after any hold), as a slow Google endpoint would;
+    /// `Duration::ZERO` ends it. Requests are counted on arrival.
+    pub fn set_delay(&self, endpoint: Endpoint, delay: Duration) {
+        self.app.control.set_delay(endpoint, delay);
+    }
+
     /// Stops serving, releasing held and hanging requests, and waits (a few
     /// seconds at most) for the server to finish.
     pub async fn shutdown(mut self) {

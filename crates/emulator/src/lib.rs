@@ -15,8 +15,8 @@
 //!
 //! Its Google keys are RSA 2048 and its IAP keys P-256, made at start and never written anywhere except the
 //! key file a test asks for ([`Emulator::write_credentials`]). Tests steer it
-//! with [`Emulator::inject_fault`], [`Emulator::hold`] and
-//! [`Emulator::rotate_keys`], and observe it with [`Emulator::counters`].
+//! with [`Emulator::inject_fault`], [`Emulator::hold`],
+//! [`Emulator::set_delay`] and [`Emulator::rotate_keys`], and observe it with [`Emulator::counters`].
 //!
 //! Point clients at it with `GCE_METADATA_HOST` ([`Emulator::metadata_host`])
 //! or a key file whose `token_uri` is [`Emulator::token_uri`], and verify

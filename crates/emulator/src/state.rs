@@ -1,10 +1,12 @@
-//! What the tests steer and observe: per-endpoint counters, queued faults and
-//! holds, and the shutdown signal that releases everything still waiting.
+//! What the tests steer and observe: per-endpoint counters, queued faults,
+//! holds and delays, and the shutdown signal that releases everything still
+//! waiting.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use tokio::sync::watch;
@@ -62,6 +64,11 @@ impl Endpoint {
         Endpoint::MetadataToken,
         Endpoint::IapPem,
     ];
+
+    /// The endpoint named `name` ([`Endpoint::as_str`]).
+    pub fn from_name(name: &str) -> Option<Endpoint> {
+        Endpoint::ALL.into_iter().find(|e| e.as_str() == name)
+    }
 
     /// The stable snake_case name, as used in the counters JSON.
     pub fn as_str(self) -> &'static str {
@@ -155,11 +162,13 @@ impl Serialize for Counters {
     }
 }
 
-/// Counters, faults, holds and shutdown, shared by all handlers.
+/// Counters, faults, holds, delays and shutdown, shared by all handlers.
 pub(crate) struct Control {
     counts: [AtomicU64; N],
     faults: Mutex<[VecDeque<(Fault, u32)>; N]>,
     holds: [watch::Sender<u32>; N],
+    /// Microseconds each answer waits; 0 for none.
+    delays: [AtomicU64; N],
     shutdown: watch::Sender<bool>,
 }
 
@@ -169,6 +178,7 @@ impl Control {
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
             faults: Mutex::new(std::array::from_fn(|_| VecDeque::new())),
             holds: std::array::from_fn(|_| watch::Sender::new(0)),
+            delays: std::array::from_fn(|_| AtomicU64::new(0)),
             shutdown: watch::Sender::new(false),
         }
     }
@@ -209,17 +219,27 @@ impl Control {
         }
     }
 
-    /// What every handler does first: count the request, wait out holds,
-    /// then take a queued fault if any. A hang is served here: it waits for
-    /// shutdown and comes back as a 503, so handlers never see `Hang`.
+    pub(crate) fn set_delay(&self, endpoint: Endpoint, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.delays[endpoint.index()].store(micros, Ordering::Relaxed);
+    }
+
+    /// What every handler does first: count the request, wait out holds
+    /// and the endpoint's delay, then take a queued fault if any. A hang is
+    /// served here: it waits for shutdown and comes back as a 503, so
+    /// handlers never see `Hang`.
     pub(crate) async fn arrive(&self, endpoint: Endpoint) -> Option<Fault> {
         self.counts[endpoint.index()].fetch_add(1, Ordering::Relaxed);
         let mut held = self.holds[endpoint.index()].subscribe();
         let mut down = self.shutdown.subscribe();
+        let delay = Duration::from_micros(self.delays[endpoint.index()].load(Ordering::Relaxed));
         // watch::wait_for parks the task: no polling. Errors only mean the
         // sender is gone, which also ends the wait.
         tokio::select! {
-            _ = held.wait_for(|n| *n == 0) => {}
+            _ = async {
+                let _ = held.wait_for(|n| *n == 0).await;
+                tokio::time::sleep(delay).await;
+            } => {}
             _ = down.wait_for(|s| *s) => {}
         }
         match self.take_fault(endpoint) {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use idtoken_emulator::Emulator;
+use idtoken_emulator::{Emulator, Endpoint};
 
 use crate::Failure;
 
@@ -21,6 +21,27 @@ pub(crate) struct Args {
     /// Lifetime of the tokens it issues, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     token_lifetime: u64,
+    /// Make every answer of one endpoint wait SECS after it arrives, as a
+    /// slow Google endpoint would (repeatable; endpoint names as in
+    /// /_emulator/counters, e.g. `metadata_identity=1.5`).
+    #[arg(long, value_name = "ENDPOINT=SECS", value_parser = parse_delay)]
+    delay: Vec<(Endpoint, Duration)>,
+}
+
+fn parse_delay(s: &str) -> Result<(Endpoint, Duration), String> {
+    let (name, secs) = s
+        .split_once('=')
+        .ok_or_else(|| format!("want ENDPOINT=SECS, got {s:?}"))?;
+    let endpoint = Endpoint::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Endpoint::ALL.iter().map(|e| e.as_str()).collect();
+        format!("unknown endpoint {name:?}; one of {}", names.join(", "))
+    })?;
+    let delay = secs
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("want a number of seconds, got {secs:?}"))?;
+    Ok((endpoint, delay))
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
@@ -42,6 +63,10 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .start()
         .await
         .map_err(|e| Failure::new(1, format!("cannot start the emulator: {e}")))?;
+    for (endpoint, delay) in &args.delay {
+        emu.set_delay(*endpoint, *delay);
+        eprintln!("# {endpoint} answers wait {delay:?}");
+    }
     let dir = match args.credentials_dir {
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("idtoken-emulator-{}", emu.addr().port())),
@@ -89,4 +114,21 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     eprintln!("# stopping");
     emu.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_names_an_endpoint_and_seconds() {
+        assert_eq!(
+            parse_delay("metadata_identity=1.5").expect("parses"),
+            (Endpoint::MetadataIdentity, Duration::from_millis(1500))
+        );
+        let unknown = parse_delay("nope=1").expect_err("unknown endpoint");
+        assert!(unknown.contains("metadata_identity"), "{unknown}");
+        assert!(parse_delay("token").is_err());
+        assert!(parse_delay("token=-1").is_err());
+    }
 }

@@ -24,9 +24,9 @@ use super::idtoken;
 /// The upstream: verifies the token in `Authorization` or
 /// `X-Serverless-Authorization` for its own origin.
 #[derive(Clone)]
-struct Upstream {
-    verifier: Arc<idtoken::Verifier>,
-    origin: String,
+pub(super) struct Upstream {
+    pub(super) verifier: Arc<idtoken::Verifier>,
+    pub(super) origin: String,
 }
 
 impl Upstream {
@@ -45,7 +45,7 @@ impl Upstream {
     }
 }
 
-async fn upstream_handler(State(up): State<Upstream>, mut req: Request) -> Response {
+pub(super) async fn upstream_handler(State(up): State<Upstream>, mut req: Request) -> Response {
     let path = req.uri().path().to_owned();
     match path.as_str() {
         // Switches to a protocol that answers each read in upper case,
@@ -104,6 +104,7 @@ async fn upstream_handler(State(up): State<Upstream>, mut req: Request) -> Respo
         .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
         .collect();
     let seen = json!({
+        "version": format!("{:?}", req.version()),
         "path": req.uri().path_and_query().map(|p| p.as_str()),
         "authorization": up.claims(req.headers(), "authorization").await,
         "x_serverless_authorization": up.claims(req.headers(), "x-serverless-authorization").await,
@@ -132,19 +133,19 @@ async fn upstream(emu: &Emulator) -> String {
 }
 
 /// A running proxy: its URL and everything it wrote on stderr so far.
-struct Proxy {
+pub(super) struct Proxy {
     child: Child,
-    url: String,
+    pub(super) url: String,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Proxy {
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         self.stderr.lock().expect("log lock").clone()
     }
 }
 
-async fn start_proxy(home: &Path, env: &[(&str, String)], args: &[&str]) -> Proxy {
+pub(super) async fn start_proxy(home: &Path, env: &[(&str, String)], args: &[&str]) -> Proxy {
     let mut cmd = idtoken(home);
     for (k, v) in env {
         cmd.env(k, v);
@@ -179,18 +180,18 @@ async fn start_proxy(home: &Path, env: &[(&str, String)], args: &[&str]) -> Prox
     Proxy { child, url, stderr }
 }
 
-fn metadata(emu: &Emulator) -> Vec<(&'static str, String)> {
+pub(super) fn metadata(emu: &Emulator) -> Vec<(&'static str, String)> {
     vec![("GCE_METADATA_HOST", emu.metadata_host())]
 }
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
 }
 
-async fn get_json(url: &str) -> Value {
+pub(super) async fn get_json(url: &str) -> Value {
     let resp = client().get(url).send().await.expect("request");
     let status = resp.status();
     let body = resp.text().await.expect("body");
@@ -496,31 +497,17 @@ async fn server_sent_events_arrive_before_the_response_ends() {
     assert_eq!(&rest[..], b"data: two\n\n");
 }
 
-#[tokio::test]
-async fn upgrades_are_tunnelled_with_a_token() {
-    let emu = Emulator::start().await.expect("emulator");
-    let up = upstream(&emu).await;
-    let home = tempfile::tempdir().expect("home");
-    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
-    let addr = proxy.url.trim_start_matches("http://");
+/// Asks the proxy at `url` for an upgrade to `shout` on a raw connection
+/// and checks that the target's shouting answers come back through it.
+pub(super) async fn shout_through(url: &str) {
+    let addr = url.trim_start_matches("http://");
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = format!(
         "GET /upgrade HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n"
     );
     conn.write_all(head.as_bytes()).await.expect("write");
     let mut reader = BufReader::new(conn);
-    let mut response = String::new();
-    loop {
-        let mut line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
-            .await
-            .expect("the answer comes in time")
-            .expect("read");
-        if n == 0 || line == "\r\n" {
-            break;
-        }
-        response.push_str(&line);
-    }
+    let response = read_head(&mut reader).await;
     assert!(response.starts_with("HTTP/1.1 101"), "{response}");
     assert!(
         response.to_ascii_lowercase().contains("upgrade: shout"),
@@ -536,6 +523,76 @@ async fn upgrades_are_tunnelled_with_a_token() {
             .expect("read");
         assert_eq!(&back, word.to_ascii_uppercase().as_bytes());
     }
+}
+
+/// Reads an HTTP/1.1 response head, up to the empty line.
+async fn read_head(reader: &mut BufReader<tokio::net::TcpStream>) -> String {
+    let mut response = String::new();
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
+            .await
+            .expect("the answer comes in time")
+            .expect("read");
+        if n == 0 || line == "\r\n" {
+            break;
+        }
+        response.push_str(&line);
+    }
+    response
+}
+
+#[tokio::test]
+async fn upgrades_are_tunnelled_with_a_token() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up]).await;
+    shout_through(&proxy.url).await;
+}
+
+#[tokio::test]
+async fn upgrades_are_tunnelled_over_http1_when_http2_is_on() {
+    // The upstream speaks HTTP/1.1 only, as most WebSocket servers do;
+    // with --http2 other requests to a plain-http target use h2c.
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up, "--http2"]).await;
+    shout_through(&proxy.url).await;
+}
+
+#[tokio::test]
+async fn connect_is_refused_with_501_over_http1_and_h2c() {
+    use http_body_util::{BodyExt as _, Empty};
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(home.path(), &metadata(&emu), &["--target", &up, "--http2"]).await;
+
+    let addr = proxy.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .await
+        .expect("write");
+    let response = read_head(&mut BufReader::new(conn)).await;
+    assert!(response.starts_with("HTTP/1.1 501"), "{response}");
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Empty<Bytes>>();
+    let req = hyper::Request::connect(proxy.url.as_str())
+        .body(Empty::new())
+        .expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .expect("in time")
+        .expect("response");
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    assert_eq!(resp.status(), 501);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("CONNECT is not supported"), "{body}");
 }
 
 /// An h2c-only upstream, as a gRPC service is: answers with the version,

@@ -139,6 +139,32 @@ async fn held_requests_are_counted_and_wait_until_release() -> TestResult {
 }
 
 #[tokio::test]
+async fn delayed_requests_are_counted_and_wait_out_the_delay_set_on_arrival() -> TestResult {
+    let emu = Emulator::start().await?;
+    emu.set_delay(Endpoint::JwksV3, Duration::from_secs(3600));
+    let url = emu.jwks_url();
+    let pending = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status().as_u16()) });
+    wait_for_count(&emu, Endpoint::JwksV3, 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!pending.is_finished(), "answered during the delay");
+    // Ending the delay does not shorten the wait of a request already in.
+    emu.set_delay(Endpoint::JwksV3, Duration::ZERO);
+    let status = tokio::time::timeout(Duration::from_secs(10), reqwest::get(emu.jwks_url()))
+        .await??
+        .status();
+    assert_eq!(status, 200);
+    assert!(
+        !pending.is_finished(),
+        "the first request skipped its delay"
+    );
+    // Shutdown ends the wait, as it does for holds.
+    tokio::time::timeout(Duration::from_secs(10), emu.shutdown()).await?;
+    let status = tokio::time::timeout(Duration::from_secs(10), pending).await??;
+    assert_eq!(status?, 200);
+    Ok(())
+}
+
+#[tokio::test]
 async fn rotate_keys_changes_kid_and_key_set_lists_new_and_previous() -> TestResult {
     let emu = Emulator::start().await?;
     let kids = |v: &Value| -> Vec<String> {

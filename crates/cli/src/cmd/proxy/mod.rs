@@ -39,6 +39,18 @@ use log::{LogLine, Logged};
 mod headers;
 mod log;
 
+/// What `idtoken proxy --help` says after the flags.
+pub(crate) const AFTER_HELP: &str = "\
+WebSocket and other HTTP/1.1 upgrades are tunnelled, with or without --http2
+(upgrades always go to the target over HTTP/1.1). CONNECT answers 501: this is
+not a forward proxy, and HTTP/2 extended CONNECT (RFC 8441) is not offered.
+
+An https target's certificate is checked against the system's roots. To trust
+a private CA on Linux, set SSL_CERT_FILE=ca.pem (PEM; it replaces the system
+roots: concatenate it with /etc/ssl/certs/ca-certificates.crt to keep them) or
+SSL_CERT_DIR; on macOS and Windows, add the CA to the system's trust store.
+An untrusted certificate answers 502 naming the problem; no token is sent.";
+
 /// How long in-flight requests may run after Ctrl-C.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -100,6 +112,8 @@ struct Proxy {
     tokens: Result<idtoken::IdTokenSource, String>,
     header_name: HeaderName,
     client: HttpsClient,
+    /// HTTP/1.1 only, for requests that ask for an upgrade.
+    upgrade_client: HttpsClient,
     timeout: Duration,
     local: SocketAddr,
 }
@@ -155,25 +169,14 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         }
     };
 
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .try_with_platform_verifier()
-        .map_err(|e| Failure::new(1, format!("cannot set up TLS: {e}")))?
-        .https_or_http();
-    // Small requests and responses go out at once, as on the listening side.
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(Duration::from_secs(10)));
-    let connector = if args.http2 {
-        connector.enable_all_versions().wrap_connector(tcp)
+    let client = https_client(args.http2, &scheme)?;
+    // Upgrades (WebSocket) exist in HTTP/1.1 only: with --http2 they need
+    // a client of their own that never negotiates HTTP/2.
+    let upgrade_client = if args.http2 {
+        https_client(false, &scheme)?
     } else {
-        connector.enable_http1().wrap_connector(tcp)
+        client.clone()
     };
-    let mut client = Client::builder(TokioExecutor::new());
-    client.pool_idle_timeout(Duration::from_secs(90));
-    // Without TLS there is no ALPN to agree on HTTP/2: assume it.
-    client.http2_only(args.http2 && scheme == Scheme::HTTP);
-    let client = client.build(connector);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -200,6 +203,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             }
         },
         client,
+        upgrade_client,
         timeout: Duration::from_secs_f64(args.upstream_timeout),
         local,
     });
@@ -222,6 +226,32 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
 
     serve(listener, proxy, args.http2).await;
     Ok(())
+}
+
+/// A pooled client to the target: HTTP/1.1, or with `http2` also HTTP/2
+/// (agreed by ALPN for https, assumed for http). Server certificates are
+/// checked against the system's roots (`SSL_CERT_FILE`/`SSL_CERT_DIR` on
+/// Linux replace them).
+fn https_client(http2: bool, scheme: &Scheme) -> Result<HttpsClient, Failure> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()
+        .map_err(|e| Failure::new(1, format!("cannot set up TLS: {e}")))?
+        .https_or_http();
+    // Small requests and responses go out at once, as on the listening side.
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(Duration::from_secs(10)));
+    let connector = if http2 {
+        connector.enable_all_versions().wrap_connector(tcp)
+    } else {
+        connector.enable_http1().wrap_connector(tcp)
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    client.pool_idle_timeout(Duration::from_secs(90));
+    // Without TLS there is no ALPN to agree on HTTP/2: assume it.
+    client.http2_only(http2 && *scheme == Scheme::HTTP);
+    Ok(client.build(connector))
 }
 
 /// Accepts connections until Ctrl-C, then lets in-flight requests finish
@@ -333,6 +363,17 @@ impl Proxy {
         mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, (StatusCode, String)> {
+        // CONNECT asks for a tunnel to a host of the client's choosing (or,
+        // over HTTP/2, a WebSocket by RFC 8441); neither is forwarded, and
+        // no token is fetched for it.
+        if req.method() == http::Method::CONNECT {
+            return Err((
+                StatusCode::NOT_IMPLEMENTED,
+                "CONNECT is not supported: this is a reverse proxy to one target, not a forward proxy; \
+                 for WebSocket use HTTP/1.1 (Upgrade), not HTTP/2 extended CONNECT"
+                    .to_owned(),
+            ));
+        }
         let source = self.tokens.as_ref().map_err(|why| {
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -381,9 +422,14 @@ impl Proxy {
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
         parts.version = http::Version::HTTP_11;
 
+        let client = if upgrade.is_some() {
+            &self.upgrade_client
+        } else {
+            &self.client
+        };
         let resp = tokio::time::timeout(
             self.timeout,
-            self.client.request(Request::from_parts(parts, body)),
+            client.request(Request::from_parts(parts, body)),
         )
         .await
         .map_err(|_| {
