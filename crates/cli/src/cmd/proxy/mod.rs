@@ -9,15 +9,14 @@
 //!   `Host` for the target, `X-Forwarded-*` in, the token in its header;
 //!   bodies stream both ways. `Location` headers that point at the target
 //!   come back pointing at the proxy.
+//! - `listen` accepts connections and shuts down gracefully; `target`
+//!   builds the pooled clients to the target.
 //! - [`Logged`] (in `log`) wraps each response body and writes the access-log line
 //!   (method, path, status, duration, bytes) when the body ends.
 //!
 //! The token goes only to the target: the client talks to one origin.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,16 +27,18 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 
 use crate::Failure;
 use headers::{add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol};
+use listen::serve;
 use log::{LogLine, Logged};
+use target::{HttpsClient, https_client};
 
 mod headers;
+mod listen;
 mod log;
+mod target;
 
 /// What `idtoken proxy --help` says after the flags.
 pub(crate) const AFTER_HELP: &str = "\
@@ -50,9 +51,6 @@ a private CA on Linux, set SSL_CERT_FILE=ca.pem (PEM; it replaces the system
 roots: concatenate it with /etc/ssl/certs/ca-certificates.crt to keep them) or
 SSL_CERT_DIR; on macOS and Windows, add the CA to the system's trust store.
 An untrusted certificate answers 502 naming the problem; no token is sent.";
-
-/// How long in-flight requests may run after Ctrl-C.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Which header carries the token.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, Default)]
@@ -98,7 +96,6 @@ pub(crate) struct Args {
 }
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
 
 /// The resolved configuration and shared state of a running proxy.
 struct Proxy {
@@ -226,109 +223,6 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
 
     serve(listener, proxy, args.http2).await;
     Ok(())
-}
-
-/// A pooled client to the target: HTTP/1.1, or with `http2` also HTTP/2
-/// (agreed by ALPN for https, assumed for http). Server certificates are
-/// checked against the system's roots (`SSL_CERT_FILE`/`SSL_CERT_DIR` on
-/// Linux replace them).
-fn https_client(http2: bool, scheme: &Scheme) -> Result<HttpsClient, Failure> {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .try_with_platform_verifier()
-        .map_err(|e| Failure::new(1, format!("cannot set up TLS: {e}")))?
-        .https_or_http();
-    // Small requests and responses go out at once, as on the listening side.
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(Duration::from_secs(10)));
-    let connector = if http2 {
-        connector.enable_all_versions().wrap_connector(tcp)
-    } else {
-        connector.enable_http1().wrap_connector(tcp)
-    };
-    let mut client = Client::builder(TokioExecutor::new());
-    client.pool_idle_timeout(Duration::from_secs(90));
-    // Without TLS there is no ALPN to agree on HTTP/2: assume it.
-    client.http2_only(http2 && *scheme == Scheme::HTTP);
-    Ok(client.build(connector))
-}
-
-/// Accepts connections until Ctrl-C, then lets in-flight requests finish
-/// for up to [`SHUTDOWN_GRACE`]. Upgraded connections (WebSocket) are
-/// tunnels without requests; they end with the process.
-async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, http2: bool) {
-    // Each connection task holds a clone of `alive`; when the last one is
-    // dropped, `recv` on the other end returns `None`: all are done.
-    let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        eprintln!("idtoken: proxy: accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let proxy = proxy.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-                });
-                let alive = alive.clone();
-                let stopping = stopping.clone();
-                let io = TokioIo::new(stream);
-                tokio::spawn(async move {
-                    let _alive = alive;
-                    if http2 {
-                        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                        let conn = builder.serve_connection_with_upgrades(io, service);
-                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
-                    } else {
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(io, service)
-                            .with_upgrades();
-                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
-                    }
-                });
-            }
-            _ = &mut ctrl_c => break,
-        }
-    }
-    drop(listener);
-    eprintln!(
-        "idtoken: proxy: shutting down; waiting up to {SHUTDOWN_GRACE:?} for requests in flight"
-    );
-    let _ = stop.send(true);
-    drop(alive);
-    if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv())
-        .await
-        .is_err()
-    {
-        eprintln!("idtoken: proxy: requests still in flight after {SHUTDOWN_GRACE:?}; stopping");
-    }
-}
-
-/// Drives a connection; once `stopping` fires, lets it finish the request
-/// in flight (`shutdown`) and close.
-async fn until_stopped<C: Future>(
-    conn: C,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
-    shutdown: impl FnOnce(Pin<&mut C>),
-) {
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = stopping.changed() => {}
-    }
-    shutdown(conn.as_mut());
-    let _ = conn.await;
 }
 
 impl Proxy {

@@ -1,0 +1,92 @@
+//! The proxy's listening side: the accept loop, HTTP/1.1 (and h2c with
+//! `--http2`) connections with upgrades, and graceful shutdown on Ctrl-C.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use super::Proxy;
+
+/// How long in-flight requests may run after Ctrl-C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Accepts connections until Ctrl-C, then lets in-flight requests finish
+/// for up to [`SHUTDOWN_GRACE`]. Upgraded connections (WebSocket) are
+/// tunnels without requests; they end with the process.
+pub(super) async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, http2: bool) {
+    // Each connection task holds a clone of `alive`; when the last one is
+    // dropped, `recv` on the other end returns `None`: all are done.
+    let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("idtoken: proxy: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let proxy = proxy.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+                });
+                let alive = alive.clone();
+                let stopping = stopping.clone();
+                let io = TokioIo::new(stream);
+                tokio::spawn(async move {
+                    let _alive = alive;
+                    if http2 {
+                        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        let conn = builder.serve_connection_with_upgrades(io, service);
+                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
+                    } else {
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .with_upgrades();
+                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
+                    }
+                });
+            }
+            _ = &mut ctrl_c => break,
+        }
+    }
+    drop(listener);
+    eprintln!(
+        "idtoken: proxy: shutting down; waiting up to {SHUTDOWN_GRACE:?} for requests in flight"
+    );
+    let _ = stop.send(true);
+    drop(alive);
+    if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv())
+        .await
+        .is_err()
+    {
+        eprintln!("idtoken: proxy: requests still in flight after {SHUTDOWN_GRACE:?}; stopping");
+    }
+}
+
+/// Drives a connection; once `stopping` fires, lets it finish the request
+/// in flight (`shutdown`) and close.
+async fn until_stopped<C: Future>(
+    conn: C,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    shutdown: impl FnOnce(Pin<&mut C>),
+) {
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stopping.changed() => {}
+    }
+    shutdown(conn.as_mut());
+    let _ = conn.await;
+}
