@@ -1,9 +1,13 @@
-//! Cross-checks with Python `google-auth` (`id_token.verify_token` against
-//! the emulator's PEM certificates, and for IAP against IAP's PEM key map,
-//! as Google's Python IAP sample does): what it accepts we accept, what it
-//! refuses we refuse, for the same reason. Ignored by plain `cargo test`;
-//! run with `IDTOKEN_INTEROP_PYTHON=$PWD/.venv-interop/bin/python cargo test
-//! -- --include-ignored` after `scripts/setup-interop` (scripts/test does).
+//! Cross-checks with Google's verifiers: Python `google-auth`
+//! (`id_token.verify_token` against the emulator's PEM certificates, and
+//! for IAP against IAP's PEM key map, as Google's Python IAP sample does)
+//! and Node `google-auth-library` (`OAuth2Client.verifyIdToken`, and for
+//! IAP `getIapPublicKeys` + `verifySignedJwtWithCertsAsync`, as Google's
+//! Node IAP sample does): what they accept we accept, what they refuse we
+//! refuse. Where we are stricter (clock skew) the test says so. Ignored by
+//! plain `cargo test`; run with `IDTOKEN_INTEROP_PYTHON=$PWD/.venv-interop/bin/python
+//! IDTOKEN_INTEROP_NODE_DIR=$PWD/interop/node cargo test -- --include-ignored`
+//! after `scripts/setup-interop` (scripts/test does).
 
 use std::path::Path;
 use std::process::Command;
@@ -32,14 +36,35 @@ async fn python_verify_with(token: &str, audience: &str, certs_url: &str) -> Res
         .args([token, audience, certs_url])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
+    verdict(cmd, "python").await
+}
+
+/// Node's verdict on `token`: `kind` is `google` (verifyIdToken with the
+/// PEM certificates at `url`) or `iap` (IAP's PEM key map at `url`).
+async fn node_verify(kind: &str, token: &str, audience: &str, url: &str) -> Result<Value, String> {
+    let dir = std::env::var_os("IDTOKEN_INTEROP_NODE_DIR")
+        .filter(|p| !p.is_empty())
+        .expect("IDTOKEN_INTEROP_NODE_DIR is not set: run scripts/setup-interop, then see this module's doc");
+    let mut cmd = Command::new("node");
+    cmd.arg(Path::new(&dir).join("verify_token.mjs"))
+        .args([kind, token, audience, url])
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    verdict(cmd, "node").await
+}
+
+/// Runs a verify script, which prints `{"claims": ...}` or
+/// `{"error", "message"}` as one JSON line.
+async fn verdict(mut cmd: Command, who: &str) -> Result<Value, String> {
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("joined")
-        .expect("python ran");
+        .unwrap_or_else(|e| panic!("{who} did not run: {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
     let answer: Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
         panic!(
-            "python printed no JSON: {text}\n{}",
+            "{who} printed no JSON: {text}\n{}",
             String::from_utf8_lossy(&out.stderr)
         )
     });
@@ -183,4 +208,116 @@ async fn iap_assertions_with_a_wrong_audience_or_signature_are_refused_by_both()
     assert!(theirs.is_err(), "{theirs:?}");
     let mine = ours_iap(&emu).verify(&tampered).await;
     assert!(matches!(mine, Err(VerifyError::BadSignature)), "{mine:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs Node google-auth-library: run scripts/test"]
+async fn emulator_tokens_and_iap_assertions_verify_with_ours_and_with_node() {
+    let emu = emulator().await;
+    let (_dir, key_file) = service_account(&emu);
+    let aud = "https://svc.example";
+    let token = key_file
+        .fetch_id_token(aud, &TokenOptions::default())
+        .await
+        .expect("token");
+    let mine = ours(&emu, aud).verify(token.as_str()).await.expect("ours");
+    let theirs = node_verify("google", token.as_str(), aud, &emu.pem_certs_url())
+        .await
+        .expect("node");
+    assert_eq!(mine.to_json(), theirs, "Google token: same claims");
+
+    let iap = emu
+        .iap_token(IAP_AUD, "alice@example.com")
+        .expect("IAP token");
+    let mine = ours_iap(&emu).verify(&iap).await.expect("ours, IAP");
+    let theirs = node_verify("iap", &iap, IAP_AUD, &emu.iap_pem_keys_url())
+        .await
+        .expect("node, IAP");
+    assert_eq!(mine.to_json(), theirs, "IAP assertion: same claims");
+}
+
+#[tokio::test]
+#[ignore = "needs Node google-auth-library: run scripts/test"]
+async fn wrong_audiences_are_refused_by_node_and_by_us() {
+    let emu = emulator().await;
+    let token = Credentials::metadata_server(&emu.metadata_host())
+        .fetch_id_token("https://other.example", &TokenOptions::default())
+        .await
+        .expect("token");
+    let theirs = node_verify(
+        "google",
+        token.as_str(),
+        "https://svc.example",
+        &emu.pem_certs_url(),
+    )
+    .await;
+    assert!(
+        theirs.as_ref().is_err_and(|e| e.contains("audience")),
+        "{theirs:?}"
+    );
+    let mine = ours(&emu, "https://svc.example")
+        .verify(token.as_str())
+        .await;
+    assert!(
+        matches!(mine, Err(VerifyError::WrongAudience { .. })),
+        "{mine:?}"
+    );
+
+    let iap = emu
+        .iap_token(
+            "/projects/123456789012/global/backendServices/7",
+            "a@example.com",
+        )
+        .expect("IAP token");
+    let theirs = node_verify("iap", &iap, IAP_AUD, &emu.iap_pem_keys_url()).await;
+    assert!(
+        theirs.as_ref().is_err_and(|e| e.contains("audience")),
+        "{theirs:?}"
+    );
+    let mine = ours_iap(&emu).verify(&iap).await;
+    assert!(
+        matches!(mine, Err(VerifyError::WrongAudience { .. })),
+        "{mine:?}"
+    );
+}
+
+/// A token whose `exp` passed `expired_for` ago, from an emulator whose
+/// clock is set back so that it issues it.
+async fn expired_token(expired_for: Duration) -> (Emulator, String) {
+    let issued = SystemTime::now() - Duration::from_secs(3600) - expired_for;
+    let emu = Emulator::builder()
+        .clock(Arc::new(move || issued))
+        .start()
+        .await
+        .expect("emulator");
+    let token = Credentials::metadata_server(&emu.metadata_host())
+        .fetch_id_token("https://svc.example", &TokenOptions::default())
+        .await
+        .expect("token");
+    (emu, token.as_str().to_owned())
+}
+
+#[tokio::test]
+#[ignore = "needs Node google-auth-library: run scripts/test"]
+async fn expired_tokens_node_still_accepts_within_its_fixed_300_s_skew_we_refuse() {
+    let aud = "https://svc.example";
+    // Two minutes past `exp`: inside Node's fixed 300 s allowance, outside
+    // our default 30 s skew.
+    let (emu, token) = expired_token(Duration::from_secs(120)).await;
+    let theirs = node_verify("google", &token, aud, &emu.pem_certs_url()).await;
+    assert!(
+        theirs.is_ok(),
+        "node accepts within its 300 s skew: {theirs:?}"
+    );
+    let mine = ours(&emu, aud).verify(&token).await;
+    assert!(matches!(mine, Err(VerifyError::Expired { .. })), "{mine:?}");
+
+    // Ten minutes past: both refuse, for expiry.
+    let (emu, token) = expired_token(Duration::from_secs(600)).await;
+    let theirs = node_verify("google", &token, aud, &emu.pem_certs_url())
+        .await
+        .expect_err("node refuses");
+    assert!(theirs.contains("Token used too late"), "{theirs}");
+    let mine = ours(&emu, aud).verify(&token).await;
+    assert!(matches!(mine, Err(VerifyError::Expired { .. })), "{mine:?}");
 }
