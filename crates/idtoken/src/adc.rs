@@ -6,8 +6,12 @@
 //! 2. gcloud's `application_default_credentials.json`;
 //! 3. the metadata server (`GCE_METADATA_HOST`, else the link-local address
 //!    and `metadata.google.internal`), detected with a short bounded probe.
-//!    `METADATA_SERVER_DETECTION=none` skips it, `assume-present` trusts it
-//!    without probing.
+//!    As Google's libraries do: `METADATA_SERVER_DETECTION=none` (or
+//!    Python's and Java's `NO_GCE_CHECK=true`) skips it, `assume-present`
+//!    trusts it without probing, `bios-only` trusts the firmware vendor,
+//!    `ping-only` probes; any other value is an error. Unset, a serverless
+//!    runtime's variable (`K_SERVICE`, `FUNCTION_NAME`, `CLOUD_RUN_JOB`) or a
+//!    Google BIOS means the server is there (as Node does), else it is probed.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -119,13 +123,12 @@ async fn discover_into(env: &Env, report: &mut Discovery) -> Result<Credentials>
     }
 
     let started = Instant::now();
-    let detection = env.get("METADATA_SERVER_DETECTION").unwrap_or("");
     let explicit = env.get("GCE_METADATA_HOST");
-    match detection {
-        "none" => {
+    match detection(env)? {
+        Detection::Skip(why) => {
             report.push(
                 METADATA,
-                "metadata server: skipped (METADATA_SERVER_DETECTION=none)".into(),
+                format!("metadata server: skipped ({why})"),
                 started,
                 false,
             );
@@ -133,17 +136,17 @@ async fn discover_into(env: &Env, report: &mut Discovery) -> Result<Credentials>
                 tried: report.tried(),
             });
         }
-        "assume-present" => {
+        Detection::Assume(why) => {
             let host = explicit.unwrap_or(DEFAULT_METADATA_HOST);
             report.push(
                 METADATA,
-                format!("metadata server at http://{host}: assumed present (METADATA_SERVER_DETECTION=assume-present), not probed"),
+                format!("metadata server at http://{host}: assumed present ({why}), not probed"),
                 started,
                 true,
             );
             return Ok(Credentials::metadata_server(host));
         }
-        _ => {}
+        Detection::Probe => {}
     }
 
     let found = if let Some(host) = explicit {
@@ -175,4 +178,69 @@ async fn discover_into(env: &Env, report: &mut Discovery) -> Result<Credentials>
             })
         }
     }
+}
+
+/// How discovery decides whether a metadata server is there.
+enum Detection {
+    /// Not there; the reason, for the report.
+    Skip(String),
+    /// There, without probing; the reason.
+    Assume(String),
+    /// Probe it.
+    Probe,
+}
+
+/// The variables of the same names in Google's libraries decide, in this
+/// order: `METADATA_SERVER_DETECTION` (Node, Go), `NO_GCE_CHECK` (Python,
+/// Java), a serverless runtime's variables and the BIOS vendor (Node).
+fn detection(env: &Env) -> Result<Detection> {
+    const VAR: &str = "METADATA_SERVER_DETECTION";
+    let google_bios = env
+        .bios_vendor()
+        .is_some_and(|v| v.to_ascii_lowercase().contains("google"));
+    match env.get(VAR) {
+        Some("none") => return Ok(Detection::Skip(format!("{VAR}=none"))),
+        Some("assume-present") => return Ok(Detection::Assume(format!("{VAR}=assume-present"))),
+        Some("ping-only") => return Ok(Detection::Probe),
+        Some("bios-only") if google_bios => {
+            return Ok(Detection::Assume(format!(
+                "{VAR}=bios-only and the BIOS vendor is Google"
+            )));
+        }
+        Some("bios-only") => {
+            let vendor = env.bios_vendor().unwrap_or("unknown");
+            return Ok(Detection::Skip(format!(
+                "{VAR}=bios-only and the BIOS vendor is {vendor}, not Google"
+            )));
+        }
+        Some(other) => {
+            return Err(Error::InvalidArgument(format!(
+                "{VAR}={other:?} is not one of none, assume-present, bios-only, ping-only; unset it to probe for the metadata server"
+            )));
+        }
+        None => {}
+    }
+    if env
+        .get("NO_GCE_CHECK")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Ok(Detection::Skip("NO_GCE_CHECK=true".into()));
+    }
+    // Cloud Run, Cloud Functions and Cloud Run jobs always have one; a
+    // probe there only adds start-up latency (and a spurious failure when
+    // the server is slow to answer at a cold start).
+    if let Some(var) = ["K_SERVICE", "FUNCTION_NAME", "CLOUD_RUN_JOB"]
+        .into_iter()
+        .find(|v| env.get(v).is_some())
+    {
+        return Ok(Detection::Assume(format!(
+            "{var} is set: a serverless Google runtime"
+        )));
+    }
+    if google_bios {
+        return Ok(Detection::Assume(
+            "the BIOS vendor is Google: a Compute Engine VM".into(),
+        ));
+    }
+    Ok(Detection::Probe)
 }

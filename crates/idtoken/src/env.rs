@@ -32,6 +32,9 @@ const KNOWN: &[&str] = &[
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Env {
     vars: BTreeMap<String, String>,
+    /// The firmware vendor (Linux: `/sys/class/dmi/id/bios_vendor`), which
+    /// says "Google" on Compute Engine hardware.
+    bios_vendor: Option<String>,
 }
 
 impl Env {
@@ -41,7 +44,12 @@ impl Env {
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
             .collect();
-        Self { vars }
+        // Missing on other systems and in many containers: then unknown.
+        let bios_vendor = std::fs::read_to_string("/sys/class/dmi/id/bios_vendor")
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        Self { vars, bios_vendor }
     }
 
     /// No variables at all.
@@ -53,6 +61,25 @@ impl Env {
     pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.vars.insert(key.into(), value.into());
         self
+    }
+
+    /// This snapshot with the firmware vendor set to `vendor`.
+    ///
+    /// ```
+    /// use idtoken::Env;
+    ///
+    /// let env = Env::empty().with_bios_vendor("Google");
+    /// assert_eq!(env.bios_vendor(), Some("Google"));
+    /// ```
+    pub fn with_bios_vendor(mut self, vendor: impl Into<String>) -> Self {
+        self.bios_vendor = Some(vendor.into());
+        self
+    }
+
+    /// The firmware vendor, when the system tells it ("Google" on Compute
+    /// Engine VMs); `METADATA_SERVER_DETECTION=bios-only` decides by it.
+    pub fn bios_vendor(&self) -> Option<&str> {
+        self.bios_vendor.as_deref()
     }
 
     /// A variable's value; empty values count as unset.

@@ -13,7 +13,7 @@ use crate::Failure;
 const PLACEHOLDER_AUDIENCE: &str = "https://idtoken-doctor.example";
 
 /// Environment variables that steer discovery, in the order they matter.
-const VARS: [&str; 8] = [
+const VARS: [&str; 10] = [
     "GOOGLE_APPLICATION_CREDENTIALS",
     "CLOUDSDK_CONFIG",
     "HOME",
@@ -22,6 +22,8 @@ const VARS: [&str; 8] = [
     "METADATA_SERVER_DETECTION",
     "NO_GCE_CHECK",
     "K_SERVICE",
+    "FUNCTION_NAME",
+    "CLOUD_RUN_JOB",
 ];
 
 /// Arguments of `idtoken doctor`.

@@ -76,6 +76,103 @@ async fn detection_none_skips_the_metadata_server() {
     assert_eq!(emu.counters().total(), 0);
 }
 
+/// An empty HOME (no gcloud file) and the emulator as metadata server.
+fn metadata_env(emu: &idtoken_emulator::Emulator, home: &tempfile::TempDir) -> Env {
+    Env::empty()
+        .with("HOME", home.path().display().to_string())
+        .with("GCE_METADATA_HOST", emu.metadata_host())
+}
+
+#[tokio::test]
+async fn an_unknown_detection_value_is_an_error_naming_the_valid_ones_and_sends_nothing() {
+    let emu = emulator().await;
+    let home = tempfile::tempdir().expect("home");
+    let env = metadata_env(&emu, &home).with("METADATA_SERVER_DETECTION", "yes-please");
+    let err = Credentials::discover_with(&env).await.expect_err("refused");
+    let msg = err.to_string();
+    for part in [
+        "METADATA_SERVER_DETECTION",
+        "yes-please",
+        "assume-present",
+        "ping-only",
+    ] {
+        assert!(msg.contains(part), "{part} missing from: {msg}");
+    }
+    assert_eq!(emu.counters().total(), 0);
+}
+
+#[tokio::test]
+async fn no_gce_check_skips_the_metadata_server_as_python_does() {
+    let emu = emulator().await;
+    let home = tempfile::tempdir().expect("home");
+    let env = metadata_env(&emu, &home).with("NO_GCE_CHECK", "True");
+    let err = Credentials::discover_with(&env).await.expect_err("skipped");
+    assert!(err.to_string().contains("NO_GCE_CHECK=true"), "{err}");
+    assert_eq!(emu.counters().total(), 0);
+}
+
+#[tokio::test]
+async fn serverless_runtimes_assume_the_metadata_server_without_probing() {
+    let emu = emulator().await;
+    let home = tempfile::tempdir().expect("home");
+    for var in ["K_SERVICE", "FUNCTION_NAME", "CLOUD_RUN_JOB"] {
+        let env = metadata_env(&emu, &home).with(var, "hello");
+        let (found, report) = Credentials::discover_explained(&env).await;
+        let creds = found.expect("assumed present");
+        assert_eq!(creds.kind(), CredentialsKind::MetadataServer);
+        let step = report.steps.last().expect("a metadata step");
+        assert!(
+            step.chosen && step.outcome.contains(var),
+            "{}",
+            step.outcome
+        );
+        creds
+            .fetch_id_token("https://svc.example", &Default::default())
+            .await
+            .expect("a token from the assumed server");
+    }
+    assert_eq!(
+        emu.counters().get(Endpoint::MetadataPing),
+        0,
+        "never probed"
+    );
+    assert_eq!(emu.counters().get(Endpoint::MetadataIdentity), 3);
+}
+
+#[tokio::test]
+async fn bios_only_trusts_a_google_bios_and_skips_any_other() {
+    let emu = emulator().await;
+    let home = tempfile::tempdir().expect("home");
+    let env = metadata_env(&emu, &home).with("METADATA_SERVER_DETECTION", "bios-only");
+    let google = env.clone().with_bios_vendor("Google");
+    let creds = Credentials::discover_with(&google).await.expect("assumed");
+    assert_eq!(creds.kind(), CredentialsKind::MetadataServer);
+
+    let err = Credentials::discover_with(&env.clone().with_bios_vendor("SeaBIOS"))
+        .await
+        .expect_err("skipped");
+    assert!(err.to_string().contains("SeaBIOS, not Google"), "{err}");
+    let err = Credentials::discover_with(&env)
+        .await
+        .expect_err("unknown vendor");
+    assert!(err.to_string().contains("unknown, not Google"), "{err}");
+    assert_eq!(emu.counters().total(), 0, "bios-only never probes");
+}
+
+#[tokio::test]
+async fn a_google_bios_assumes_the_server_and_ping_only_still_probes() {
+    let emu = emulator().await;
+    let home = tempfile::tempdir().expect("home");
+    let env = metadata_env(&emu, &home).with_bios_vendor("Google");
+    Credentials::discover_with(&env).await.expect("assumed");
+    assert_eq!(emu.counters().get(Endpoint::MetadataPing), 0);
+    let ping_only = env.with("METADATA_SERVER_DETECTION", "ping-only");
+    Credentials::discover_with(&ping_only)
+        .await
+        .expect("probed");
+    assert_eq!(emu.counters().get(Endpoint::MetadataPing), 1);
+}
+
 #[tokio::test]
 async fn a_server_without_the_flavor_header_is_not_taken_for_a_metadata_server() {
     // A plain HTTP server that answers 200 to anything.
