@@ -9,9 +9,10 @@
 //!    As Google's libraries do: `METADATA_SERVER_DETECTION=none` (or
 //!    Python's and Java's `NO_GCE_CHECK=true`) skips it, `assume-present`
 //!    trusts it without probing, `bios-only` trusts the firmware vendor,
-//!    `ping-only` probes; any other value is an error. Unset, a serverless
-//!    runtime's variable (`K_SERVICE`, `FUNCTION_NAME`, `CLOUD_RUN_JOB`) or a
-//!    Google BIOS means the server is there (as Node does), else it is probed.
+//!    `ping-only` probes; any other value is an error. Unset, and without
+//!    `GCE_METADATA_HOST`, a serverless runtime's variable (`K_SERVICE`,
+//!    `FUNCTION_NAME`, `CLOUD_RUN_JOB`) or a Google BIOS means the server is
+//!    there (as Node does); otherwise it is probed.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -225,6 +226,11 @@ fn detection(env: &Env) -> Result<Detection> {
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     {
         return Ok(Detection::Skip("NO_GCE_CHECK=true".into()));
+    }
+    // A host named in GCE_METADATA_HOST (an emulator, a proxy) is probed:
+    // the machine's residency says nothing about it.
+    if env.get("GCE_METADATA_HOST").is_some() {
+        return Ok(Detection::Probe);
     }
     // Cloud Run, Cloud Functions and Cloud Run jobs always have one; a
     // probe there only adds start-up latency (and a spurious failure when

@@ -113,30 +113,45 @@ async fn no_gce_check_skips_the_metadata_server_as_python_does() {
 
 #[tokio::test]
 async fn serverless_runtimes_assume_the_metadata_server_without_probing() {
-    let emu = emulator().await;
+    // No GCE_METADATA_HOST: the default host is taken as present. Were it
+    // probed, discovery would fail here (nothing answers at the probe
+    // address, and metadata.google.internal only resolves on Google Cloud).
     let home = tempfile::tempdir().expect("home");
     for var in ["K_SERVICE", "FUNCTION_NAME", "CLOUD_RUN_JOB"] {
-        let env = metadata_env(&emu, &home).with(var, "hello");
-        let (found, report) = Credentials::discover_explained(&env).await;
+        let env = Env::empty()
+            .with("HOME", home.path().display().to_string())
+            // Were it probed, the probe would go here, never to 169.254.169.254.
+            .with("GCE_METADATA_IP", "127.0.0.1:9")
+            .with(var, "hello");
+        let (found, report) = within("discovery", Credentials::discover_explained(&env)).await;
         let creds = found.expect("assumed present");
         assert_eq!(creds.kind(), CredentialsKind::MetadataServer);
-        let step = report.steps.last().expect("a metadata step");
         assert!(
-            step.chosen && step.outcome.contains(var),
+            creds.origin().contains("metadata.google.internal"),
+            "{}",
+            creds.origin()
+        );
+        let step = report.steps.last().expect("a metadata step");
+        assert!(step.chosen, "{}", step.outcome);
+        assert!(
+            step.outcome.contains(&format!("{var} is set")),
             "{}",
             step.outcome
         );
-        creds
-            .fetch_id_token("https://svc.example", &Default::default())
-            .await
-            .expect("a token from the assumed server");
     }
-    assert_eq!(
-        emu.counters().get(Endpoint::MetadataPing),
-        0,
-        "never probed"
-    );
-    assert_eq!(emu.counters().get(Endpoint::MetadataIdentity), 3);
+}
+
+#[tokio::test]
+async fn a_named_metadata_host_is_probed_even_on_a_serverless_runtime_or_google_bios() {
+    let emu = emulator().await;
+    let home = tempfile::tempdir().expect("home");
+    let env = metadata_env(&emu, &home)
+        .with("K_SERVICE", "hello")
+        .with_bios_vendor("Google");
+    Credentials::discover_with(&env)
+        .await
+        .expect("probed and found");
+    assert_eq!(emu.counters().get(Endpoint::MetadataPing), 1);
 }
 
 #[tokio::test]
@@ -160,13 +175,28 @@ async fn bios_only_trusts_a_google_bios_and_skips_any_other() {
 }
 
 #[tokio::test]
-async fn a_google_bios_assumes_the_server_and_ping_only_still_probes() {
-    let emu = emulator().await;
+async fn a_google_bios_assumes_the_server_and_ping_only_probes_it() {
     let home = tempfile::tempdir().expect("home");
-    let env = metadata_env(&emu, &home).with_bios_vendor("Google");
-    Credentials::discover_with(&env).await.expect("assumed");
-    assert_eq!(emu.counters().get(Endpoint::MetadataPing), 0);
-    let ping_only = env.with("METADATA_SERVER_DETECTION", "ping-only");
+    let env = Env::empty()
+        .with("HOME", home.path().display().to_string())
+        .with("GCE_METADATA_IP", "127.0.0.1:9")
+        .with_bios_vendor("Google");
+    let (found, report) = within("discovery", Credentials::discover_explained(&env)).await;
+    assert_eq!(
+        found.expect("assumed").kind(),
+        CredentialsKind::MetadataServer
+    );
+    let step = report.steps.last().expect("a metadata step");
+    assert!(
+        step.outcome.contains("BIOS vendor is Google"),
+        "{}",
+        step.outcome
+    );
+
+    let emu = emulator().await;
+    let ping_only = metadata_env(&emu, &home)
+        .with_bios_vendor("Google")
+        .with("METADATA_SERVER_DETECTION", "ping-only");
     Credentials::discover_with(&ping_only)
         .await
         .expect("probed");
