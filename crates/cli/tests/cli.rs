@@ -414,6 +414,22 @@ mod doctor {
             "{text}"
         );
         assert!(text.contains("no Google credentials found"), "{text}");
+        assert!(text.contains("BIOS vendor: "), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_detection_value_exits_1_naming_the_valid_values() {
+        let home = tempfile::tempdir().expect("home");
+        let out = run(idtoken(home.path())
+            .env("METADATA_SERVER_DETECTION", "maybe")
+            .args(["doctor"]))
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        let text = stdout(&out);
+        assert!(
+            text.contains("METADATA_SERVER_DETECTION=\"maybe\" is not one of none, assume-present, bios-only, ping-only"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -51,6 +51,8 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let env = Env::from_process();
     let mut report = json!({
         "environment": VARS.iter().map(|v| (v.to_string(), json!(env.get(v)))).collect::<serde_json::Map<_, _>>(),
+        // Decides METADATA_SERVER_DETECTION=bios-only, and residency when unset.
+        "bios_vendor": env.bios_vendor(),
     });
     let (found, discovery) = match &args.creds.credentials {
         Some(path) => {
@@ -173,6 +175,10 @@ fn print_human(r: &Value, audience: &str) {
             Some(v) => println!("  {k}={v}"),
             None => println!("  {k} (not set)"),
         }
+    }
+    match r["bios_vendor"].as_str() {
+        Some(v) => println!("  BIOS vendor: {v}"),
+        None => println!("  BIOS vendor: unknown"),
     }
     println!("\nApplication Default Credentials, in order");
     for (i, step) in r["discovery"].as_array().into_iter().flatten().enumerate() {
