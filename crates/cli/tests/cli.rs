@@ -427,7 +427,7 @@ mod doctor {
         assert_eq!(out.status.code(), Some(1));
         let text = stdout(&out);
         assert!(
-            text.contains("METADATA_SERVER_DETECTION=\"maybe\" is not one of none, assume-present, bios-only, ping-only"),
+            text.contains("environment variable METADATA_SERVER_DETECTION=\"maybe\" is not one of none, assume-present, bios-only, ping-only"),
             "{text}"
         );
     }

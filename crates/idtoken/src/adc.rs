@@ -215,9 +215,12 @@ fn detection(env: &Env) -> Result<Detection> {
             )));
         }
         Some(other) => {
-            return Err(Error::InvalidArgument(format!(
-                "{VAR}={other:?} is not one of none, assume-present, bios-only, ping-only; unset it to probe for the metadata server"
-            )));
+            return Err(Error::InvalidEnvironment {
+                variable: VAR,
+                value: other.to_owned(),
+                expected: "none, assume-present, bios-only, ping-only",
+                next: "unset it to probe for the metadata server",
+            });
         }
         None => {}
     }

@@ -48,6 +48,19 @@ pub enum Error {
         /// This machine's time.
         now: u64,
     },
+    /// An environment variable that steers discovery has a value it cannot
+    /// take.
+    #[error("environment variable {variable}={value:?} is not one of {expected}; {next}")]
+    InvalidEnvironment {
+        /// The variable, e.g. `METADATA_SERVER_DETECTION`.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// The values it can take.
+        expected: &'static str,
+        /// What to do.
+        next: &'static str,
+    },
     /// The caller asked for something that cannot work.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -89,6 +89,16 @@ async fn an_unknown_detection_value_is_an_error_naming_the_valid_ones_and_sends_
     let home = tempfile::tempdir().expect("home");
     let env = metadata_env(&emu, &home).with("METADATA_SERVER_DETECTION", "yes-please");
     let err = Credentials::discover_with(&env).await.expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            idtoken::Error::InvalidEnvironment {
+                variable: "METADATA_SERVER_DETECTION",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let msg = err.to_string();
     for part in [
         "METADATA_SERVER_DETECTION",
