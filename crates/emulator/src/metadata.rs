@@ -83,6 +83,14 @@ async fn admit(app: &App, endpoint: Endpoint, headers: &HeaderMap) -> Result<(),
             "Missing required header \"Metadata-Flavor\": \"Google\"\n",
         ));
     }
+    // Google's server refuses anything that looks proxied, so a reverse
+    // proxy cannot expose it by accident; clients must call it directly.
+    if headers.contains_key("x-forwarded-for") {
+        return Err(text(
+            StatusCode::FORBIDDEN,
+            "Requests with an X-Forwarded-For header are refused: call the metadata server directly, not through a proxy\n",
+        ));
+    }
     Ok(())
 }
 

@@ -39,6 +39,21 @@ async fn request_without_flavor_header_is_forbidden() -> TestResult {
 }
 
 #[tokio::test]
+async fn proxied_requests_with_x_forwarded_for_are_forbidden() -> TestResult {
+    let emu = Emulator::start().await?;
+    let resp = reqwest::Client::new()
+        .get(format!("{}{IDENTITY}?audience=https://a.example", emu.url()))
+        .header("metadata-flavor", "Google")
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 403);
+    assert!(flavored(&resp));
+    assert!(resp.text().await?.contains("X-Forwarded-For"));
+    Ok(())
+}
+
+#[tokio::test]
 async fn ping_answers_with_flavor_on_every_spelling() -> TestResult {
     let emu = Emulator::start().await?;
     for path in [
