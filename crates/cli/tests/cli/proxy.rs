@@ -220,6 +220,81 @@ async fn forwards_with_a_valid_token_for_the_target_and_its_host() {
 }
 
 #[tokio::test]
+async fn pages_from_other_sites_and_rebound_names_are_refused_before_any_token() {
+    let emu = Emulator::start().await.expect("emulator");
+    let up = upstream(&emu).await;
+    let home = tempfile::tempdir().expect("home");
+    let proxy = start_proxy(
+        home.path(),
+        &metadata(&emu),
+        &["--target", &up, "--allow-host", "dev.internal"],
+    )
+    .await;
+    let port = proxy.url.rsplit(':').next().expect("port").to_owned();
+    let send = |method: reqwest::Method, headers: &[(&str, String)]| {
+        let mut req = client().request(method, format!("{}/items", proxy.url));
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        async move {
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.text().await.expect("body"))
+        }
+    };
+    // DNS rebinding: the page's own name now points at 127.0.0.1.
+    let (status, body) = send(
+        reqwest::Method::GET,
+        &[("host", format!("evil.example:{port}"))],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("DNS rebinding") && body.contains("--allow-host evil.example"),
+        "{body}"
+    );
+    // A form posted from another site, with and without Fetch Metadata.
+    let (status, body) = send(
+        reqwest::Method::POST,
+        &[
+            ("sec-fetch-site", "cross-site".into()),
+            ("sec-fetch-mode", "navigate".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = send(
+        reqwest::Method::POST,
+        &[("origin", "https://evil.example".into())],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let log = proxy.log();
+    assert!(log.contains("POST /items 403 "), "{log}");
+
+    // What the user does: localhost names, allowed names, their own pages,
+    // and following a link from elsewhere.
+    for headers in [
+        vec![("host", format!("localhost:{port}"))],
+        vec![("host", format!("dev.internal:{port}"))],
+        vec![
+            ("origin", "http://localhost:3000".into()),
+            ("sec-fetch-site", "same-site".into()),
+        ],
+        vec![
+            ("sec-fetch-site", "cross-site".into()),
+            ("sec-fetch-mode", "navigate".into()),
+        ],
+    ] {
+        let (status, body) = send(reqwest::Method::GET, &headers).await;
+        assert_eq!(status, 200, "{headers:?}: {body}");
+        let seen: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(seen["authorization"]["aud"], Value::from(up.clone()));
+    }
+    assert!(!proxy.log().contains("eyJ"));
+}
+
+#[tokio::test]
 async fn own_authorization_passes_untouched_with_x_serverless_authorization() {
     let emu = Emulator::start().await.expect("emulator");
     let up = upstream(&emu).await;

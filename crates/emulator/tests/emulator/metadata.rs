@@ -42,7 +42,10 @@ async fn request_without_flavor_header_is_forbidden() -> TestResult {
 async fn proxied_requests_with_x_forwarded_for_are_forbidden() -> TestResult {
     let emu = Emulator::start().await?;
     let resp = reqwest::Client::new()
-        .get(format!("{}{IDENTITY}?audience=https://a.example", emu.url()))
+        .get(format!(
+            "{}{IDENTITY}?audience=https://a.example",
+            emu.url()
+        ))
         .header("metadata-flavor", "Google")
         .header("x-forwarded-for", "203.0.113.7")
         .send()

@@ -30,11 +30,13 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::Failure;
+use guard::Guard;
 use headers::{add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol};
 use listen::serve;
 use log::{LogLine, Logged};
 use target::{HttpsClient, https_client};
 
+mod guard;
 mod headers;
 mod listen;
 mod log;
@@ -50,7 +52,14 @@ An https target's certificate is checked against the system's roots. To trust
 a private CA on Linux, set SSL_CERT_FILE=ca.pem (PEM; it replaces the system
 roots: concatenate it with /etc/ssl/certs/ca-certificates.crt to keep them) or
 SSL_CERT_DIR; on macOS and Windows, add the CA to the system's trust store.
-An untrusted certificate answers 502 naming the problem; no token is sent.";
+An untrusted certificate answers 502 naming the problem; no token is sent.
+
+Web pages in your browser can reach 127.0.0.1 too. Requests naming a host
+other than an IP address or localhost (DNS rebinding; --allow-host adds
+names) and requests a browser marks as sent by another site (Sec-Fetch-Site:
+cross-site, or a foreign Origin), except top-level GET/HEAD navigations, are
+answered 403 before any token is fetched. curl and other tools are not
+affected.";
 
 /// Which header carries the token.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, Default)]
@@ -76,6 +85,11 @@ pub(crate) struct Args {
     /// acts with your identity.
     #[arg(long)]
     allow_non_loopback: bool,
+    /// Also accept requests naming this host (repeatable). By default only
+    /// IP addresses and localhost names are accepted, so that a web page
+    /// cannot reach the proxy through DNS rebinding.
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
     /// Token audience (default: the target's origin; the function URL for Cloud Functions).
     #[arg(long)]
     audience: Option<String>,
@@ -113,6 +127,8 @@ struct Proxy {
     upgrade_client: HttpsClient,
     timeout: Duration,
     local: SocketAddr,
+    /// Refuses requests from web pages that are not the user's.
+    guard: Guard,
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
@@ -203,6 +219,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         upgrade_client,
         timeout: Duration::from_secs_f64(args.upstream_timeout),
         local,
+        guard: Guard::new(&args.allow_host),
     });
     if let Ok(src) = &proxy.tokens {
         // Mint the first token now: credential problems show at start,
@@ -268,6 +285,13 @@ impl Proxy {
                     .to_owned(),
             ));
         }
+        self.guard
+            .check(
+                req.method(),
+                req.headers(),
+                req.uri().authority().map(|a| a.as_str()),
+            )
+            .map_err(|why| (StatusCode::FORBIDDEN, why))?;
         let source = self.tokens.as_ref().map_err(|why| {
             (
                 StatusCode::INTERNAL_SERVER_ERROR,

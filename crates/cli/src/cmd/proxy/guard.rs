@@ -1,0 +1,210 @@
+//! Which requests may act with the user's identity. A web page in the
+//! user's browser can reach the proxy on 127.0.0.1 too, two ways:
+//!
+//! - DNS rebinding: the page's own name starts resolving to 127.0.0.1, so
+//!   its scripts talk to the proxy as their own origin and read the
+//!   answers. Their requests carry that name in `Host`. Only IP literals,
+//!   `localhost` names and names given with `--allow-host` are accepted;
+//!   an attacker cannot rebind an IP literal.
+//! - Cross-site requests (form posts, `fetch` with `no-cors`): the page
+//!   cannot read the answer, but the request acts with the user's
+//!   identity. Browsers label them (`Sec-Fetch-Site: cross-site`, or an
+//!   `Origin` of another site). They are refused, except top-level GET and
+//!   HEAD navigations, as `SameSite=Lax` cookies allow.
+//!
+//! curl, gRPC clients and other tools send no such labels and pass. The
+//! checks run before any token is fetched.
+
+use std::net::IpAddr;
+
+use http::Method;
+use http::header::{self, HeaderMap};
+
+/// The host names, besides IP literals and `localhost`, that requests may
+/// name in `Host`.
+#[derive(Debug, Default)]
+pub(super) struct Guard {
+    allowed_hosts: Vec<String>,
+}
+
+impl Guard {
+    /// A guard that also accepts these host names (`--allow-host`).
+    pub(super) fn new(allowed_hosts: &[String]) -> Self {
+        Self {
+            allowed_hosts: allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// `Ok` when the request may go on; otherwise why not, for the 403.
+    /// `authority` is the request URI's (HTTP/2 names the host there).
+    pub(super) fn check(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        authority: Option<&str>,
+    ) -> Result<(), String> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or(authority);
+        // Browsers always send a host; a request without one is a tool's.
+        if let Some(host) = host {
+            let name = host_name(host);
+            if !self.local_name(name) && name.parse::<IpAddr>().is_err() {
+                return Err(format!(
+                    "refused: the request names the host {name:?}, which is neither an IP address nor localhost. A web page may be using DNS rebinding to act with your identity. Use http://127.0.0.1:PORT or http://localhost:PORT, or pass --allow-host {name} if that name is yours."
+                ));
+            }
+        }
+
+        let navigation = matches!(*method, Method::GET | Method::HEAD)
+            && headers
+                .get("sec-fetch-mode")
+                .is_some_and(|v| v.as_bytes() == b"navigate");
+        if navigation {
+            return Ok(());
+        }
+        match headers.get("sec-fetch-site").map(|v| v.as_bytes()) {
+            Some(b"cross-site") => Err(
+                "refused: a page on another site sent this request (Sec-Fetch-Site: cross-site) and it would act with your identity. Only top-level GET and HEAD navigations from other sites are let through.".to_owned(),
+            ),
+            // same-origin, same-site, none (typed in the address bar).
+            Some(_) => Ok(()),
+            // Browsers without Fetch Metadata still send Origin on
+            // cross-origin requests and on form posts.
+            None => match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+                None => Ok(()),
+                Some(origin) if self.local_origin(origin, host) => Ok(()),
+                Some(origin) => Err(format!(
+                    "refused: a page from {origin:?} sent this request and it would act with your identity. Only pages served from this machine (localhost, a loopback address) may use the proxy."
+                )),
+            },
+        }
+    }
+
+    /// `localhost`, `*.localhost` (browsers resolve both to loopback
+    /// themselves), or a name given with `--allow-host`.
+    fn local_name(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        name == "localhost" || name.ends_with(".localhost") || self.allowed_hosts.contains(&name)
+    }
+
+    /// Whether a page at `origin` is one of this machine's: a local name,
+    /// a loopback address, or the host the request itself names.
+    fn local_origin(&self, origin: &str, request_host: Option<&str>) -> bool {
+        let Some((_, rest)) = origin.split_once("://") else {
+            return false; // "null": sandboxed frames, files
+        };
+        let name = host_name(rest);
+        self.local_name(name)
+            || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            || request_host.is_some_and(|h| host_name(h).eq_ignore_ascii_case(name))
+    }
+}
+
+/// The name or address in `host[:port]`, without brackets around IPv6.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn host_names_lose_their_port_and_ipv6_brackets() {
+        assert_eq!(host_name("localhost:8080"), "localhost");
+        assert_eq!(host_name("[::1]:8080"), "::1");
+        assert_eq!(host_name("[::1]"), "::1");
+        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_name("example.com"), "example.com");
+    }
+
+    #[test]
+    fn ip_literals_and_localhost_names_pass_other_names_do_not() {
+        let g = Guard::new(&["dev.internal".to_owned()]);
+        for ok in [
+            "127.0.0.1:8080",
+            "[::1]:1",
+            "localhost:80",
+            "app.localhost",
+            "192.168.1.5:8080",
+            "DEV.internal:8080",
+        ] {
+            let h = headers(&[("host", ok)]);
+            assert!(g.check(&Method::POST, &h, None).is_ok(), "{ok}");
+        }
+        let h = headers(&[("host", "evil.example:8080")]);
+        let why = g.check(&Method::GET, &h, None).expect_err("rebinding");
+        assert!(why.contains("--allow-host evil.example"), "{why}");
+        assert!(
+            g.check(&Method::GET, &HeaderMap::new(), Some("evil.example"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn cross_site_requests_are_refused_except_safe_navigations() {
+        let g = Guard::default();
+        let post = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "no-cors"),
+        ]);
+        assert!(g.check(&Method::POST, &post, None).is_err());
+        let nav = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate"),
+        ]);
+        assert!(g.check(&Method::GET, &nav, None).is_ok());
+        assert!(
+            g.check(&Method::POST, &nav, None).is_err(),
+            "a form post navigates too"
+        );
+        for site in ["same-origin", "same-site", "none"] {
+            let h = headers(&[
+                ("host", "localhost:8080"),
+                ("sec-fetch-site", site),
+                ("sec-fetch-mode", "cors"),
+            ]);
+            assert!(g.check(&Method::DELETE, &h, None).is_ok(), "{site}");
+        }
+    }
+
+    #[test]
+    fn without_fetch_metadata_the_origin_decides() {
+        let g = Guard::default();
+        for ok in [
+            "http://localhost:3000",
+            "http://127.0.0.1:5173",
+            "http://[::1]:8080",
+            "http://192.168.1.5:8080",
+        ] {
+            let h = headers(&[("host", "192.168.1.5:8080"), ("origin", ok)]);
+            assert!(g.check(&Method::POST, &h, None).is_ok(), "{ok}");
+        }
+        for bad in ["https://evil.example", "null", "http://203.0.113.9"] {
+            let h = headers(&[("host", "127.0.0.1:8080"), ("origin", bad)]);
+            assert!(g.check(&Method::POST, &h, None).is_err(), "{bad}");
+        }
+    }
+}
