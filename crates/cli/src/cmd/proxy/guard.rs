@@ -88,8 +88,14 @@ impl Guard {
     /// `localhost`, `*.localhost` (browsers resolve both to loopback
     /// themselves), or a name given with `--allow-host`.
     fn local_name(&self, name: &str) -> bool {
-        let name = name.to_ascii_lowercase();
-        name == "localhost" || name.ends_with(".localhost") || self.allowed_hosts.contains(&name)
+        // Case-insensitive without allocating: this runs for every request.
+        let b = name.as_bytes();
+        name.eq_ignore_ascii_case("localhost")
+            || (b.len() > 10 && b[b.len() - 10..].eq_ignore_ascii_case(b".localhost"))
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
     }
 
     /// Whether a page at `origin` is one of this machine's: a local name,
@@ -145,7 +151,7 @@ mod tests {
             "127.0.0.1:8080",
             "[::1]:1",
             "localhost:80",
-            "app.localhost",
+            "App.LocalHost:8080",
             "192.168.1.5:8080",
             "DEV.internal:8080",
         ] {
