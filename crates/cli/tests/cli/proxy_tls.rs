@@ -17,7 +17,7 @@ use tokio_rustls::rustls;
 
 use super::idtoken;
 use super::proxy::{
-    Upstream, client, get_json, metadata, shout_through, start_proxy, upstream_handler,
+    Proxy, Upstream, client, get_json, metadata, shout_through, start_proxy, upstream_handler,
 };
 
 type Ca = CertifiedIssuer<'static, KeyPair>;
@@ -109,16 +109,32 @@ async fn tls_upstream(emu: &Emulator, ca: &Ca, host: &str) -> (String, Arc<Atomi
     (origin, hits)
 }
 
+/// A proxy to an https upstream whose certificate for `host` is signed by
+/// `signer`, with only `trusted` in `SSL_CERT_FILE`. Returns the proxy, the
+/// upstream's origin and its request count; the temp dir holds HOME.
+async fn proxy_to_tls(
+    emu: &Emulator,
+    trusted: &Ca,
+    signer: &Ca,
+    host: &str,
+    args: &[&str],
+) -> (Proxy, String, Arc<AtomicUsize>, tempfile::TempDir) {
+    let home = tempfile::tempdir().expect("home");
+    let ca_file = write_ca(home.path(), trusted);
+    let (up, hits) = tls_upstream(emu, signer, host).await;
+    let mut env = metadata(emu);
+    env.push(("SSL_CERT_FILE", ca_file.display().to_string()));
+    let mut all = vec!["--target", up.as_str()];
+    all.extend_from_slice(args);
+    let proxy = start_proxy(home.path(), &env, &all).await;
+    (proxy, up, hits, home)
+}
+
 #[tokio::test]
 async fn https_target_gets_the_token_and_its_host_over_tls() {
     let emu = Emulator::start().await.expect("emulator");
     let ca = test_ca("idtoken test CA");
-    let home = tempfile::tempdir().expect("home");
-    let ca_file = write_ca(home.path(), &ca);
-    let (up, hits) = tls_upstream(&emu, &ca, "localhost").await;
-    let mut env = metadata(&emu);
-    env.push(("SSL_CERT_FILE", ca_file.display().to_string()));
-    let proxy = start_proxy(home.path(), &env, &["--target", &up]).await;
+    let (proxy, up, hits, _home) = proxy_to_tls(&emu, &ca, &ca, "localhost", &[]).await;
     let seen = get_json(&format!("{}/items?x=1", proxy.url)).await;
     assert_eq!(seen["version"], "HTTP/1.1", "{seen}");
     assert_eq!(seen["path"], "/items?x=1");
@@ -135,12 +151,7 @@ async fn https_target_gets_the_token_and_its_host_over_tls() {
 async fn http2_to_an_https_target_is_agreed_by_alpn() {
     let emu = Emulator::start().await.expect("emulator");
     let ca = test_ca("idtoken test CA");
-    let home = tempfile::tempdir().expect("home");
-    let ca_file = write_ca(home.path(), &ca);
-    let (up, _) = tls_upstream(&emu, &ca, "127.0.0.1").await;
-    let mut env = metadata(&emu);
-    env.push(("SSL_CERT_FILE", ca_file.display().to_string()));
-    let proxy = start_proxy(home.path(), &env, &["--target", &up, "--http2"]).await;
+    let (proxy, up, _, _home) = proxy_to_tls(&emu, &ca, &ca, "127.0.0.1", &["--http2"]).await;
     // The local client speaks HTTP/1.1; the proxy's side to the target is
     // what ALPN decides.
     let seen = get_json(&proxy.url).await;
@@ -152,12 +163,7 @@ async fn http2_to_an_https_target_is_agreed_by_alpn() {
 async fn upgrades_reach_an_https_target_over_http1_when_http2_is_on() {
     let emu = Emulator::start().await.expect("emulator");
     let ca = test_ca("idtoken test CA");
-    let home = tempfile::tempdir().expect("home");
-    let ca_file = write_ca(home.path(), &ca);
-    let (up, _) = tls_upstream(&emu, &ca, "127.0.0.1").await;
-    let mut env = metadata(&emu);
-    env.push(("SSL_CERT_FILE", ca_file.display().to_string()));
-    let proxy = start_proxy(home.path(), &env, &["--target", &up, "--http2"]).await;
+    let (proxy, _up, _, _home) = proxy_to_tls(&emu, &ca, &ca, "127.0.0.1", &["--http2"]).await;
     shout_through(&proxy.url).await;
 }
 
@@ -166,12 +172,7 @@ async fn untrusted_certificate_is_a_502_naming_it_and_no_token_is_sent() {
     let emu = Emulator::start().await.expect("emulator");
     let trusted = test_ca("idtoken test CA");
     let other = test_ca("some other CA");
-    let home = tempfile::tempdir().expect("home");
-    let ca_file = write_ca(home.path(), &trusted);
-    let (up, hits) = tls_upstream(&emu, &other, "127.0.0.1").await;
-    let mut env = metadata(&emu);
-    env.push(("SSL_CERT_FILE", ca_file.display().to_string()));
-    let proxy = start_proxy(home.path(), &env, &["--target", &up]).await;
+    let (proxy, up, hits, _home) = proxy_to_tls(&emu, &trusted, &other, "127.0.0.1", &[]).await;
     let resp = client().get(&proxy.url).send().await.expect("request");
     assert_eq!(resp.status(), 502);
     let body = resp.text().await.expect("body");
