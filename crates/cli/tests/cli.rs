@@ -687,3 +687,6 @@ mod proxy;
 
 #[path = "cli/proxy_tls.rs"]
 mod proxy_tls;
+
+#[path = "cli/curl_redirects.rs"]
+mod curl_redirects;

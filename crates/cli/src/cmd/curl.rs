@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use idtoken::client::TokenHeader;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use reqwest::{Method, redirect};
 use tokio::io::AsyncWriteExt;
@@ -36,7 +37,9 @@ pub(crate) struct Args {
     /// Exit 22 without printing the body when the status is 400 or more.
     #[arg(short = 'f', long)]
     fail: bool,
-    /// Follow redirects (the token is never sent to another host).
+    /// Follow redirects. The token is never sent to another origin: with
+    /// `Authorization` it is dropped there, with `X-Serverless-Authorization`
+    /// such a redirect is shown, not followed.
     #[arg(short = 'L', long)]
     location: bool,
     /// Give up after this many seconds in all (default: 60 s without data).
@@ -83,18 +86,19 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     // An application that uses `Authorization` itself gets the ID token in
     // the header Cloud Run checks and strips before the app sees it.
     let token_header = if headers.contains_key(AUTHORIZATION) {
-        HeaderName::from_static("x-serverless-authorization")
+        TokenHeader::XServerlessAuthorization
     } else {
-        AUTHORIZATION
+        TokenHeader::Authorization
     };
-    headers.insert(token_header, token.authorization_header());
+    headers.insert(token_header.name(), token.authorization_header());
 
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
-        // reqwest drops Authorization on a redirect to another host.
+        // The library's rule, for both headers: the token never follows a
+        // redirect to another origin.
         .redirect(if args.location {
-            redirect::Policy::limited(10)
+            idtoken::client::redirect_policy(token_header)
         } else {
             redirect::Policy::none()
         })

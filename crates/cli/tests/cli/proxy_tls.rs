@@ -20,9 +20,9 @@ use super::proxy::{
     Proxy, Upstream, client, get_json, metadata, shout_through, start_proxy, upstream_handler,
 };
 
-type Ca = CertifiedIssuer<'static, KeyPair>;
+pub(super) type Ca = CertifiedIssuer<'static, KeyPair>;
 
-fn test_ca(name: &str) -> Ca {
+pub(super) fn test_ca(name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
@@ -30,18 +30,15 @@ fn test_ca(name: &str) -> Ca {
 }
 
 /// Writes the CA's certificate (PEM) where `SSL_CERT_FILE` can name it.
-fn write_ca(dir: &Path, ca: &Ca) -> PathBuf {
+pub(super) fn write_ca(dir: &Path, ca: &Ca) -> PathBuf {
     let path = dir.join("ca.pem");
     std::fs::write(&path, ca.pem()).expect("write the CA");
     path
 }
 
-/// An HTTPS upstream on 127.0.0.1 with a certificate from `ca` for
-/// `localhost` and `127.0.0.1`, offering h2 and http/1.1 by ALPN, serving
-/// [`upstream_handler`] for the origin `https://{host}:PORT`. Returns that
-/// origin and a count of the requests it received (a failed handshake is
-/// none).
-async fn tls_upstream(emu: &Emulator, ca: &Ca, host: &str) -> (String, Arc<AtomicUsize>) {
+/// A TLS acceptor with a certificate from `ca` for `localhost` and
+/// `127.0.0.1`, offering h2 and http/1.1 by ALPN.
+pub(super) fn tls_acceptor(ca: &Ca) -> tokio_rustls::TlsAcceptor {
     let key = KeyPair::generate().expect("key");
     let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
         .expect("params")
@@ -58,7 +55,16 @@ async fn tls_upstream(emu: &Emulator, ca: &Ca, host: &str) -> (String, Arc<Atomi
         )
         .expect("server config");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// An HTTPS upstream on 127.0.0.1 with a certificate from `ca` for
+/// `localhost` and `127.0.0.1`, offering h2 and http/1.1 by ALPN, serving
+/// [`upstream_handler`] for the origin `https://{host}:PORT`. Returns that
+/// origin and a count of the requests it received (a failed handshake is
+/// none).
+async fn tls_upstream(emu: &Emulator, ca: &Ca, host: &str) -> (String, Arc<AtomicUsize>) {
+    let acceptor = tls_acceptor(ca);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
