@@ -263,6 +263,18 @@ async fn pages_from_other_sites_and_rebound_names_are_refused_before_any_token()
     )
     .await;
     assert_eq!(status, 403, "{body}");
+    // Another site framing the service (clickjacking): a navigation, but
+    // not a top-level one.
+    let (status, body) = send(
+        reqwest::Method::GET,
+        &[
+            ("sec-fetch-site", "cross-site".into()),
+            ("sec-fetch-mode", "navigate".into()),
+            ("sec-fetch-dest", "iframe".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
     let (status, _) = send(
         reqwest::Method::POST,
         &[("origin", "https://evil.example".into())],
@@ -284,6 +296,7 @@ async fn pages_from_other_sites_and_rebound_names_are_refused_before_any_token()
         vec![
             ("sec-fetch-site", "cross-site".into()),
             ("sec-fetch-mode", "navigate".into()),
+            ("sec-fetch-dest", "document".into()),
         ],
     ] {
         let (status, body) = send(reqwest::Method::GET, &headers).await;

@@ -10,7 +10,9 @@
 //!   cannot read the answer, but the request acts with the user's
 //!   identity. Browsers label them (`Sec-Fetch-Site: cross-site`, or an
 //!   `Origin` of another site). They are refused, except top-level GET and
-//!   HEAD navigations, as `SameSite=Lax` cookies allow.
+//!   HEAD navigations, as `SameSite=Lax` cookies allow. Top-level means
+//!   `Sec-Fetch-Dest: document`: frames, objects and embeds navigate too,
+//!   and admitting them would let any site frame the service (clickjacking).
 //!
 //! curl, gRPC clients and other tools send no such labels and pass. The
 //! checks run before any token is fetched.
@@ -60,16 +62,20 @@ impl Guard {
             }
         }
 
-        let navigation = matches!(*method, Method::GET | Method::HEAD)
+        // Top-level only: frames, objects and embeds navigate too.
+        let top_level_navigation = matches!(*method, Method::GET | Method::HEAD)
             && headers
                 .get("sec-fetch-mode")
-                .is_some_and(|v| v.as_bytes() == b"navigate");
-        if navigation {
+                .is_some_and(|v| v.as_bytes() == b"navigate")
+            && headers
+                .get("sec-fetch-dest")
+                .is_some_and(|v| v.as_bytes() == b"document");
+        if top_level_navigation {
             return Ok(());
         }
         match headers.get("sec-fetch-site").map(|v| v.as_bytes()) {
             Some(b"cross-site") => Err(
-                "refused: a page on another site sent this request (Sec-Fetch-Site: cross-site) and it would act with your identity. Only top-level GET and HEAD navigations from other sites are let through.".to_owned(),
+                "refused: a page on another site sent this request (Sec-Fetch-Site: cross-site) and it would act with your identity. Only top-level GET and HEAD navigations (Sec-Fetch-Dest: document) from other sites are let through; frames, objects and embeds are not.".to_owned(),
             ),
             // same-origin, same-site, none (typed in the address bar).
             Some(_) => Ok(()),
@@ -180,6 +186,7 @@ mod tests {
             ("host", "127.0.0.1:8080"),
             ("sec-fetch-site", "cross-site"),
             ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document"),
         ]);
         assert!(g.check(&Method::GET, &nav, None).is_ok());
         assert!(
@@ -194,6 +201,38 @@ mod tests {
             ]);
             assert!(g.check(&Method::DELETE, &h, None).is_ok(), "{site}");
         }
+    }
+
+    #[test]
+    fn cross_site_frames_and_embeds_are_refused_only_top_level_documents_pass() {
+        let g = Guard::default();
+        // Frames, objects and embeds are navigations too; letting them
+        // through lets any site frame the user's service (clickjacking).
+        for dest in ["iframe", "frame", "object", "embed"] {
+            let h = headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", dest),
+            ]);
+            let why = g.check(&Method::GET, &h, None).expect_err(dest);
+            assert!(why.contains("top-level"), "{why}");
+        }
+        let top = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document"),
+        ]);
+        assert!(g.check(&Method::GET, &top, None).is_ok());
+        // A frame of the proxy's own pages is the user's own doing.
+        let own = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "iframe"),
+        ]);
+        assert!(g.check(&Method::GET, &own, None).is_ok());
     }
 
     #[test]

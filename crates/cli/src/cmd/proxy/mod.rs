@@ -57,9 +57,10 @@ An untrusted certificate answers 502 naming the problem; no token is sent.
 Web pages in your browser can reach 127.0.0.1 too. Requests naming a host
 other than an IP address or localhost (DNS rebinding; --allow-host adds
 names) and requests a browser marks as sent by another site (Sec-Fetch-Site:
-cross-site, or a foreign Origin), except top-level GET/HEAD navigations, are
-answered 403 before any token is fetched. curl and other tools are not
-affected.";
+cross-site, or a foreign Origin), except top-level GET/HEAD navigations
+(Sec-Fetch-Dest: document; another site's frames, objects and embeds are
+refused, so no site can frame your service), are answered 403 before any
+token is fetched. curl and other tools are not affected.";
 
 /// Which header carries the token.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, Default)]
