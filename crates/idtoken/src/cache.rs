@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 
+use crate::clock::{earlier, later};
 use crate::credentials::{Credentials, TokenOptions};
 use crate::error::{Error, Result};
 use crate::token::IdToken;
@@ -161,8 +162,8 @@ impl<T: Expiring> Cached<T> {
         let life = token.lifetime();
         let exp = token.expires_at();
         Self {
-            refresh_at: exp - MAX_REFRESH_AHEAD.min(life / 4),
-            usable_until: exp - MIN_REMAINING.min(life / 10),
+            refresh_at: earlier(exp, MAX_REFRESH_AHEAD.min(life / 4)),
+            usable_until: earlier(exp, MIN_REMAINING.min(life / 10)),
             token,
         }
     }
@@ -385,7 +386,7 @@ impl<F: Fetcher> Shared<F> {
             .min(MAX_BACKOFF);
         let wait = base + base.mul_f64(fastrand::f64() / 2.0);
         self.retry_after_ms
-            .store(millis(now + wait), Ordering::Release);
+            .store(millis(later(now, wait)), Ordering::Release);
         if let Some(err) = err {
             if failures == 1 {
                 tracing::warn!(token_for = %self.fetcher.label(), error = %err, "background ID token refresh failed; keeping the valid token, retrying in {wait:?}");

@@ -1,5 +1,11 @@
 //! Time, injected: the token cache asks a [`Clock`] for "now" so that tests
 //! can cross many token lifetimes in milliseconds with a [`ManualClock`].
+//!
+//! Also the one place where outside numbers (`exp`, `iat`, `max-age`,
+//! `expires_in`) become times: [`unix_time`] and [`later`] saturate at the
+//! end of the year 9999 instead of overflowing `SystemTime`, which panics.
+//! `scripts/check-time-arithmetic` keeps `SystemTime + Duration` out of the
+//! rest of the code.
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,7 +46,7 @@ impl Clock for SystemClock {
         let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
         match (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
             (Ok(secs), Ok(nanos)) if nanos < 1_000_000_000 => {
-                UNIX_EPOCH + Duration::new(secs, nanos)
+                later(UNIX_EPOCH, Duration::new(secs, nanos))
             }
             _ => SystemTime::now(),
         }
@@ -73,7 +79,11 @@ impl ManualClock {
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
-        self.millis.fetch_add(by, Ordering::SeqCst);
+        let _ = self
+            .millis
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |ms| {
+                Some(ms.saturating_add(by))
+            });
     }
 
     /// Sets the clock to `to`.
@@ -84,7 +94,10 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.millis.load(Ordering::SeqCst))
+        later(
+            UNIX_EPOCH,
+            Duration::from_millis(self.millis.load(Ordering::SeqCst)),
+        )
     }
 }
 
@@ -92,6 +105,38 @@ fn millis_since_epoch(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// The last second of the year 9999, the latest time an outside value can
+/// name here (and the last that RFC 3339 can print).
+const LATEST_UNIX_SECONDS: u64 = 253_402_300_799;
+
+/// Seconds since the Unix epoch (a JWT's `exp`, `iat`, `nbf`) as a time,
+/// saturating at the end of the year 9999: a hostile `"exp": 1e19` gives a
+/// time far away, never a panic.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// assert_eq!(idtoken::unix_time(60), UNIX_EPOCH + Duration::from_secs(60));
+/// assert_eq!(idtoken::unix_time(u64::MAX), idtoken::unix_time(253_402_300_799));
+/// ```
+pub fn unix_time(secs: u64) -> SystemTime {
+    later(UNIX_EPOCH, Duration::from_secs(secs))
+}
+
+/// `t + d`, saturating at the end of the year 9999.
+pub(crate) fn later(t: SystemTime, d: Duration) -> SystemTime {
+    let latest = UNIX_EPOCH + Duration::from_secs(LATEST_UNIX_SECONDS);
+    match t.checked_add(d) {
+        Some(sum) if sum <= latest => sum,
+        _ if t > latest => t,
+        _ => latest,
+    }
+}
+
+/// `t - d`, or `t` itself when that would be before the platform's range.
+pub(crate) fn earlier(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_sub(d).unwrap_or(t)
 }
 
 /// Seconds since the Unix epoch, as JWT claims count time.
@@ -102,6 +147,20 @@ pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outside_times_saturate_at_the_end_of_the_year_9999_instead_of_panicking() {
+        let latest = unix_time(LATEST_UNIX_SECONDS);
+        assert_eq!(unix_time(u64::MAX), latest);
+        assert_eq!(unix_time(10_000_000_000_000_000_000), latest);
+        assert_eq!(later(SystemTime::now(), Duration::MAX), latest);
+        assert_eq!(later(latest, Duration::from_secs(1)), latest);
+        assert_eq!(earlier(UNIX_EPOCH, Duration::MAX), UNIX_EPOCH);
+        let clock = ManualClock::new(UNIX_EPOCH);
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), latest);
+    }
 
     #[test]
     fn coarse_system_time_is_within_a_few_milliseconds_of_the_precise_one() {

@@ -73,7 +73,7 @@ pub mod verify;
 pub use adc::{Discovery, DiscoveryStep};
 pub use audience::audience_for_url;
 pub use cache::{IdTokenSource, MAX_REFRESH_AHEAD, MIN_REMAINING};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, unix_time};
 pub use credentials::{
     Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, Impersonate, TokenOptions,
 };

@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
+use crate::clock::unix_time;
 use crate::jws;
 
 /// A Google-signed OIDC ID token, as minted for this process.
@@ -62,7 +63,7 @@ impl IdToken {
             inner: Arc::new(Inner {
                 raw: raw.to_owned(),
                 header,
-                expires_at: UNIX_EPOCH + Duration::from_secs(exp),
+                expires_at: unix_time(exp),
                 claims,
                 client_id_audience: false,
             }),
@@ -108,10 +109,7 @@ impl IdToken {
 
     /// When the token was issued (its `iat` claim), if present.
     pub fn issued_at(&self) -> Option<SystemTime> {
-        self.inner
-            .claims
-            .iat
-            .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+        self.inner.claims.iat.map(unix_time)
     }
 
     /// Its lifetime, `exp - iat`; one hour for Google tokens.

@@ -1,13 +1,16 @@
 //! `idtoken decode`: show a token's header and claims WITHOUT verifying
 //! anything, with `iat`/`exp` as dates and the time left.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::Failure;
+
+/// The last second RFC 3339 can print (9999-12-31T23:59:59Z).
+const LATEST_RFC3339: u64 = 253_402_300_799;
 
 /// Arguments of `idtoken decode`.
 #[derive(clap::Args, Debug)]
@@ -45,7 +48,11 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         ("exp", "expires"),
     ] {
         if let Some(secs) = claims.get(name).and_then(Value::as_u64) {
-            let at = UNIX_EPOCH + Duration::from_secs(secs);
+            if secs > LATEST_RFC3339 {
+                println!("# {label:<10} after the year 9999 ({secs})");
+                continue;
+            }
+            let at = idtoken::unix_time(secs);
             println!(
                 "# {label:<10} {} ({})",
                 super::rfc3339(at),

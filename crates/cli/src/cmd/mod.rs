@@ -115,7 +115,15 @@ pub(crate) async fn load_credentials(file: Option<&Path>) -> Result<Credentials,
 
 /// A time as RFC 3339 (UTC, seconds).
 pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    use std::fmt::Write as _;
+    // humantime panics before 1970 and fails (which `to_string` turns into
+    // a panic) after 9999; times from tokens can be either.
+    let mut out = String::new();
+    if t < std::time::UNIX_EPOCH || write!(out, "{}", humantime::format_rfc3339_seconds(t)).is_err()
+    {
+        return "(out of range)".to_owned();
+    }
+    out
 }
 
 #[cfg(test)]

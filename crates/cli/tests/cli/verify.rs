@@ -207,4 +207,27 @@ mod decode {
             assert!(stderr(&out).contains("not a JWT"), "{}", stderr(&out));
         }
     }
+
+    #[tokio::test]
+    async fn times_past_the_year_9999_are_shown_without_a_panic() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let home = tempfile::tempdir().expect("home");
+        for exp in [
+            "10000000000000000000",
+            "18446744073709551615",
+            "253402300800",
+        ] {
+            let token = format!(
+                "{}.{}.{}",
+                b64(r#"{"alg":"RS256"}"#),
+                b64(&format!(r#"{{"exp":{exp},"iat":{exp},"nbf":{exp}}}"#)),
+                b64("sig")
+            );
+            let out = run(idtoken(home.path()).args(["decode", &token])).await;
+            assert_eq!(out.status.code(), Some(0), "exp {exp}: {}", stderr(&out));
+            let text = stdout(&out);
+            assert!(text.contains("# expires    after the year 9999"), "{text}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use crate::cache::{Expiring, Fetcher};
-use crate::clock::Clock;
+use crate::clock::{Clock, later};
 use crate::error::{EndpointProblem, Error, Result};
 use crate::http::Answer;
 
@@ -30,7 +30,7 @@ impl AccessToken {
     pub(crate) fn new(secret: &str, now: SystemTime, expires_in: Duration) -> Self {
         Self {
             secret: Arc::from(secret),
-            expires_at: now + expires_in,
+            expires_at: later(now, expires_in),
             lifetime: expires_in,
         }
     }

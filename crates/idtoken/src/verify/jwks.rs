@@ -25,7 +25,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 use super::VerifyError;
-use crate::clock::Clock;
+use crate::clock::{Clock, later};
 use crate::http::Http;
 
 /// Used when the key set carries no `max-age`.
@@ -36,6 +36,10 @@ pub(crate) const STALE_IF_ERROR: Duration = Duration::from_secs(24 * 3600);
 /// served with `max-age=0` (or an `Age` past it) must not turn every
 /// verification into a fetch.
 const MIN_MAX_AGE: Duration = Duration::from_secs(30);
+/// Longest time a key set is held, whatever `max-age` says: Google's say
+/// about six hours, and a key Google has withdrawn must not stay trusted
+/// for longer than a day because of a huge `max-age`.
+const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Longest head start of a background refresh before the keys lapse.
 const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
 
@@ -92,7 +96,7 @@ impl KeyCache {
         let unknown = || VerifyError::UnknownKey(kid.to_owned());
         if let Some(set) = self.current.load_full() {
             let valid = now < set.expires_at;
-            let stale_ok = now < set.expires_at + STALE_IF_ERROR
+            let stale_ok = now < later(set.expires_at, STALE_IF_ERROR)
                 && millis(now) < self.retry_after_ms.load(Ordering::Acquire);
             if valid || stale_ok {
                 if valid && now >= set.refresh_at {
@@ -180,7 +184,7 @@ impl KeyCache {
                 let now = self.clock.now();
                 if let Some(set) = self.current.load_full() {
                     let changed = before.as_ref().is_none_or(|b| !Arc::ptr_eq(b, &set));
-                    let stale_ok = now < set.expires_at + STALE_IF_ERROR
+                    let stale_ok = now < later(set.expires_at, STALE_IF_ERROR)
                         && millis(now) < self.retry_after_ms.load(Ordering::Acquire);
                     if (changed && now < set.expires_at) || stale_ok {
                         return Ok(set);
@@ -206,7 +210,7 @@ impl KeyCache {
                 let current = self.current.load_full();
                 let serving = current
                     .as_ref()
-                    .is_some_and(|s| now < s.expires_at + STALE_IF_ERROR);
+                    .is_some_and(|s| now < later(s.expires_at, STALE_IF_ERROR));
                 if !self.warned.swap(true, Ordering::AcqRel) {
                     tracing::warn!(url = %self.url, error = %why, serving_cached = serving,
                         "key set fetch failed; logged once until it answers again");
@@ -227,7 +231,7 @@ impl KeyCache {
             .map_err(|e| e.to_string())?;
         let max_age = cache_lifetime(&answer.headers)
             .unwrap_or(DEFAULT_MAX_AGE)
-            .max(MIN_MAX_AGE);
+            .clamp(MIN_MAX_AGE, MAX_MAX_AGE);
         let jwks: Jwks = answer.json()?;
         let mut keys = HashMap::new();
         for jwk in jwks.keys {
@@ -241,8 +245,8 @@ impl KeyCache {
         let ahead = (max_age / 10).min(MAX_REFRESH_AHEAD);
         Ok(KeySet {
             keys,
-            refresh_at: now + (max_age - ahead),
-            expires_at: now + max_age,
+            refresh_at: later(now, max_age - ahead),
+            expires_at: later(now, max_age),
         })
     }
 }

@@ -15,6 +15,7 @@ mod errors;
 mod flows;
 #[cfg(all(feature = "tower", feature = "tower-client"))]
 mod grpc;
+mod hostile_numbers;
 mod impersonation;
 mod keycache;
 #[cfg(feature = "reqwest-middleware")]
