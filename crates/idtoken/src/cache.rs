@@ -13,13 +13,18 @@
 //! - A token is never handed out within `min(10 s, lifetime / 10)` of its
 //!   expiry; then callers wait for one shared fetch.
 //! - Concurrent callers on a cold cache share one fetch, and share its
-//!   error if it fails.
+//!   error if it fails. The fetch runs in a task of its own ([`Flight`]):
+//!   a caller that gives up never aborts it, and a refresh dropped with its
+//!   runtime does not keep later refreshes from starting.
+//! - A fresh token is checked against the clock read after its answer
+//!   arrived, so a slow fetch cannot hand out a token inside its margin.
 //! - A failed background refresh keeps the valid token and retries after a
 //!   bounded, jittered backoff (1 s doubling to 60 s).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -27,6 +32,7 @@ use arc_swap::ArcSwapOption;
 use crate::clock::{earlier, later};
 use crate::credentials::{Credentials, TokenOptions};
 use crate::error::{Error, Result};
+use crate::flight::Flight;
 use crate::token::IdToken;
 
 /// A token with an expiry, as the cache needs it.
@@ -130,13 +136,9 @@ impl<F: Fetcher> Clone for Cache<F> {
 struct Shared<F: Fetcher> {
     fetcher: F,
     current: ArcSwapOption<Cached<F::Token>>,
-    /// Held while a fetch runs: at most one fetch at a time.
-    fetch_lock: tokio::sync::Mutex<()>,
-    /// Counts finished fetches, so waiters can tell one happened.
-    generation: AtomicU64,
-    /// The error of the last fetch, if it failed, tagged with its generation.
-    last_error: Mutex<Option<(u64, Error)>>,
-    refreshing: AtomicBool,
+    /// The one fetch in flight, foreground or background, in a task of its
+    /// own so that no caller's cancellation aborts it.
+    flight: Flight<Result<F::Token>>,
     failures: AtomicU32,
     /// No background refresh before this time (ms since the epoch).
     retry_after_ms: AtomicU64,
@@ -231,10 +233,7 @@ impl<F: Fetcher> Cache<F> {
             shared: Arc::new(Shared {
                 fetcher,
                 current: ArcSwapOption::empty(),
-                fetch_lock: tokio::sync::Mutex::new(()),
-                generation: AtomicU64::new(0),
-                last_error: Mutex::new(None),
-                refreshing: AtomicBool::new(false),
+                flight: Flight::new(),
                 failures: AtomicU32::new(0),
                 retry_after_ms: AtomicU64::new(0),
             }),
@@ -245,7 +244,7 @@ impl<F: Fetcher> Cache<F> {
     pub(crate) async fn get(&self) -> Result<F::Token> {
         match self.ready() {
             Some(token) => Ok(token),
-            None => self.shared.fetch_now().await,
+            None => Shared::fetch_now(&self.shared).await,
         }
     }
 
@@ -258,7 +257,7 @@ impl<F: Fetcher> Cache<F> {
         match cached.phase(now) {
             Phase::Fresh => Some(cached.token.clone()),
             Phase::RefreshDue => {
-                self.shared.start_background_refresh(now);
+                Shared::start_background_refresh(&self.shared, now);
                 Some(cached.token.clone())
             }
             Phase::Expired => None,
@@ -280,118 +279,103 @@ impl<F: Fetcher> Cache<F> {
 }
 
 impl<F: Fetcher> Shared<F> {
-    async fn fetch_now(&self) -> Result<F::Token> {
-        let seen = self.generation.load(Ordering::Acquire);
-        let _fetching = self.fetch_lock.lock().await;
-        let now = self.fetcher.now();
-        if let Some(cached) = &*self.current.load()
-            && cached.phase(now) != Phase::Expired
-        {
-            return Ok(cached.token.clone());
-        }
-        // A fetch finished while we queued and failed: report its error
-        // rather than hammering a failing endpoint once per waiter.
-        if self.generation.load(Ordering::Acquire) != seen {
-            let last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((_, err)) = &*last {
-                return Err(err.clone());
+    /// A usable token, waiting for the fetch in flight or starting one.
+    /// Everyone waiting shares its outcome, error included.
+    async fn fetch_now(this: &Arc<Self>) -> Result<F::Token> {
+        // A fetch that ends without an outcome (its runtime shut down) is
+        // started again, a bounded number of times.
+        for _ in 0..3 {
+            if let Some(cached) = &*this.current.load()
+                && cached.phase(this.fetcher.now()) != Phase::Expired
+            {
+                return Ok(cached.token.clone());
+            }
+            if let Some(outcome) = this.flight.join(|| Self::fetch_and_keep(this)).await {
+                return outcome;
             }
         }
-        let result = self.fetch(now).await;
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        match result {
-            Ok(cached) => {
-                *last = None;
-                self.failures.store(0, Ordering::Release);
-                let token = cached.token.clone();
-                self.current.store(Some(Arc::new(cached)));
-                Ok(token)
-            }
-            Err(err) => {
-                *last = Some((generation, err.clone()));
-                Err(err)
-            }
-        }
+        Err(Error::InvalidArgument(format!(
+            "the token fetch for {} ended without an answer: no Tokio runtime runs it",
+            this.fetcher.label()
+        )))
     }
 
-    /// One fetch, refusing a token that is already unusable.
-    async fn fetch(&self, now: SystemTime) -> Result<Cached<F::Token>> {
-        let cached = Cached::new(self.fetcher.fetch().await?);
-        if cached.phase(now) == Phase::Expired {
-            return Err(Error::StaleToken {
-                exp: millis(cached.token.expires_at()) / 1000,
-                now: millis(now) / 1000,
-            });
+    /// Starts one background refresh unless one is running, backing off
+    /// after failures; callers keep the valid token meanwhile.
+    fn start_background_refresh(this: &Arc<Self>, now: SystemTime) {
+        if millis(now) < this.retry_after_ms.load(Ordering::Acquire) {
+            return;
         }
-        Ok(cached)
+        // Without a runtime (a caller outside Tokio) nothing starts, and
+        // the next call tries again.
+        this.flight.start(|| Self::fetch_and_keep(this));
     }
 
-    fn start_background_refresh(self: &Arc<Self>, now: SystemTime) {
-        if millis(now) < self.retry_after_ms.load(Ordering::Acquire) {
-            return;
-        }
-        if self.refreshing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.refreshing.store(false, Ordering::Release);
-            return;
-        };
-        let this = Arc::clone(self);
-        runtime.spawn(async move {
-            this.background_refresh().await;
-            this.refreshing.store(false, Ordering::Release);
-        });
-    }
-
-    async fn background_refresh(&self) {
-        let _fetching = self.fetch_lock.lock().await;
-        let now = self.fetcher.now();
-        let current = self.current.load_full();
-        if let Some(cached) = &current
-            && cached.phase(now) == Phase::Fresh
-        {
-            return; // a foreground fetch already refreshed it
-        }
-        let result = self.fetch(now).await;
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        match result {
-            Ok(fresh) => {
-                let progressed = fresh.phase(now) == Phase::Fresh;
-                let newer = current
-                    .as_ref()
-                    .is_none_or(|old| fresh.token.expires_at() > old.token.expires_at());
-                if newer {
-                    self.current.store(Some(Arc::new(fresh)));
+    /// The fetch the flight runs: fetch, check against the clock read
+    /// after the answer arrived, keep the token if it is newer, and back
+    /// off after a failure.
+    fn fetch_and_keep(this: &Arc<Self>) -> impl Future<Output = Result<F::Token>> + Send + 'static {
+        let this = Arc::clone(this);
+        async move {
+            let result = this.fetcher.fetch().await;
+            // After the fetch, not before: a slow answer can be stale.
+            let now = this.fetcher.now();
+            let fresh = match result.map(Cached::new) {
+                Ok(fresh) if fresh.phase(now) == Phase::Expired => Err(Error::StaleToken {
+                    exp: millis(fresh.token.expires_at()) / 1000,
+                    now: millis(now) / 1000,
+                }),
+                other => other,
+            };
+            match fresh {
+                Ok(fresh) => {
+                    if fresh.phase(now) == Phase::Fresh {
+                        this.failures.store(0, Ordering::Release);
+                        this.retry_after_ms.store(0, Ordering::Release);
+                    } else {
+                        // The server handed back a token that is itself
+                        // due for refresh (a metadata server still
+                        // caching): wait before asking again.
+                        this.back_off(now, None);
+                    }
+                    let token = fresh.token.clone();
+                    let current = this.current.load();
+                    let newer = current
+                        .as_ref()
+                        .is_none_or(|old| fresh.token.expires_at() >= old.token.expires_at());
+                    if newer {
+                        this.current.store(Some(Arc::new(fresh)));
+                        return Ok(token);
+                    }
+                    match current.as_ref() {
+                        Some(old) if old.phase(now) != Phase::Expired => Ok(old.token.clone()),
+                        _ => Ok(token),
+                    }
                 }
-                if progressed {
-                    self.failures.store(0, Ordering::Release);
-                    self.retry_after_ms.store(0, Ordering::Release);
-                } else {
-                    // The server handed back a token that is itself due
-                    // for refresh (a metadata server still caching):
-                    // wait before asking again.
-                    self.back_off(now, None);
+                Err(err) => {
+                    this.back_off(now, Some(&err));
+                    Err(err)
                 }
             }
-            Err(err) => self.back_off(now, Some(&err)),
         }
     }
 
     fn back_off(&self, now: SystemTime, err: Option<&Error>) {
-        let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        let failures = self
+            .failures
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
         let base = Duration::from_secs(1)
-            .saturating_mul(1 << (failures - 1).min(6))
+            .saturating_mul(1 << failures.saturating_sub(1).min(6))
             .min(MAX_BACKOFF);
         let wait = base + base.mul_f64(fastrand::f64() / 2.0);
         self.retry_after_ms
             .store(millis(later(now, wait)), Ordering::Release);
         if let Some(err) = err {
             if failures == 1 {
-                tracing::warn!(token_for = %self.fetcher.label(), error = %err, "background ID token refresh failed; keeping the valid token, retrying in {wait:?}");
+                tracing::warn!(token_for = %self.fetcher.label(), error = %err, "ID token fetch failed; keeping any valid token, retrying in the background after {wait:?}");
             } else {
-                tracing::debug!(token_for = %self.fetcher.label(), failures, error = %err, "background ID token refresh failed again");
+                tracing::debug!(token_for = %self.fetcher.label(), failures, error = %err, "ID token fetch failed again");
             }
         }
     }

@@ -64,6 +64,7 @@ mod clock;
 mod credentials;
 mod env;
 mod error;
+mod flight;
 mod http;
 pub mod integrations;
 mod jws;

@@ -201,3 +201,104 @@ async fn cold_callers_share_the_error_of_a_failed_fetch() {
         "waiters did not refetch"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_give_up_do_not_abort_the_shared_fetch() {
+    let emu = emulator().await;
+    let source =
+        Credentials::metadata_server(&emu.metadata_host()).token_source("https://svc.example");
+    emu.set_delay(Endpoint::MetadataIdentity, Duration::from_millis(1500));
+    // 100 callers, each giving up after a sliver of the fetch's time (a
+    // client disconnect, a short timeout), one after another.
+    for _ in 0..100 {
+        let impatient = tokio::time::timeout(Duration::from_millis(5), source.token()).await;
+        assert!(impatient.is_err(), "gave up before the answer");
+    }
+    let token = within("the patient caller", source.token())
+        .await
+        .expect("token");
+    assert_eq!(token.claims().aud.as_deref(), Some("https://svc.example"));
+    assert_eq!(
+        emu.counters().get(Endpoint::MetadataIdentity),
+        1,
+        "one fetch, which every caller joined"
+    );
+}
+
+#[tokio::test]
+async fn a_token_checked_after_a_long_fetch_is_not_handed_out_inside_its_margin() {
+    // The emulator mints on real time; the client's clock moves on while
+    // the answer is held, as on a slow network.
+    let emu = emulator().await;
+    let clock = manual_clock();
+    let source = Credentials::metadata_server(&emu.metadata_host())
+        .with_clock(Arc::new(clock.clone()))
+        .token_source("https://svc.example");
+    let hold = emu.hold(Endpoint::MetadataIdentity);
+    let pending = tokio::spawn({
+        let source = source.clone();
+        async move { source.token().await }
+    });
+    wait_for_count(&emu, Endpoint::MetadataIdentity, 1).await;
+    // An hour-long token arrives with 5 s left by the client's clock:
+    // inside the 10 s margin.
+    clock.advance(Duration::from_secs(3595));
+    hold.release();
+    let outcome = within("the fetch", pending).await.expect("task");
+    match outcome {
+        Err(idtoken::Error::StaleToken { .. }) => {}
+        Ok(t) => panic!(
+            "handed out a token with {:?} left",
+            t.expires_at().duration_since(clock.now())
+        ),
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[test]
+fn a_refresh_dropped_with_its_runtime_does_not_stop_later_refreshes() {
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let clock = manual_clock();
+    let (emu, source, old) = main.block_on(async {
+        let emu = emulator_on(&clock).await;
+        let source = Credentials::metadata_server(&emu.metadata_host())
+            .with_clock(Arc::new(clock.clone()))
+            .token_source("https://svc.example");
+        let old = source.token().await.expect("first token");
+        (emu, source, old)
+    });
+    // Inside the refresh window; the refresh starts on a short-lived
+    // runtime and is held at the emulator when that runtime shuts down.
+    clock.set(old.expires_at() - Duration::from_secs(200));
+    let hold = emu.hold(Endpoint::MetadataIdentity);
+    let doomed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    doomed.block_on(async {
+        let got = source.token().await.expect("cached token");
+        assert_eq!(got.as_str(), old.as_str());
+        wait_for_count(&emu, Endpoint::MetadataIdentity, 2).await;
+    });
+    drop(doomed);
+    hold.release();
+    main.block_on(async {
+        let got = source.token().await.expect("cached token");
+        assert_eq!(got.as_str(), old.as_str());
+        wait_for_count(&emu, Endpoint::MetadataIdentity, 3).await;
+        within("the refreshed token", async {
+            loop {
+                let t = source.token().await.expect("token");
+                if t.as_str() != old.as_str() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    });
+}
