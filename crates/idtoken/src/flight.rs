@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
+use tracing::instrument::WithSubscriber as _;
 
 /// One shared fetch at a time; `T` is its outcome (a `Result`).
 pub(crate) struct Flight<T> {
@@ -93,14 +94,17 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
             slot: Arc::clone(&self.slot),
             id,
         };
-        runtime.spawn(async move {
+        let task = async move {
             let outcome = fut.await;
             // The slot is free before anyone wakes, so a waiter that finds
             // the outcome unusable starts a new fetch rather than
             // rejoining this one.
             drop(landed);
             tx.send_replace(Some(outcome));
-        });
+        };
+        // The fetch logs to the subscriber of whoever started it, as it
+        // would have inline, not to the global default.
+        runtime.spawn(task.with_current_subscriber());
         Some(rx)
     }
 
@@ -160,7 +164,7 @@ mod tests {
             .build()
             .expect("runtime");
         doomed.block_on(async {
-            assert!(flight.start(|| std::future::pending::<u32>()));
+            assert!(flight.start(std::future::pending::<u32>));
             assert!(!flight.start(|| async { 1 }), "one at a time");
         });
         assert!(flight.in_flight());

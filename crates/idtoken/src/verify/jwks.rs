@@ -1,22 +1,30 @@
 //! The key-set cache.
 //!
-//! - Keys are held for the key set's `Cache-Control: max-age` minus `Age`
-//!   (at least 30 s, so `max-age=0` cannot make every verification fetch).
+//! - Keys are held for the key set's `Cache-Control: max-age` minus `Age`,
+//!   counted from when the answer arrived, within 30 s and a day (so
+//!   `max-age=0` cannot make every verification fetch, and a huge one
+//!   cannot keep a withdrawn key trusted for ever).
 //! - Reads are lock-free (an `ArcSwap` load); a verification never waits
-//!   on a fetch while the cached keys are valid: a refresh starts in the
-//!   background a little before they lapse.
-//! - One fetch at a time, however many verifications wait (a mutex held
-//!   across the fetch; whoever waited uses the fresh result).
+//!   on a fetch while cached keys can serve: a refresh starts in the
+//!   background a little before they lapse, and keys past their max-age
+//!   keep serving (stale-while-revalidate, up to [`STALE_IF_ERROR`]) while
+//!   that one refresh runs, however slow the endpoint is.
+//! - One fetch at a time ([`Flight`]), in a task of its own: however many
+//!   verifications wait, they share its outcome, failure included, and
+//!   none that gives up aborts it.
+//! - After a failed fetch, no new attempt for a while, counted from when
+//!   the failure is recorded: an interval while cached keys serve; a short
+//!   jittered window ([`NEGATIVE_CACHE`]) when none do, in which
+//!   verifications fail fast with `KeysUnavailable` and make no request.
 //! - An unknown `kid` triggers at most one refetch per interval, so random
-//!   `kid`s cannot flood the key endpoint; lookups that arrive while that
-//!   refetch runs wait for it instead of failing.
-//! - When the endpoint fails, cached keys keep serving for up to
-//!   [`STALE_IF_ERROR`] past their expiry, a retry is made at most once per
-//!   interval, and the failure is logged once per outage.
+//!   `kid`s cannot flood the key endpoint; lookups that arrive while a
+//!   fetch runs wait for it instead of failing.
+//! - A failing endpoint is logged once per outage.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -26,6 +34,7 @@ use serde::Deserialize;
 
 use super::VerifyError;
 use crate::clock::{Clock, later};
+use crate::flight::Flight;
 use crate::http::Http;
 
 /// Used when the key set carries no `max-age`.
@@ -40,6 +49,10 @@ const MIN_MAX_AGE: Duration = Duration::from_secs(30);
 /// about six hours, and a key Google has withdrawn must not stay trusted
 /// for longer than a day because of a huge `max-age`.
 const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// After a failed fetch with no keys to serve, verifications fail fast
+/// (`KeysUnavailable`, a 503 from the layer) for this long, plus up to half
+/// again at random so that many verifiers do not retry in step.
+const NEGATIVE_CACHE: Duration = Duration::from_secs(5);
 /// Longest head start of a background refresh before the keys lapse.
 const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
 
@@ -62,13 +75,18 @@ struct KeySet {
 pub(crate) struct KeyCache {
     url: String,
     current: ArcSwapOption<KeySet>,
-    fetch_lock: tokio::sync::Mutex<()>,
+    /// The one key-set fetch in flight, in a task of its own: every
+    /// verification that needs it waits for that one, and none that gives
+    /// up aborts it.
+    flight: Flight<Result<Arc<KeySet>, VerifyError>>,
     /// When an unknown `kid` last caused a refetch (ms since the epoch).
     last_unknown_refetch_ms: AtomicU64,
-    /// After a failed fetch: no new attempt before this (ms since the epoch).
+    /// After a failed fetch: no new attempt before this (ms since the
+    /// epoch), taken when the failure is recorded.
     retry_after_ms: AtomicU64,
-    /// A background refresh is running.
-    refreshing: AtomicBool,
+    /// Why the last fetch failed, for verifications that fail fast in the
+    /// window after it.
+    last_error: Mutex<Option<String>>,
     /// The current outage has been logged.
     warned: AtomicBool,
     interval: Duration,
@@ -80,10 +98,10 @@ impl KeyCache {
         Self {
             url,
             current: ArcSwapOption::empty(),
-            fetch_lock: tokio::sync::Mutex::new(()),
+            flight: Flight::new(),
             last_unknown_refetch_ms: AtomicU64::new(0),
             retry_after_ms: AtomicU64::new(0),
-            refreshing: AtomicBool::new(false),
+            last_error: Mutex::new(None),
             warned: AtomicBool::new(false),
             interval,
             clock,
@@ -94,40 +112,39 @@ impl KeyCache {
     pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<PublicKey>, VerifyError> {
         let now = self.clock.now();
         let unknown = || VerifyError::UnknownKey(kid.to_owned());
-        if let Some(set) = self.current.load_full() {
-            let valid = now < set.expires_at;
-            let stale_ok = now < later(set.expires_at, STALE_IF_ERROR)
-                && millis(now) < self.retry_after_ms.load(Ordering::Acquire);
-            if valid || stale_ok {
-                if valid && now >= set.refresh_at {
-                    self.refresh_in_background();
-                }
-                if let Some(key) = set.keys.get(kid) {
-                    return Ok(Arc::clone(key));
-                }
-                return self.unknown_kid(kid, &set).await.ok_or_else(unknown);
+        if let Some(set) = self.current.load_full()
+            && now < later(set.expires_at, STALE_IF_ERROR)
+        {
+            // Valid, or past max-age but within stale-if-error: used at
+            // once, while one refresh runs in the background.
+            if now >= set.refresh_at {
+                self.refresh_in_background(now);
             }
+            if let Some(key) = set.keys.get(kid) {
+                return Ok(Arc::clone(key));
+            }
+            return self.unknown_kid(kid, now).await.ok_or_else(unknown);
         }
-        // Cold, expired, or stale with a retry due: fetch and wait for it.
-        let set = self.refresh(None).await?;
+        // Cold, or too old to serve. Right after a failed fetch, fail fast
+        // instead of asking a failing endpoint once per verification.
+        if millis(now) < self.retry_after_ms.load(Ordering::Acquire) {
+            return Err(VerifyError::KeysUnavailable(self.last_error()));
+        }
+        let set = self.fetch_shared().await?;
         set.keys.get(kid).cloned().ok_or_else(unknown)
     }
 
-    /// An unknown `kid` with usable keys: refetch at most once per interval;
-    /// lookups during that refetch wait for it.
-    async fn unknown_kid(&self, kid: &str, seen: &Arc<KeySet>) -> Option<Arc<PublicKey>> {
-        let guard = self.fetch_lock.lock().await;
-        if let Some(set) = self.current.load_full()
-            && !Arc::ptr_eq(&set, seen)
+    /// An unknown `kid` with usable keys: join the fetch in flight, or
+    /// refetch at most once per interval; otherwise the key is unknown.
+    async fn unknown_kid(self: &Arc<Self>, kid: &str, now: SystemTime) -> Option<Arc<PublicKey>> {
+        if !self.flight.in_flight()
+            && (millis(now) < self.retry_after_ms.load(Ordering::Acquire)
+                || !self.may_refetch_for_unknown_kid(now))
         {
-            return set.keys.get(kid).cloned();
-        }
-        let now = self.clock.now();
-        if !self.may_refetch_for_unknown_kid(now) {
             return None;
         }
-        let set = self.refresh(Some(guard)).await.ok()?;
-        set.keys.get(kid).cloned()
+        let _ = self.fetch_shared().await;
+        self.current.load().as_ref()?.keys.get(kid).cloned()
     }
 
     fn may_refetch_for_unknown_kid(&self, now: SystemTime) -> bool {
@@ -141,89 +158,87 @@ impl KeyCache {
         true
     }
 
-    /// Starts one background refresh (if none is running and a runtime is
-    /// at hand); verifications keep using the cached keys meanwhile.
-    fn refresh_in_background(self: &Arc<Self>) {
-        if millis(self.clock.now()) < self.retry_after_ms.load(Ordering::Acquire) {
+    /// Starts one background refresh unless one runs or a failure is
+    /// being waited out; verifications keep using the cached keys.
+    fn refresh_in_background(self: &Arc<Self>, now: SystemTime) {
+        if millis(now) < self.retry_after_ms.load(Ordering::Acquire) {
             return;
         }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self.refreshing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let this = Arc::clone(self);
-        handle.spawn(async move {
-            let before = this.current.load_full();
-            let guard = this.fetch_lock.lock().await;
-            let after = this.current.load_full();
-            let someone_else = match (&before, &after) {
-                (Some(b), Some(a)) => !Arc::ptr_eq(b, a),
-                _ => false,
-            };
-            if !someone_else {
-                let _ = this.refresh(Some(guard)).await;
-            }
-            this.refreshing.store(false, Ordering::Release);
-        });
+        self.flight.start(|| self.fetch_and_keep());
     }
 
-    /// Fetches the key set, one fetch at a time. Callers that waited for
-    /// another's fetch use its result. On failure a recently expired set
-    /// keeps serving and the next attempt waits an interval.
-    async fn refresh(
-        &self,
-        held: Option<tokio::sync::MutexGuard<'_, ()>>,
-    ) -> Result<Arc<KeySet>, VerifyError> {
-        let _fetching = match held {
-            Some(guard) => guard,
-            None => {
-                let before = self.current.load_full();
-                let guard = self.fetch_lock.lock().await;
-                let now = self.clock.now();
-                if let Some(set) = self.current.load_full() {
-                    let changed = before.as_ref().is_none_or(|b| !Arc::ptr_eq(b, &set));
-                    let stale_ok = now < later(set.expires_at, STALE_IF_ERROR)
-                        && millis(now) < self.retry_after_ms.load(Ordering::Acquire);
-                    if (changed && now < set.expires_at) || stale_ok {
-                        return Ok(set);
+    /// The outcome of the fetch in flight, or of one started now.
+    async fn fetch_shared(self: &Arc<Self>) -> Result<Arc<KeySet>, VerifyError> {
+        // A fetch that ends without an outcome (its runtime shut down) is
+        // started again, a bounded number of times.
+        for _ in 0..3 {
+            if let Some(outcome) = self.flight.join(|| self.fetch_and_keep()).await {
+                return outcome;
+            }
+        }
+        Err(VerifyError::KeysUnavailable(format!(
+            "the key set fetch from {} ended without an answer: no Tokio runtime runs it",
+            self.url
+        )))
+    }
+
+    /// What the flight runs: one fetch; on success the new set replaces
+    /// the old; on failure a recently expired set keeps serving, and no
+    /// new attempt is made for a while from the moment the failure is
+    /// recorded: an interval when cached keys still serve, a short
+    /// jittered window when none do (verifications then fail fast).
+    fn fetch_and_keep(
+        self: &Arc<Self>,
+    ) -> impl Future<Output = Result<Arc<KeySet>, VerifyError>> + Send + 'static {
+        let this = Arc::clone(self);
+        async move {
+            let result = this.fetch().await;
+            let now = this.clock.now();
+            match result {
+                Ok(set) => {
+                    let set = Arc::new(set);
+                    this.current.store(Some(Arc::clone(&set)));
+                    this.retry_after_ms.store(0, Ordering::Release);
+                    if this.warned.swap(false, Ordering::AcqRel) {
+                        tracing::info!(url = %this.url, "key set endpoint answers again");
+                    }
+                    Ok(set)
+                }
+                Err(why) => {
+                    let current = this.current.load_full();
+                    let serving = current
+                        .as_ref()
+                        .is_some_and(|s| now < later(s.expires_at, STALE_IF_ERROR));
+                    let wait = if serving {
+                        this.interval
+                    } else {
+                        NEGATIVE_CACHE.mul_f64(1.0 + fastrand::f64() / 2.0)
+                    };
+                    this.retry_after_ms
+                        .store(millis(later(now, wait)), Ordering::Release);
+                    *this.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+                    if !this.warned.swap(true, Ordering::AcqRel) {
+                        tracing::warn!(url = %this.url, error = %why, serving_cached = serving,
+                            "key set fetch failed; logged once until it answers again");
+                    }
+                    match current {
+                        Some(set) if serving => Ok(set),
+                        _ => Err(VerifyError::KeysUnavailable(why)),
                     }
                 }
-                guard
-            }
-        };
-        let now = self.clock.now();
-        match self.fetch(now).await {
-            Ok(set) => {
-                let set = Arc::new(set);
-                self.current.store(Some(Arc::clone(&set)));
-                self.retry_after_ms.store(0, Ordering::Release);
-                if self.warned.swap(false, Ordering::AcqRel) {
-                    tracing::info!(url = %self.url, "key set endpoint answers again");
-                }
-                Ok(set)
-            }
-            Err(why) => {
-                let retry = millis(now).saturating_add(duration_ms(self.interval));
-                self.retry_after_ms.store(retry, Ordering::Release);
-                let current = self.current.load_full();
-                let serving = current
-                    .as_ref()
-                    .is_some_and(|s| now < later(s.expires_at, STALE_IF_ERROR));
-                if !self.warned.swap(true, Ordering::AcqRel) {
-                    tracing::warn!(url = %self.url, error = %why, serving_cached = serving,
-                        "key set fetch failed; logged once until it answers again");
-                }
-                match current {
-                    Some(set) if serving => Ok(set),
-                    _ => Err(VerifyError::KeysUnavailable(why)),
-                }
             }
         }
     }
 
-    async fn fetch(&self, now: SystemTime) -> Result<KeySet, String> {
+    fn last_error(&self) -> String {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| format!("the key set at {} is unavailable", self.url))
+    }
+
+    async fn fetch(&self) -> Result<KeySet, String> {
         let url = self.url.as_str();
         let answer = Http::PUBLIC
             .send("key set", url, |c| c.get(url), |_, _| "")
@@ -242,6 +257,9 @@ impl KeyCache {
         if keys.is_empty() {
             return Err(format!("the key set at {url} holds no usable keys"));
         }
+        // Lifetimes count from the answer, not from the request: a slow
+        // answer is no fresher than it is.
+        let now = self.clock.now();
         let ahead = (max_age / 10).min(MAX_REFRESH_AHEAD);
         Ok(KeySet {
             keys,

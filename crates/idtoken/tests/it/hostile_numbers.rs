@@ -74,7 +74,7 @@ async fn a_key_set_with_a_huge_max_age_verifies_and_is_still_refetched_within_a_
     within("verify", verifier.verify(&sign(now)))
         .await
         .expect("verifies");
-    assert_eq!(emu.counters().get(Endpoint::JwksV3), 2);
+    wait_for_count(&emu, Endpoint::JwksV3, 2).await;
 }
 
 #[tokio::test]

@@ -162,11 +162,18 @@ async fn key_endpoint_down_with_a_warm_cache_causes_no_failures() {
     clock.advance(Duration::from_secs(120));
     let t = tok.clone();
     assert_eq!(hammer(&v, 20, 100, move |_| t.clone()).await, 0);
-    // One refresh for the lapsed set (a fetch is up to 3 HTTP tries), not
-    // one per verification; the next waits out the 30 s retry interval.
+    // One background refresh for the lapsed set (a fetch is up to 3 HTTP
+    // tries), not one per verification; the next waits out the 30 s retry
+    // interval.
+    wait_for_count(&emu, Endpoint::JwksV3, 1 + 3).await;
+    settle().await;
+    assert_eq!(hammer(&v, 20, 100, move |_| tok.clone()).await, 0);
     assert_eq!(emu.counters().get(Endpoint::JwksV3), 1 + 3);
     clock.advance(Duration::from_secs(31));
+    let tok = token(&emu, clock.now());
     v.verify(&tok).await.expect("still served from cache");
+    wait_for_count(&emu, Endpoint::JwksV3, 1 + 3 + 3).await;
+    settle().await;
     assert_eq!(emu.counters().get(Endpoint::JwksV3), 1 + 3 + 3);
 }
 
@@ -255,22 +262,79 @@ impl std::io::Write for Logs {
 }
 
 impl Logs {
-    fn count(&self, needle: &str) -> usize {
+    /// Lines that hold both `needle` and `about`.
+    fn count(&self, needle: &str, about: &str) -> usize {
         let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        String::from_utf8_lossy(&bytes).matches(needle).count()
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains(needle) && l.contains(about))
+            .count()
+    }
+
+    /// The process-wide log, installed once. Global rather than a scoped
+    /// subscriber: the refreshes run in tasks of their own, and tracing's
+    /// per-callsite interest cache, filled from whichever thread first
+    /// logs there, can hide a scoped subscriber's events from them when
+    /// other tests run alongside.
+    fn global() -> Logs {
+        static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Logs::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("the only global log");
+            logs
+        })
+        .clone()
     }
 }
 
 #[tokio::test]
 async fn a_key_endpoint_outage_is_logged_once_not_per_request() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let all = Logs::global();
+    let clock = manual_clock();
+    let c = clock.clone();
+    let emu = Emulator::builder()
+        .clock(Arc::new(move || c.now()))
+        .jwks_max_age(Duration::from_secs(60))
+        .start()
+        .await
+        .expect("emulator");
+    let v = verifier(&emu, Some(&clock));
+    let tok = token(&emu, clock.now());
+    let url = emu.jwks_url();
+    let logs = |needle: &str| all.count(needle, &url);
+    v.verify(&tok).await.expect("warm");
+    // Two refresh attempts (3 HTTP tries each) fail; the one after succeeds.
+    emu.inject_fault(Endpoint::JwksV3, Fault::Status(503), 6);
+    for round in 1..=2 {
+        clock.advance(Duration::from_secs(61));
+        for _ in 0..300 {
+            v.verify(&tok).await.expect("served from cache");
+        }
+        // The refresh runs in the background: let it fail.
+        wait_for_count(&emu, Endpoint::JwksV3, 1 + 3 * round).await;
+        eventually("the failure is logged", || logs("key set fetch failed") > 0).await;
+        settle().await;
+    }
+    assert_eq!(logs("key set fetch failed"), 1, "one line per outage");
+    clock.advance(Duration::from_secs(61));
+    v.verify(&tok).await.expect("fresh keys");
+    wait_for_count(&emu, Endpoint::JwksV3, 1 + 3 * 2 + 1).await;
+    eventually("the recovery is logged", || {
+        logs("key set endpoint answers again") > 0
+    })
+    .await;
+    settle().await;
+    assert_eq!(logs("key set endpoint answers again"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_past_max_age_keep_serving_at_once_while_a_slow_refresh_runs() {
     let clock = manual_clock();
     let c = clock.clone();
     let emu = Emulator::builder()
@@ -282,16 +346,145 @@ async fn a_key_endpoint_outage_is_logged_once_not_per_request() {
     let v = verifier(&emu, Some(&clock));
     let tok = token(&emu, clock.now());
     v.verify(&tok).await.expect("warm");
-    // Two refresh attempts (3 HTTP tries each) fail; the one after succeeds.
-    emu.inject_fault(Endpoint::JwksV3, Fault::Status(503), 6);
-    for _ in 0..2 {
-        clock.advance(Duration::from_secs(61));
-        for _ in 0..300 {
-            v.verify(&tok).await.expect("served from cache");
-        }
+    // The key endpoint is slow rather than down: its answer is held for
+    // as long as this test likes, and the keys are past their max-age.
+    let hold = emu.hold(Endpoint::JwksV3);
+    clock.advance(Duration::from_secs(120));
+    let t = tok.clone();
+    let failed = within(
+        "1,000 verifications while the refresh is held",
+        hammer(&v, 10, 100, move |_| t.clone()),
+    )
+    .await;
+    assert_eq!(failed, 0);
+    wait_for_count(&emu, Endpoint::JwksV3, 2).await;
+    assert_eq!(
+        emu.counters().get(Endpoint::JwksV3),
+        2,
+        "one key-set request in flight"
+    );
+    hold.release();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cold_cache_during_an_outage_makes_one_fetch_sequence_then_fails_fast() {
+    let clock = manual_clock();
+    let emu = emulator_on(&clock).await;
+    let v = verifier(&emu, Some(&clock));
+    emu.inject_fault(Endpoint::JwksV3, Fault::Status(503), 10_000);
+    let now = clock.now();
+    let good = token(&emu, now);
+    let outcomes = within(
+        "500 cold verifications",
+        hammer_errors(&v, 500, move |i| {
+            // Signed tokens and well-formed forgeries with unknown kids.
+            if i % 2 == 0 {
+                good.clone()
+            } else {
+                forged(now, &format!("forged-{i}"))
+            }
+        }),
+    )
+    .await;
+    assert_eq!(outcomes.len(), 500);
+    assert!(
+        outcomes
+            .iter()
+            .all(|e| matches!(e, Some(idtoken::VerifyError::KeysUnavailable(_)))),
+        "{:?}",
+        outcomes
+            .iter()
+            .find(|e| !matches!(e, Some(idtoken::VerifyError::KeysUnavailable(_))))
+    );
+    assert_eq!(
+        emu.counters().get(Endpoint::JwksV3),
+        3,
+        "one fetch sequence (3 HTTP tries) for all 500"
+    );
+    // In the negative-cache window: fail fast, no request.
+    for _ in 0..100 {
+        let e = v.verify(&token(&emu, now)).await.expect_err("fails fast");
+        assert!(e.is_unavailable(), "{e}");
+        assert!(e.to_string().contains("503"), "the cause is kept: {e}");
     }
-    assert_eq!(logs.count("key set fetch failed"), 1, "one line per outage");
-    clock.advance(Duration::from_secs(61));
-    v.verify(&tok).await.expect("fresh keys");
-    assert_eq!(logs.count("key set endpoint answers again"), 1);
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 3);
+    // After the window (5 s, plus up to half again), one new sequence.
+    clock.advance(Duration::from_secs(8));
+    let _ = v.verify(&token(&emu, clock.now())).await;
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifications_that_give_up_do_not_abort_the_shared_key_fetch() {
+    let emu = emulator().await;
+    let v = verifier(&emu, None);
+    let tok = token(&emu, SystemTime::now());
+    emu.set_delay(Endpoint::JwksV3, Duration::from_millis(1500));
+    for _ in 0..100 {
+        let impatient = tokio::time::timeout(Duration::from_millis(5), v.verify(&tok)).await;
+        assert!(impatient.is_err(), "gave up before the keys came");
+    }
+    within("the patient verification", v.verify(&tok))
+        .await
+        .expect("verifies");
+    assert_eq!(emu.counters().get(Endpoint::JwksV3), 1);
+}
+
+/// Lets a background fetch whose last answer has arrived record its
+/// outcome (a few steps of local work, no I/O).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Waits (bounded) until `done` holds.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    within(what, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// A well-formed RS256 token for `AUD` under `kid`, signed by no one.
+fn forged(now: SystemTime, kid: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    format!(
+        "{}.{}.{}",
+        b64(json!({"alg": "RS256", "kid": kid, "typ": "JWT"})),
+        b64(
+            json!({"iss": "https://accounts.google.com", "aud": AUD, "sub": "1",
+            "iat": now, "exp": now + 3600})
+        ),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 256])
+    )
+}
+
+/// Verifies `n` tokens at once, one task each; the error of each, if any.
+async fn hammer_errors(
+    v: &Verifier,
+    n: usize,
+    tokens: impl Fn(usize) -> String,
+) -> Vec<Option<idtoken::VerifyError>> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (v, tok, barrier) = (v.clone(), tokens(i), barrier.clone());
+        set.spawn(async move {
+            barrier.wait().await;
+            v.verify(&tok).await.err()
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.expect("task finished"));
+    }
+    out
 }
