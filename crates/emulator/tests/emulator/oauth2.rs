@@ -97,7 +97,8 @@ async fn overlong_and_future_assertions_are_invalid_grant() -> TestResult {
     ] {
         let assertion = sign(
             &kf,
-            &json!({"iss": kf.email, "aud": "x", "iat": iat, "exp": exp, "target_audience": "a"}),
+            &json!({"iss": kf.email, "aud": emu.token_uri(), "iat": iat, "exp": exp,
+                    "target_audience": "a"}),
         )?;
         let (status, body) = grant(&emu, &assertion).await?;
         assert_eq!(status, 400);
@@ -112,7 +113,7 @@ async fn unknown_issuer_and_wrong_kid_and_garbage_are_invalid_grant() -> TestRes
     let emu = Emulator::start().await?;
     let mut kf = key_file(&emu)?;
     let iat = now();
-    let claims = json!({"iss": "someone@else.iam.gserviceaccount.com", "aud": "x",
+    let claims = json!({"iss": "someone@else.iam.gserviceaccount.com", "aud": emu.token_uri(),
                         "iat": iat, "exp": iat + 60, "target_audience": "a"});
     let (status, body) = grant(&emu, &sign(&kf, &claims)?).await?;
     assert_eq!(
@@ -169,7 +170,7 @@ async fn assertion_without_audience_or_scope_is_invalid_scope() -> TestResult {
     let iat = now();
     let assertion = sign(
         &kf,
-        &json!({"iss": kf.email, "aud": "x", "iat": iat, "exp": iat + 60}),
+        &json!({"iss": kf.email, "aud": emu.token_uri(), "iat": iat, "exp": iat + 60}),
     )?;
     let (status, body) = grant(&emu, &assertion).await?;
     assert_eq!(
@@ -201,5 +202,79 @@ async fn wrong_content_type_and_grant_type_are_refused_in_json() -> TestResult {
     assert_eq!(resp.status(), 400);
     let body: serde_json::Value = resp.json().await?;
     assert_eq!(body["error"], "unsupported_grant_type");
+    Ok(())
+}
+
+#[tokio::test]
+async fn assertion_for_another_token_endpoint_is_invalid_grant_failed_audience_check() -> TestResult
+{
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let iat = now();
+    for aud in [
+        "https://evil.example/token",
+        "https://oauth2.googleapis.com/token/",
+        "http://oauth2.googleapis.com/token",
+        "",
+    ] {
+        let assertion = sign(
+            &kf,
+            &json!({"iss": kf.email, "aud": aud, "iat": iat, "exp": iat + 3600,
+                    "target_audience": "https://x.example"}),
+        )?;
+        let (status, body) = grant(&emu, &assertion).await?;
+        assert_eq!(status, 400, "aud {aud:?}: {body}");
+        assert_eq!(body["error"], "invalid_grant", "aud {aud:?}");
+        assert_eq!(
+            body["error_description"], "Invalid JWT: Failed audience check.",
+            "aud {aud:?}"
+        );
+    }
+    // No aud at all, or aud as a list, fails the same check.
+    for claims in [
+        json!({"iss": kf.email, "iat": iat, "exp": iat + 3600, "target_audience": "a"}),
+        json!({"iss": kf.email, "aud": [emu.token_uri()], "iat": iat, "exp": iat + 3600,
+               "target_audience": "a"}),
+    ] {
+        let (status, body) = grant(&emu, &sign(&kf, &claims)?).await?;
+        assert_eq!(status, 400, "{claims}: {body}");
+        assert_eq!(
+            body["error_description"],
+            "Invalid JWT: Failed audience check."
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn assertion_aud_may_be_any_google_token_url_or_this_token_endpoint() -> TestResult {
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let iat = now();
+    // Python and Node: oauth2.googleapis.com; old key files' token_uri and
+    // old libraries: accounts.google.com and www.googleapis.com/oauth2/v4;
+    // Go and Java: the key file's token_uri, here the emulator's own.
+    for aud in [
+        "https://oauth2.googleapis.com/token".to_owned(),
+        "https://accounts.google.com/o/oauth2/token".to_owned(),
+        "https://www.googleapis.com/oauth2/v4/token".to_owned(),
+        emu.token_uri(),
+        emu.token_uri().replace("127.0.0.1", "localhost"),
+    ] {
+        let assertion = sign(
+            &kf,
+            &json!({"iss": kf.email, "aud": aud, "iat": iat, "exp": iat + 3600,
+                    "target_audience": "https://x.example"}),
+        )?;
+        let url = aud.contains("localhost").then(|| aud.clone());
+        let resp = reqwest::Client::new()
+            .post(url.unwrap_or_else(|| emu.token_uri()))
+            .form(&[("grant_type", JWT_BEARER), ("assertion", &assertion)])
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await?;
+        assert_eq!(status, 200, "aud {aud:?}: {body}");
+    }
     Ok(())
 }
