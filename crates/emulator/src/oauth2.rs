@@ -132,7 +132,7 @@ async fn token(
     let Ok(body) = std::str::from_utf8(&body) else {
         return invalid_request("request body is not UTF-8");
     };
-    let params = match form::parse(body) {
+    let params = match form::parse_once(body) {
         Ok(p) => p,
         Err(e) => return invalid_request(e),
     };

@@ -42,7 +42,7 @@ async fn exchange(State(app): State<Arc<App>>, method: Method, body: Bytes) -> R
     }
     let params = match std::str::from_utf8(&body)
         .map_err(|_| "request body is not UTF-8".to_owned())
-        .and_then(form::parse)
+        .and_then(form::parse_once)
     {
         Ok(p) => p,
         Err(e) => return invalid_request(e),

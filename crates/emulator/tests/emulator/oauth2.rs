@@ -4,7 +4,9 @@
 use idtoken_emulator::Emulator;
 use serde_json::json;
 
-use crate::common::{JWT_BEARER, TestResult, grant, id_assertion, key_file, now, sign, verify};
+use crate::common::{
+    BoxError, JWT_BEARER, TestResult, grant, id_assertion, key_file, now, sign, verify,
+};
 
 #[tokio::test]
 async fn good_assertion_returns_id_token_that_verifies_against_jwks() -> TestResult {
@@ -276,5 +278,67 @@ async fn assertion_aud_may_be_any_google_token_url_or_this_token_endpoint() -> T
         let body: serde_json::Value = resp.json().await?;
         assert_eq!(status, 200, "aud {aud:?}: {body}");
     }
+    Ok(())
+}
+
+/// Posts a raw form body to the token endpoint; returns status and JSON body.
+async fn post_form(url: &str, body: String) -> Result<(u16, serde_json::Value), BoxError> {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await?;
+    Ok((resp.status().as_u16(), resp.json().await?))
+}
+
+#[tokio::test]
+async fn repeated_form_parameters_are_invalid_request() -> TestResult {
+    // RFC 6749 section 3.1: parameters must not be included more than once.
+    let emu = Emulator::start().await?;
+    let kf = key_file(&emu)?;
+    let assertion = id_assertion(&emu, &kf, "https://x.example")?;
+    let grant_type = format!("grant_type={}", JWT_BEARER.replace(':', "%3A"));
+    let user: serde_json::Value = serde_json::from_str(&emu.authorized_user_json())?;
+    let refresh = format!(
+        "client_id={}&client_secret={}&refresh_token={}",
+        user["client_id"].as_str().ok_or("client_id")?,
+        user["client_secret"].as_str().ok_or("secret")?,
+        user["refresh_token"].as_str().ok_or("refresh_token")?,
+    );
+    for (body, repeated) in [
+        (
+            format!("{grant_type}&assertion={assertion}&assertion={assertion}"),
+            "assertion",
+        ),
+        (
+            format!("{grant_type}&{grant_type}&assertion={assertion}"),
+            "grant_type",
+        ),
+        (
+            format!("grant_type=refresh_token&{refresh}&client_id=other"),
+            "client_id",
+        ),
+        (
+            format!("grant_type=refresh_token&{refresh}&refresh_token="),
+            "refresh_token",
+        ),
+    ] {
+        let (status, answer) = post_form(&emu.token_uri(), body).await?;
+        assert_eq!(status, 400, "{repeated}: {answer}");
+        assert_eq!(answer["error"], "invalid_request", "{repeated}");
+        let desc = answer["error_description"].as_str().unwrap_or_default();
+        assert!(desc.contains(repeated), "{desc}");
+    }
+    assert_eq!(
+        post_form(
+            &emu.token_uri(),
+            format!("{grant_type}&assertion={assertion}")
+        )
+        .await?
+        .0,
+        200,
+        "each parameter once is fine"
+    );
     Ok(())
 }
