@@ -248,3 +248,121 @@ async fn expired_bearer_is_401() -> TestResult {
     assert_eq!(status, 401, "{answer}");
     Ok(())
 }
+
+#[tokio::test]
+async fn unknown_body_fields_are_400_unknown_name_as_google_says() -> TestResult {
+    let emu = Emulator::start().await?;
+    let at = sa_access_token(&emu).await?;
+    let target = emu.target_service_account_email();
+    for (method, body, unknown) in [
+        (
+            "generateIdToken",
+            json!({"audience": "https://x.example", "foo": 1}),
+            "foo",
+        ),
+        // Right name, wrong method: scope belongs to generateAccessToken.
+        (
+            "generateIdToken",
+            json!({"audience": "https://x.example", "scope": [CLOUD_PLATFORM]}),
+            "scope",
+        ),
+        // A misspelling that a lax server would silently ignore.
+        (
+            "generateIdToken",
+            json!({"audience": "https://x.example", "includeemail": true}),
+            "includeemail",
+        ),
+        (
+            "generateAccessToken",
+            json!({"scope": [CLOUD_PLATFORM], "audience": "https://x.example"}),
+            "audience",
+        ),
+        (
+            "generateAccessToken",
+            json!({"scope": [CLOUD_PLATFORM], "lifetimeSeconds": 3600}),
+            "lifetimeSeconds",
+        ),
+    ] {
+        let (status, answer) = call(&emu, &target, method, Some(&at), body).await?;
+        assert_eq!(status, 400, "{method} {unknown}: {answer}");
+        assert_eq!(answer["error"]["code"], 400);
+        assert_eq!(answer["error"]["status"], "INVALID_ARGUMENT");
+        assert_eq!(
+            answer["error"]["message"],
+            format!(
+                "Invalid JSON payload received. Unknown name \"{unknown}\": Cannot find field."
+            ),
+            "{method}"
+        );
+    }
+    assert_eq!(emu.counters().get(Endpoint::IamGenerateIdToken), 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_field_google_clients_send_is_known() -> TestResult {
+    let emu = Emulator::start().await?;
+    let at = sa_access_token(&emu).await?;
+    let target = emu.target_service_account_email();
+    for (method, body) in [
+        // Python impersonated_credentials.
+        (
+            "generateIdToken",
+            json!({"audience": "https://x.example", "delegates": null, "includeEmail": true}),
+        ),
+        // Node Impersonated.fetchIdToken.
+        (
+            "generateIdToken",
+            json!({"delegates": [], "audience": "https://x.example", "includeEmail": true,
+                   "useEmailAzp": true}),
+        ),
+        // Python's service-account flow outside googleapis.com: strings.
+        (
+            "generateIdToken",
+            json!({"audience": "https://x.example", "includeEmail": "true", "useEmailAzp": "true"}),
+        ),
+        // Proto field names are accepted as well as their JSON names.
+        (
+            "generateIdToken",
+            json!({"audience": "https://x.example", "include_email": true}),
+        ),
+        // Python and Node impersonated credentials.
+        (
+            "generateAccessToken",
+            json!({"delegates": [], "scope": [CLOUD_PLATFORM], "lifetime": "3600s"}),
+        ),
+    ] {
+        let (status, answer) = call(&emu, &target, method, Some(&at), body.clone()).await?;
+        assert_eq!(status, 200, "{method} {body}: {answer}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrongly_typed_fields_are_400_invalid_value_naming_the_field() -> TestResult {
+    let emu = Emulator::start().await?;
+    let at = sa_access_token(&emu).await?;
+    let target = emu.target_service_account_email();
+    for (method, body, message) in [
+        (
+            "generateIdToken",
+            json!({"audience": "https://x.example", "includeEmail": "yes"}),
+            "Invalid value at 'include_email' (TYPE_BOOL), \"yes\"",
+        ),
+        (
+            "generateIdToken",
+            json!({"audience": "https://x.example", "delegates": [7]}),
+            "Invalid value at 'delegates[0]' (TYPE_STRING), 7",
+        ),
+        (
+            "generateAccessToken",
+            json!({"scope": [CLOUD_PLATFORM], "lifetime": 3600}),
+            "Invalid value at 'lifetime' (type.googleapis.com/google.protobuf.Duration), 3600",
+        ),
+    ] {
+        let (status, answer) = call(&emu, &target, method, Some(&at), body).await?;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["message"], message);
+    }
+    Ok(())
+}
