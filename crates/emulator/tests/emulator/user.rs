@@ -229,3 +229,39 @@ async fn sts_form(emu: &Emulator, form: &[(&str, String)]) -> Result<(u16, Value
         .await?;
     Ok((resp.status().as_u16(), resp.json().await?))
 }
+
+#[tokio::test]
+async fn sts_refuses_requests_without_a_required_field() -> TestResult {
+    // STS v1 `token`: grant_type, requested_token_type, subject_token and
+    // subject_token_type are required; audience is required for an external
+    // credential; scope is optional.
+    let emu = Emulator::start().await?;
+    let params = sts_params(&emu)?;
+    for (missing, error) in [
+        ("grant_type", "unsupported_grant_type"),
+        ("audience", "invalid_request"),
+        ("requested_token_type", "invalid_request"),
+        ("subject_token", "invalid_request"),
+        ("subject_token_type", "invalid_request"),
+    ] {
+        for empty in [false, true] {
+            let form: Vec<(&str, String)> = params
+                .iter()
+                .filter(|(name, _)| empty || *name != missing)
+                .map(|(name, value)| {
+                    let value = if *name == missing { "" } else { value };
+                    (*name, value.to_owned())
+                })
+                .collect();
+            let (status, body) = sts_form(&emu, &form).await?;
+            assert_eq!(status, 400, "{missing} (empty: {empty}): {body}");
+            assert_eq!(body["error"], error, "{missing}: {body}");
+            let desc = body["error_description"].as_str().unwrap_or_default();
+            assert!(desc.contains(missing), "{desc}");
+        }
+    }
+    let without_scope: Vec<_> = params.into_iter().filter(|(n, _)| *n != "scope").collect();
+    let (status, body) = sts_form(&emu, &without_scope).await?;
+    assert_eq!(status, 200, "scope is optional: {body}");
+    Ok(())
+}
