@@ -95,11 +95,22 @@ pub(crate) struct App {
     pub user: User,
     /// The workload identity pool STS answers for.
     pub federation: Federation,
-    /// Who may impersonate whom: `None` lets every caller impersonate
-    /// every account.
-    pub grants: Mutex<Option<HashSet<(String, String)>>>,
+    /// Who may impersonate whom, as `(caller, target)`; a pair not here is
+    /// refused, as Google refuses a principal without the Token Creator
+    /// role on the target (itself included).
+    pub grants: Mutex<HashSet<(String, String)>>,
     pub identity_cache: Mutex<HashMap<IdentityKey, (String, i64)>>,
     pub access_tokens: Mutex<HashMap<String, AccessToken>>,
+}
+
+/// The grants the credential files need (`files.rs`): the key file's
+/// account, the gcloud user and the pool's federated principal may each
+/// impersonate the target account. Nothing else, not even an account itself.
+fn file_grants(account: &ServiceAccount, target: &ServiceAccount) -> HashSet<(String, String)> {
+    [account.email.as_str(), USER_EMAIL, Federation::PRINCIPAL]
+        .into_iter()
+        .map(|caller| (caller.to_owned(), target.email.clone()))
+        .collect()
 }
 
 /// The certificate subject Google uses for its OIDC signing keys.
@@ -117,6 +128,8 @@ impl App {
             let target = target.join().unwrap_or_else(|_| Err(panicked()));
             (google, account, target)
         });
+        let (account, target) = (account?, target?);
+        let grants = Mutex::new(file_grants(&account, &target));
         Ok(Self {
             control: Arc::new(Control::new()),
             config,
@@ -125,11 +138,11 @@ impl App {
                 previous: None,
             }),
             iap: Mutex::new((Arc::new(EcKey::generate()?), None)),
-            account: account?,
-            target: target?,
+            account,
+            target,
             user: User::generate()?,
             federation: Federation::generate()?,
-            grants: Mutex::new(None),
+            grants,
             identity_cache: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),
         })
@@ -184,9 +197,7 @@ impl App {
     /// Whether `caller` may impersonate `target` (the grant table).
     pub(crate) fn may_impersonate(&self, caller: &str, target: &str) -> bool {
         let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
-        grants
-            .as_ref()
-            .is_none_or(|g| g.contains(&(caller.to_owned(), target.to_owned())))
+        grants.contains(&(caller.to_owned(), target.to_owned()))
     }
 
     /// Issues an access token for `email` and remembers it.

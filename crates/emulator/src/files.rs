@@ -103,18 +103,26 @@ impl Emulator {
 
     /// Only these `(caller, target)` pairs may impersonate from now on;
     /// others get 403. A caller is a service account email, the user's
-    /// email, or the federated principal.
+    /// email, or the federated principal. By default the pairs are those the
+    /// credential files need: the default service account, the user and
+    /// the federated principal may each impersonate the target account.
     pub fn restrict_impersonation<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let set: HashSet<(String, String)> = pairs
             .into_iter()
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
             .collect();
-        *self.app.grants.lock().unwrap_or_else(|e| e.into_inner()) = Some(set);
+        *self.app.grants.lock().unwrap_or_else(|e| e.into_inner()) = set;
     }
 
-    /// Lets every caller impersonate every account again (the default).
-    pub fn allow_all_impersonation(&self) {
-        *self.app.grants.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    /// Lets `caller` impersonate `target` too (IAM's Service Account Token
+    /// Creator role for `caller` on `target`); each hop of a `delegates`
+    /// chain needs its own grant.
+    pub fn grant_impersonation(&self, caller: &str, target: &str) {
+        self.app
+            .grants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((caller.to_owned(), target.to_owned()));
     }
 
     /// An `authorized_user` file (JSON) whose `token_uri` points here.

@@ -2,18 +2,45 @@
 //! request bodies alike, so both reject bad input the same way.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
-/// Decodes `a=1&b=2`; later duplicates win. Bad percent escapes or non-UTF-8
-/// values are an error naming the offending pair.
+/// Decodes a query string `a=1&b=2`; later duplicates win. Bad percent
+/// escapes or non-UTF-8 values are an error naming the offending pair.
 pub(crate) fn parse(input: &str) -> Result<HashMap<String, String>, String> {
     let mut out = HashMap::new();
-    for pair in input.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = decode(k).ok_or_else(|| format!("malformed form field {pair:?}"))?;
-        let v = decode(v).ok_or_else(|| format!("malformed form field {pair:?}"))?;
+    for pair in pairs(input) {
+        let (k, v) = pair?;
         out.insert(k, v);
     }
     Ok(out)
+}
+
+/// Decodes an OAuth 2.0 request body: like [`parse`], but a parameter that
+/// appears twice is an error naming it (RFC 6749 section 3.1: "Request and
+/// response parameters MUST NOT be included more than once").
+pub(crate) fn parse_once(input: &str) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    for pair in pairs(input) {
+        let (k, v) = pair?;
+        match out.entry(k) {
+            Entry::Occupied(e) => {
+                return Err(format!("Duplicate parameter: {}", e.key()));
+            }
+            Entry::Vacant(e) => {
+                e.insert(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pairs(input: &str) -> impl Iterator<Item = Result<(String, String), String>> + '_ {
+    input.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = decode(k).ok_or_else(|| format!("malformed form field {pair:?}"))?;
+        let v = decode(v).ok_or_else(|| format!("malformed form field {pair:?}"))?;
+        Ok((k, v))
+    })
 }
 
 fn decode(s: &str) -> Option<String> {
@@ -44,7 +71,7 @@ fn hex(b: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, parse_once};
 
     #[test]
     fn decodes_plus_and_percent() -> Result<(), String> {
@@ -57,6 +84,22 @@ mod tests {
         assert_eq!(f.get("empty").map(String::as_str), Some(""));
         assert_eq!(f.get("flag").map(String::as_str), Some(""));
         Ok(())
+    }
+
+    #[test]
+    fn parse_once_names_a_repeated_parameter_even_when_spelled_otherwise() {
+        assert_eq!(
+            parse("a=1&a=2").ok().and_then(|f| f.get("a").cloned()),
+            Some("2".into())
+        );
+        for body in ["a=1&a=2", "a=1&b=2&a=", "a&%61=1"] {
+            assert_eq!(
+                parse_once(body),
+                Err("Duplicate parameter: a".into()),
+                "{body}"
+            );
+        }
+        assert!(parse_once("a=1&b=2").is_ok());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! The caller shows an access token this emulator issued
 //! (`Authorization: Bearer ...`); the grant table
 //! ([`Emulator::restrict_impersonation`](crate::Emulator::restrict_impersonation))
-//! says whom it may impersonate, along the `delegates` chain. Errors have
-//! Google's JSON shape, `{"error":{"code","message","status"}}`.
+//! says whom it may impersonate, along the `delegates` chain. Bodies are
+//! read as Google reads them: a field the method does not have is a 400
+//! "Unknown name". Errors have Google's JSON shape,
+//! `{"error":{"code","message","status"}}`.
 
 use std::sync::Arc;
 
@@ -15,8 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
-use serde::Deserialize;
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
 use crate::app::App;
 use crate::oauth2::json_answer;
@@ -64,14 +65,125 @@ pub(crate) fn fault_answer(fault: Fault) -> Response {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
+/// The body fields of each method, as `(JSON name, proto field name)`:
+/// Google takes either spelling and refuses any other name.
+const ID_TOKEN_FIELDS: &[(&str, &str)] = &[
+    ("audience", "audience"),
+    ("delegates", "delegates"),
+    ("includeEmail", "include_email"),
+    // Not in the public proto, but Node's google-auth-library and Python's
+    // non-googleapis.com flow send it, so Google knows it: `azp` = email.
+    ("useEmailAzp", "use_email_azp"),
+];
+const ACCESS_TOKEN_FIELDS: &[(&str, &str)] = &[
+    ("delegates", "delegates"),
+    ("scope", "scope"),
+    ("lifetime", "lifetime"),
+];
+
+/// A request body, read as Google's JSON mapping of the proto does.
+#[derive(Default)]
 struct Request {
     audience: Option<String>,
     include_email: bool,
-    // Python's google-auth sends `"delegates": null`; Google accepts it.
-    delegates: Option<Vec<String>>,
-    scope: Option<Vec<String>>,
+    use_email_azp: bool,
+    delegates: Vec<String>,
+    scope: Vec<String>,
+}
+
+impl Request {
+    /// Parses `body` against the method's `fields`; the error is the
+    /// message of Google's 400 INVALID_ARGUMENT.
+    fn parse(body: &[u8], fields: &[(&str, &str)]) -> Result<Self, String> {
+        const INVALID: &str = "Invalid JSON payload received.";
+        let value: Value = serde_json::from_slice(body).map_err(|e| format!("{INVALID} {e}"))?;
+        let Value::Object(map) = value else {
+            return Err(format!("{INVALID} Expected an object, got {value}."));
+        };
+        let unknown: Vec<String> = map
+            .keys()
+            .filter(|k| !fields.iter().any(|(json, proto)| k == json || k == proto))
+            .map(|k| format!("{INVALID} Unknown name {k:?}: Cannot find field."))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(unknown.join("\n"));
+        }
+        // JSON null is the field's default, as Python's `"delegates": null`.
+        let field = |json: &str, proto: &str| {
+            map.get(json)
+                .or_else(|| map.get(proto))
+                .filter(|v| !v.is_null())
+                .map(|v| (proto.to_owned(), v))
+        };
+        let mut req = Self::default();
+        if let Some((name, v)) = field("audience", "audience") {
+            req.audience = Some(string(&name, v)?);
+        }
+        if let Some((name, v)) = field("includeEmail", "include_email") {
+            req.include_email = boolean(&name, v)?;
+        }
+        if let Some((name, v)) = field("useEmailAzp", "use_email_azp") {
+            req.use_email_azp = boolean(&name, v)?;
+        }
+        if let Some((name, v)) = field("delegates", "delegates") {
+            req.delegates = strings(&name, v)?;
+        }
+        if let Some((name, v)) = field("scope", "scope") {
+            req.scope = strings(&name, v)?;
+        }
+        if let Some((name, v)) = field("lifetime", "lifetime") {
+            duration(&name, v)?;
+        }
+        Ok(req)
+    }
+}
+
+fn invalid_value(name: &str, ty: &str, v: &Value) -> String {
+    format!("Invalid value at '{name}' ({ty}), {v}")
+}
+
+fn string(name: &str, v: &Value) -> Result<String, String> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| invalid_value(name, "TYPE_STRING", v))
+}
+
+/// A bool, also as the strings `"true"` and `"false"` (Python sends those).
+fn boolean(name: &str, v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s == "true" => Ok(true),
+        Value::String(s) if s == "false" => Ok(false),
+        _ => Err(invalid_value(name, "TYPE_BOOL", v)),
+    }
+}
+
+fn strings(name: &str, v: &Value) -> Result<Vec<String>, String> {
+    let Value::Array(items) = v else {
+        return Err(invalid_value(name, "TYPE_STRING", v));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| string(&format!("{name}[{i}]"), item))
+        .collect()
+}
+
+/// A `google.protobuf.Duration` in JSON: seconds with an `s`, as `"3600s"`.
+fn duration(name: &str, v: &Value) -> Result<(), String> {
+    let ok = v
+        .as_str()
+        .and_then(|s| s.strip_suffix('s'))
+        .is_some_and(|n| !n.is_empty() && n.parse::<f64>().is_ok_and(f64::is_finite));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid_value(
+            name,
+            "type.googleapis.com/google.protobuf.Duration",
+            v,
+        ))
+    }
 }
 
 async fn call(
@@ -109,14 +221,13 @@ async fn call(
             "Request had insufficient authentication scopes.",
         );
     }
-    let req: Request = match serde_json::from_slice(&body) {
+    let fields = match endpoint {
+        Endpoint::IamGenerateIdToken => ID_TOKEN_FIELDS,
+        _ => ACCESS_TOKEN_FIELDS,
+    };
+    let req = match Request::parse(&body, fields) {
         Ok(r) => r,
-        Err(e) => {
-            return google_error(
-                StatusCode::BAD_REQUEST,
-                format!("Invalid JSON payload: {e}"),
-            );
-        }
+        Err(message) => return google_error(StatusCode::BAD_REQUEST, message),
     };
     let permission = match endpoint {
         Endpoint::IamGenerateIdToken => "iam.serviceAccounts.getOpenIdToken",
@@ -129,7 +240,7 @@ async fn call(
         )
     };
     // The chain: caller -> delegates... -> target; each hop needs a grant.
-    let delegates = req.delegates.unwrap_or_default();
+    let delegates = req.delegates;
     let mut hops = Vec::with_capacity(delegates.len() + 1);
     for d in &delegates {
         let Some(d) = d.strip_prefix("projects/-/serviceAccounts/") else {
@@ -157,7 +268,12 @@ async fn call(
         };
         let mut c = Map::new();
         c.insert("aud".into(), json!(audience));
-        c.insert("azp".into(), json!(target.unique_id));
+        let azp = if req.use_email_azp {
+            &target.email
+        } else {
+            &target.unique_id
+        };
+        c.insert("azp".into(), json!(azp));
         c.insert("sub".into(), json!(target.unique_id));
         if req.include_email {
             c.insert("email".into(), json!(target.email));
@@ -165,7 +281,7 @@ async fn call(
         }
         app.mint(c).map(|(token, _)| json!({"token": token}))
     } else {
-        let scope = req.scope.unwrap_or_default();
+        let scope = req.scope;
         if scope.is_empty() {
             return google_error(StatusCode::BAD_REQUEST, "scope is required");
         }

@@ -4,8 +4,12 @@
 //! emulated gcloud user (access token plus an ID token whose `aud` is the
 //! OAuth client id).
 //!
-//! The assertion's `aud` is not checked against this server's URL, because
-//! Python's google-auth always sends `https://oauth2.googleapis.com/token`.
+//! The assertion's `aud` must name a token endpoint, as Google's does: one
+//! of Google's token URLs (Python and Node always send
+//! `https://oauth2.googleapis.com/token`, older libraries and key files the
+//! other two spellings) or this server's own (Go and Java send the key
+//! file's `token_uri`). Anything else is `invalid_grant`, "Invalid JWT:
+//! Failed audience check.".
 
 use std::sync::Arc;
 
@@ -27,6 +31,13 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const MAX_ASSERTION_LIFETIME: i64 = 3600 + 10;
 /// How far in the future an assertion's `iat` may be (clock skew).
 const MAX_IAT_SKEW: i64 = 60;
+/// The token URLs Google's token endpoint answers to, as assertion `aud`s.
+const GOOGLE_TOKEN_URLS: [&str; 3] = [
+    "https://oauth2.googleapis.com/token",
+    "https://accounts.google.com/o/oauth2/token",
+    "https://www.googleapis.com/oauth2/v4/token",
+];
+const FAILED_AUDIENCE: &str = "Invalid JWT: Failed audience check.";
 const TIMEFRAME: &str = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a \
      reasonable timeframe. Check your iat and exp values in the JWT claim.";
 
@@ -121,13 +132,13 @@ async fn token(
     let Ok(body) = std::str::from_utf8(&body) else {
         return invalid_request("request body is not UTF-8");
     };
-    let params = match form::parse(body) {
+    let params = match form::parse_once(body) {
         Ok(p) => p,
         Err(e) => return invalid_request(e),
     };
     match params.get("grant_type").map(String::as_str) {
         Some(JWT_BEARER) => match params.get("assertion") {
-            Some(assertion) => jwt_bearer(&app, assertion),
+            Some(assertion) => jwt_bearer(&app, &headers, assertion),
             None => invalid_request("Missing required parameter: assertion"),
         },
         Some("refresh_token") => refresh(&app, &params),
@@ -139,8 +150,8 @@ async fn token(
     }
 }
 
-fn jwt_bearer(app: &App, assertion: &str) -> Response {
-    let (sa, claims) = match check_assertion(app, assertion) {
+fn jwt_bearer(app: &App, headers: &HeaderMap, assertion: &str) -> Response {
+    let (sa, claims) = match check_assertion(app, headers, assertion) {
         Ok(ok) => ok,
         Err(reason) => return invalid_grant(reason),
     };
@@ -250,6 +261,7 @@ fn refresh(app: &App, params: &std::collections::HashMap<String, String>) -> Res
 /// Checks an assertion as Google does; the error is the `error_description`.
 fn check_assertion<'a>(
     app: &'a App,
+    headers: &HeaderMap,
     assertion: &str,
 ) -> Result<(&'a ServiceAccount, Map<String, Value>), String> {
     let jwt = Unverified::parse(assertion).map_err(|e| format!("Invalid JWT: {e}"))?;
@@ -292,5 +304,28 @@ fn check_assertion<'a>(
             exp.saturating_sub(iat)
         ));
     }
+    let aud = jwt.claim_str("aud").unwrap_or_default();
+    if !is_token_url(headers, aud) {
+        return Err(FAILED_AUDIENCE.into());
+    }
     Ok((sa, jwt.claims))
+}
+
+/// Whether `aud` names a token endpoint: one of Google's, or this server's
+/// own as the client reached it (`Host`: `127.0.0.1:PORT`, `localhost:PORT`,
+/// a name in a container network).
+fn is_token_url(headers: &HeaderMap, aud: &str) -> bool {
+    if GOOGLE_TOKEN_URLS.contains(&aud) {
+        return true;
+    }
+    let Some(authority) = aud
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix("/token"))
+    else {
+        return false;
+    };
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| !host.is_empty() && host.eq_ignore_ascii_case(authority))
 }

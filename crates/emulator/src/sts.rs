@@ -42,7 +42,7 @@ async fn exchange(State(app): State<Arc<App>>, method: Method, body: Bytes) -> R
     }
     let params = match std::str::from_utf8(&body)
         .map_err(|_| "request body is not UTF-8".to_owned())
-        .and_then(form::parse)
+        .and_then(form::parse_once)
     {
         Ok(p) => p,
         Err(e) => return invalid_request(e),
@@ -86,7 +86,13 @@ fn check(app: &App, p: &HashMap<String, String>) -> Option<Response> {
             format!("Invalid grant_type: {:?}", get("grant_type")),
         ));
     }
-    for name in ["audience", "subject_token", "subject_token_type"] {
+    // `scope` is the one optional field of an external credential's exchange.
+    for name in [
+        "audience",
+        "requested_token_type",
+        "subject_token",
+        "subject_token_type",
+    ] {
         if get(name).is_empty() {
             return Some(invalid_request(format!(
                 "Missing required parameter: {name}"
@@ -94,7 +100,7 @@ fn check(app: &App, p: &HashMap<String, String>) -> Option<Response> {
         }
     }
     let requested = get("requested_token_type");
-    if !requested.is_empty() && requested != ACCESS_TOKEN_TYPE {
+    if requested != ACCESS_TOKEN_TYPE {
         return Some(invalid_request(format!(
             "Invalid requested_token_type: {requested:?}"
         )));

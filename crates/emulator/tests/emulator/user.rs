@@ -169,3 +169,99 @@ async fn every_credential_file_is_written() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn sts_refuses_repeated_form_parameters() -> TestResult {
+    // RFC 6749 section 3.1, which RFC 8693 token exchange builds on.
+    let emu = Emulator::start().await?;
+    let params = sts_params(&emu)?;
+    for repeated in ["subject_token", "audience", "grant_type", "scope"] {
+        let mut form = params.clone();
+        let again = params
+            .iter()
+            .find(|(name, _)| *name == repeated)
+            .cloned()
+            .ok_or("a known parameter")?;
+        form.push(again);
+        let (status, body) = sts_form(&emu, &form).await?;
+        assert_eq!(status, 400, "{repeated}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{repeated}");
+        let desc = body["error_description"].as_str().unwrap_or_default();
+        assert!(desc.contains(repeated), "{desc}");
+    }
+    assert_eq!(sts_form(&emu, &params).await?.0, 200);
+    Ok(())
+}
+
+/// A good token exchange, as `(name, value)` pairs.
+fn sts_params(emu: &Emulator) -> Result<Vec<(&'static str, String)>, BoxError> {
+    let ef: Value = serde_json::from_str(&emu.external_account_json(None))?;
+    Ok(vec![
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange".into(),
+        ),
+        ("audience", pool_audience(emu)?),
+        (
+            "scope",
+            "https://www.googleapis.com/auth/cloud-platform".into(),
+        ),
+        (
+            "requested_token_type",
+            "urn:ietf:params:oauth:token-type:access_token".into(),
+        ),
+        ("subject_token", emu.subject_token()),
+        (
+            "subject_token_type",
+            ef["subject_token_type"]
+                .as_str()
+                .ok_or("subject_token_type")?
+                .to_owned(),
+        ),
+    ])
+}
+
+async fn sts_form(emu: &Emulator, form: &[(&str, String)]) -> Result<(u16, Value), BoxError> {
+    let resp = reqwest::Client::new()
+        .post(emu.sts_url())
+        .form(form)
+        .send()
+        .await?;
+    Ok((resp.status().as_u16(), resp.json().await?))
+}
+
+#[tokio::test]
+async fn sts_refuses_requests_without_a_required_field() -> TestResult {
+    // STS v1 `token`: grant_type, requested_token_type, subject_token and
+    // subject_token_type are required; audience is required for an external
+    // credential; scope is optional.
+    let emu = Emulator::start().await?;
+    let params = sts_params(&emu)?;
+    for (missing, error) in [
+        ("grant_type", "unsupported_grant_type"),
+        ("audience", "invalid_request"),
+        ("requested_token_type", "invalid_request"),
+        ("subject_token", "invalid_request"),
+        ("subject_token_type", "invalid_request"),
+    ] {
+        for empty in [false, true] {
+            let form: Vec<(&str, String)> = params
+                .iter()
+                .filter(|(name, _)| empty || *name != missing)
+                .map(|(name, value)| {
+                    let value = if *name == missing { "" } else { value };
+                    (*name, value.to_owned())
+                })
+                .collect();
+            let (status, body) = sts_form(&emu, &form).await?;
+            assert_eq!(status, 400, "{missing} (empty: {empty}): {body}");
+            assert_eq!(body["error"], error, "{missing}: {body}");
+            let desc = body["error_description"].as_str().unwrap_or_default();
+            assert!(desc.contains(missing), "{desc}");
+        }
+    }
+    let without_scope: Vec<_> = params.into_iter().filter(|(n, _)| *n != "scope").collect();
+    let (status, body) = sts_form(&emu, &without_scope).await?;
+    assert_eq!(status, 200, "scope is optional: {body}");
+    Ok(())
+}
