@@ -38,7 +38,7 @@ const BIN = process.argv[2];
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 // How long the emulator holds the proxy's start-up token request. The
 // refused cases must all be over before it ends.
-const HOLD = Number(process.env.IDTOKEN_BROWSER_HOLD ?? 8);
+const HOLD = Number(process.env.IDTOKEN_BROWSER_HOLD ?? 10);
 const WAIT_MS = 10_000; // one case, at most
 const RUN_MS = 180_000; // the whole run, at most
 
@@ -104,6 +104,19 @@ async function stop(out) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** `promise`, or an error after `ms`. */
+function bounded(what, promise, ms = WAIT_MS) {
+  let t;
+  const late = new Promise((_, j) => {
+    t = setTimeout(() => j(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(t));
+}
+
+/** What the page's script left in `window.result` (a promise, awaited). */
+const pageResult = async (page) =>
+  bounded('the page\'s result', page.evaluate(() => window.result));
 
 /** Polls `fn` every 50 ms until it returns something truthy. */
 async function waitFor(what, fn, ms = WAIT_MS) {
@@ -290,14 +303,14 @@ async function refused(name, html, { url = evil(name), then } = {}) {
 
 const started = Date.now();
 
-const pageResult = async (page) => `page got ${await page.evaluate(() => window.result)}`;
+const pageGot = async (page) => `page got ${await pageResult(page)}`;
 await refused('fetch-no-cors-post', (u) =>
   `<script>window.result = fetch(${JSON.stringify(u)}, { method: 'POST', mode: 'no-cors', body: 'x=1' })
      .then(r => r.type + ' ' + r.status, e => e.name)</script>`,
-{ then: pageResult });
+{ then: pageGot });
 await refused('fetch-get', (u) =>
   `<script>window.result = fetch(${JSON.stringify(u)}).then(r => r.status, e => e.name)</script>`,
-{ then: pageResult });
+{ then: pageGot });
 await refused('form-post', (u) =>
   `<form method="POST" action=${JSON.stringify(u)}><input name="x" value="1"></form>
    <script>document.forms[0].submit()</script>`,
@@ -314,7 +327,7 @@ await refused('websocket', (u) =>
      const ws = new WebSocket(${JSON.stringify(u.replace('http:', 'ws:'))});
      ws.onopen = () => r('open'); ws.onerror = () => r('error');
    })</script>`,
-{ then: pageResult });
+{ then: pageGot });
 // DNS rebinding, two ways: the page came from rebind.test's server
 // (served here by playwright, as the attacker's DNS would) and now its
 // name points at 127.0.0.1, so its same-origin fetch reaches the proxy and
@@ -328,7 +341,7 @@ await refused('websocket', (u) =>
   }));
   await refused('rebind-fetch', null, {
     url: page,
-    then: async (p) => `page read "${await p.evaluate(() => window.result)}..."`,
+    then: async (p) => `page read "${await pageResult(p)}..."`,
   });
   await context.unroute(page);
 }
@@ -374,7 +387,7 @@ function admitted(name, p, extra = '') {
 
 // The service's own page, opened by the user, and its same-origin POST.
 try {
-  const status = await visit(`${PROXY}/app`, (page) => page.evaluate(() => window.result));
+  const status = await visit(`${PROXY}/app`, pageResult);
   admitted('same-origin-fetch', '/case/same-origin', `; page read ${status}`);
 } catch (e) {
   report(false, 'same-origin-fetch', e.message);
@@ -388,7 +401,7 @@ try {
   attackerPages[name] = () => `<script>window.result = fetch('http://localhost:${PROXY_PORT}${p}',
     { method: 'POST', mode: 'no-cors', body: 'x=1' }).then(r => r.type, e => e.name)</script>`;
   try {
-    await visit(`http://localhost:${attackerPort}/case/${name}`, pageResult);
+    await visit(`http://localhost:${attackerPort}/case/${name}`, pageGot);
     await waitFor(`the proxy to answer ${p}`, () => accessLog(p));
     admitted(name, p);
   } catch (e) {
