@@ -102,9 +102,16 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
             drop(landed);
             tx.send_replace(Some(outcome));
         };
-        // The fetch logs to the subscriber of whoever started it, as it
-        // would have inline, not to the global default.
-        runtime.spawn(task.with_current_subscriber());
+        // The fetch logs to the scoped subscriber of whoever started it, as
+        // it would have inline. Without one, the task is left to the global
+        // default: pinning "no subscriber" on it would hide its events even
+        // from a global subscriber set later.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        if dispatch.is::<tracing::subscriber::NoSubscriber>() {
+            runtime.spawn(task);
+        } else {
+            runtime.spawn(task.with_subscriber(dispatch));
+        }
         Some(rx)
     }
 
