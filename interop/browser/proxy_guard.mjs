@@ -21,7 +21,7 @@
 // user's own pages get through with a token the upstream verifies.
 //
 // Prints one line per case and closes with `browser: N passed, N failed`
-// (`, N skipped` for known gaps still open); exits 1 on any failure. Every
+//; exits 1 on any failure. Every
 // wait is bounded; every process it starts is ended on the way out.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -70,7 +70,6 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 // Counted here so that a setup step that fails still closes with the line.
 let passed = 0;
 let failed = 0;
-let skipped = 0;
 process.on('uncaughtException', (e) => {
   console.error(`browser: ${e.stack ?? e}`);
   console.log(`browser: ${passed} passed, ${failed + 1} failed`);
@@ -346,6 +345,22 @@ await refused('websocket', (u) =>
   await context.unroute(page);
 }
 await refused('rebind-navigation', null, { url: `http://rebind.test:${PROXY_PORT}/case/rebind-navigation` });
+// Addresses that reach a proxy on 127.0.0.1 but to which Chromium sends no
+// Fetch Metadata (it does not take them as loopback), nor Origin on a GET:
+// the guard refuses them by the Host they name.
+const via = (u, host) => u.replace(PROXY, `http://${host}:${PROXY_PORT}`);
+await refused('iframe-ipv4-mapped', (u) =>
+  `<iframe src=${JSON.stringify(via(u, '[::ffff:127.0.0.1]'))}></iframe>`);
+await refused('image-0.0.0.0', (u) => `<img src=${JSON.stringify(via(u, '0.0.0.0'))}>`);
+await refused('fetch-get-0.0.0.0', (u) =>
+  `<script>window.result = fetch(${JSON.stringify(via(u, '0.0.0.0'))}, { mode: 'no-cors' })
+     .then(r => r.type, e => e.name)</script>`,
+{ then: pageGot });
+// A speculation-rules prefetch from another site arrives looking like the
+// user's own navigation (Sec-Fetch-Site: none) but with Sec-Purpose.
+await refused('prefetch', (u) =>
+  `<script type="speculationrules">${JSON.stringify({ prefetch: [{ source: 'list', urls: [u] }] })}</script>`,
+{ then: async () => { await waitFor('the prefetch', () => accessLog('/case/prefetch')); } });
 
 // Nothing was minted for them and nothing reached the upstream: the
 // start-up request is still the only one, and still held.
@@ -421,36 +436,6 @@ try {
     `metadata identity requests ${n}; idtoken verify --audience ${UPSTREAM}: exit ${v.status}${v.status ? ` ${v.stderr.trim()}` : ''}`);
 }
 
-// ---- known gaps ----------------------------------------------------------------
-// Cases the proxy should refuse and does not yet (see docs/PROXY.md). Each
-// is run and counted as skipped while it gets through; once the proxy
-// refuses it, it counts as a failure so that it moves up with the others.
-// Chromium sends no Fetch Metadata (Sec-Fetch-*) to addresses it does not
-// take as loopback, 0.0.0.0 and [::ffff:127.0.0.1] among them, nor Origin
-// on a GET: the guard sees an IP literal in Host and no mark at all.
-const KNOWN_GAPS = [
-  ['gap-iframe-ipv4-mapped', (p) => `<iframe src="http://[::ffff:127.0.0.1]:${PROXY_PORT}${p}"></iframe>`],
-  ['gap-image-0.0.0.0', (p) => `<img src="http://0.0.0.0:${PROXY_PORT}${p}">`],
-];
-for (const [name, html] of KNOWN_GAPS) {
-  const p = `/case/${name}`;
-  attackerPages[name] = () => html(p);
-  try {
-    await visit(evil(name));
-    const line = await waitFor(`the proxy to answer ${p}`, () => accessLog(p));
-    const hit = hitsFor(p)[0];
-    const detail = `${line.method} ${p} -> ${line.status}; upstream saw ${hit ? `a token for ${hit.claims?.aud} (no Sec-Fetch-Site: ${hit.site === undefined})` : 'nothing'}`;
-    if (line.status === 403 && !hit) {
-      report(false, name, `${detail}: refused now; move it from KNOWN_GAPS to the refused cases`);
-    } else {
-      skipped++;
-      console.log(`SKIP ${name}: known gap, gets through: ${detail}`);
-    }
-  } catch (e) {
-    report(false, name, e.message);
-  }
-}
-
 // ---- the end -------------------------------------------------------------------
 
 await browser.close();
@@ -461,5 +446,5 @@ if (failed) {
   console.log('--- proxy stderr ---');
   console.log(proxy.stderr.replace(/eyJ[\w.-]+/g, '[token]'));
 }
-console.log(`browser: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+console.log(`browser: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

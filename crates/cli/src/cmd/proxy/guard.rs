@@ -3,9 +3,14 @@
 //!
 //! - DNS rebinding: the page's own name starts resolving to 127.0.0.1, so
 //!   its scripts talk to the proxy as their own origin and read the
-//!   answers. Their requests carry that name in `Host`. Only IP literals,
-//!   `localhost` names and names given with `--allow-host` are accepted;
-//!   an attacker cannot rebind an IP literal.
+//!   answers. Their requests carry that name in `Host`. Only loopback
+//!   addresses, `localhost` names and names given with `--allow-host` are
+//!   accepted; an attacker cannot rebind an IP literal. Other addresses
+//!   (0.0.0.0, `[::ffff:127.0.0.1]`, a LAN address) reach a proxy on
+//!   loopback too, but browsers send no Fetch Metadata there, so they are
+//!   refused unless named with `--allow-host`.
+//! - Prefetches (`Sec-Purpose: prefetch`) are refused: another site can
+//!   trigger them, and they look like the user's own navigations.
 //! - Cross-site requests (form posts, `fetch` with `no-cors`): the page
 //!   cannot read the answer, but the request acts with the user's
 //!   identity. Browsers label them (`Sec-Fetch-Site: cross-site`, or an
@@ -22,8 +27,8 @@ use std::net::IpAddr;
 use http::Method;
 use http::header::{self, HeaderMap};
 
-/// The host names, besides IP literals and `localhost`, that requests may
-/// name in `Host`.
+/// The host names, besides loopback addresses and `localhost`, that
+/// requests may name in `Host`.
 #[derive(Debug, Default)]
 pub(super) struct Guard {
     allowed_hosts: Vec<String>,
@@ -55,11 +60,35 @@ impl Guard {
         // Browsers always send a host; a request without one is a tool's.
         if let Some(host) = host {
             let name = host_name(host);
-            if !self.local_name(name) && name.parse::<IpAddr>().is_err() {
-                return Err(format!(
-                    "refused: the request names the host {name:?}, which is neither an IP address nor localhost. A web page may be using DNS rebinding to act with your identity. Use http://127.0.0.1:PORT or http://localhost:PORT, or pass --allow-host {name} if that name is yours."
-                ));
+            match name.parse::<IpAddr>() {
+                _ if self.local_name(name) => {}
+                Ok(ip) if ip.is_loopback() => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "refused: the request names the address {name}. Browsers send no Fetch Metadata to it (only to loopback and localhost), so the proxy cannot tell another site's page from you. Use http://127.0.0.1:PORT or http://localhost:PORT, or pass --allow-host {name} if you must reach it by that address."
+                    ));
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "refused: the request names the host {name:?}, which is neither a loopback address nor localhost. A web page may be using DNS rebinding to act with your identity. Use http://127.0.0.1:PORT or http://localhost:PORT, or pass --allow-host {name} if that name is yours."
+                    ));
+                }
             }
+        }
+
+        // A prefetch (speculation rules, <link rel=prefetch>) can come
+        // from any site, arrives as a navigation the user never saw, and
+        // is only ever an optimisation: refuse it.
+        let prefetch = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("prefetch"))
+        };
+        if prefetch("sec-purpose") || prefetch("purpose") {
+            return Err(
+                "refused: a prefetch (Sec-Purpose) would act with your identity without you seeing it; only requests you make go through.".to_owned(),
+            );
         }
 
         // Top-level only: frames, objects and embeds navigate too.
@@ -158,7 +187,6 @@ mod tests {
             "[::1]:1",
             "localhost:80",
             "App.LocalHost:8080",
-            "192.168.1.5:8080",
             "DEV.internal:8080",
         ] {
             let h = headers(&[("host", ok)]);
@@ -204,6 +232,56 @@ mod tests {
     }
 
     #[test]
+    fn addresses_browsers_send_no_fetch_metadata_to_are_refused_unless_allowed() {
+        // Chromium marks requests to loopback with Fetch Metadata, but not
+        // to 0.0.0.0, to IPv4-mapped loopback or to other addresses: a
+        // page could frame the service or load images through those.
+        let g = Guard::default();
+        for bad in [
+            "0.0.0.0:8080",
+            "[::ffff:127.0.0.1]:8080",
+            "[::]:8080",
+            "192.168.1.5:8080",
+        ] {
+            let h = headers(&[("host", bad)]);
+            let why = g.check(&Method::GET, &h, None).expect_err(bad);
+            assert!(why.contains("Fetch Metadata"), "{why}");
+        }
+        for ok in [
+            "127.0.0.1:8080",
+            "127.1.2.3:80",
+            "[::1]:8080",
+            "localhost:1",
+        ] {
+            let h = headers(&[("host", ok)]);
+            assert!(g.check(&Method::GET, &h, None).is_ok(), "{ok}");
+        }
+        let lan = Guard::new(&["192.168.1.5".to_owned()]);
+        let h = headers(&[("host", "192.168.1.5:8080")]);
+        assert!(lan.check(&Method::GET, &h, None).is_ok(), "allowed by name");
+    }
+
+    #[test]
+    fn prefetches_are_refused_wherever_they_come_from() {
+        let g = Guard::default();
+        for (name, value) in [
+            ("sec-purpose", "prefetch"),
+            ("sec-purpose", "prefetch;prerender"),
+            ("purpose", "prefetch"),
+        ] {
+            let h = headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("sec-fetch-site", "none"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", "document"),
+                (name, value),
+            ]);
+            let why = g.check(&Method::GET, &h, None).expect_err(value);
+            assert!(why.contains("prefetch"), "{why}");
+        }
+    }
+
+    #[test]
     fn cross_site_frames_and_embeds_are_refused_only_top_level_documents_pass() {
         let g = Guard::default();
         // Frames, objects and embeds are navigations too; letting them
@@ -237,7 +315,7 @@ mod tests {
 
     #[test]
     fn without_fetch_metadata_the_origin_decides() {
-        let g = Guard::default();
+        let g = Guard::new(&["192.168.1.5".to_owned()]);
         for ok in [
             "http://localhost:3000",
             "http://127.0.0.1:5173",

@@ -55,9 +55,11 @@ SSL_CERT_DIR; on macOS and Windows, add the CA to the system's trust store.
 An untrusted certificate answers 502 naming the problem; no token is sent.
 
 Web pages in your browser can reach 127.0.0.1 too. Requests naming a host
-other than an IP address or localhost (DNS rebinding; --allow-host adds
-names) and requests a browser marks as sent by another site (Sec-Fetch-Site:
-cross-site, or a foreign Origin), except top-level GET/HEAD navigations
+other than a loopback address or localhost (DNS rebinding, or addresses
+such as 0.0.0.0 to which browsers send no Fetch Metadata; --allow-host adds
+names), prefetches (Sec-Purpose), and requests a browser marks as sent by
+another site (Sec-Fetch-Site: cross-site, or a foreign Origin), except
+top-level GET/HEAD navigations
 (Sec-Fetch-Dest: document; another site's frames, objects and embeds are
 refused, so no site can frame your service), are answered 403 before any
 token is fetched. curl and other tools are not affected.";
@@ -86,9 +88,11 @@ pub(crate) struct Args {
     /// acts with your identity.
     #[arg(long)]
     allow_non_loopback: bool,
-    /// Also accept requests naming this host (repeatable). By default only
-    /// IP addresses and localhost names are accepted, so that a web page
-    /// cannot reach the proxy through DNS rebinding.
+    /// Also accept requests naming this host or address (repeatable). By
+    /// default only loopback addresses, localhost names and a non-loopback
+    /// --listen address are accepted, so that a web page cannot reach the
+    /// proxy through DNS rebinding, or through addresses (0.0.0.0, a LAN
+    /// address) to which browsers send no Fetch Metadata.
     #[arg(long, value_name = "NAME")]
     allow_host: Vec<String>,
     /// Token audience (default: the target's origin; the function URL for Cloud Functions).
@@ -220,7 +224,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         upgrade_client,
         timeout: Duration::from_secs_f64(args.upstream_timeout),
         local,
-        guard: Guard::new(&args.allow_host),
+        guard: Guard::new(&allowed_hosts(&args)),
     });
     if let Ok(src) = &proxy.tokens {
         // Mint the first token now: credential problems show at start,
@@ -441,4 +445,16 @@ fn error_response(status: StatusCode, why: String) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+/// The names the guard accepts besides loopback and localhost: the
+/// `--allow-host` names, and the address the proxy was told to listen on
+/// when that is a particular non-loopback one (clients elsewhere name it).
+fn allowed_hosts(args: &Args) -> Vec<String> {
+    let mut hosts = args.allow_host.clone();
+    let ip = args.listen.ip();
+    if !ip.is_loopback() && !ip.is_unspecified() {
+        hosts.push(ip.to_string());
+    }
+    hosts
 }
