@@ -320,6 +320,54 @@ mod doctor {
     }
 
     #[tokio::test]
+    async fn warns_about_endpoints_outside_google_and_the_opt_in_for_plain_http_elsewhere() {
+        let emu = Emulator::start().await.expect("emulator");
+        let home = tempfile::tempdir().expect("home");
+        let files = emu.write_credentials(home.path()).expect("files");
+        let out = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &files.service_account)
+            .args(["doctor", "--audience", "https://svc.example"]))
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!(
+                "warning: token_uri {}/token is not a Google endpoint",
+                emu.url()
+            )),
+            "{text}"
+        );
+
+        // An emulator reached by name: refused, unless opted in.
+        let mut doc: Value = serde_json::from_str(&emu.service_account_json()).expect("json");
+        doc["token_uri"] = json!("http://emulator.invalid:9/token");
+        let key = home.path().join("by-name.json");
+        std::fs::write(&key, doc.to_string()).expect("write");
+        let refused = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &key)
+            .args(["token", "--audience", "https://svc.example"]))
+        .await;
+        assert!(!refused.status.success());
+        let why = stderr(&refused);
+        assert!(
+            why.contains("token_uri") && why.contains("IDTOKEN_ALLOW_INSECURE_HTTP"),
+            "{why}"
+        );
+        let allowed = run(idtoken(home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &key)
+            .env("IDTOKEN_ALLOW_INSECURE_HTTP", "1")
+            .args(["token", "--audience", "https://svc.example"]))
+        .await;
+        assert!(!allowed.status.success(), "no such host");
+        let why = stderr(&allowed);
+        assert!(
+            why.contains("http://emulator.invalid:9/token")
+                && !why.contains("IDTOKEN_ALLOW_INSECURE_HTTP"),
+            "got past the rule to the network: {why}"
+        );
+    }
+
+    #[tokio::test]
     async fn json_report_shows_each_discovery_step_with_timing_and_the_claims() {
         let emu = Emulator::start().await.expect("emulator");
         let home = tempfile::tempdir().expect("home");

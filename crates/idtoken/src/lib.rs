@@ -76,7 +76,8 @@ pub use audience::audience_for_url;
 pub use cache::{IdTokenSource, MAX_REFRESH_AHEAD, MIN_REMAINING};
 pub use clock::{Clock, ManualClock, SystemClock, unix_time};
 pub use credentials::{
-    Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, Impersonate, TokenOptions,
+    ALLOW_INSECURE_HTTP, Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, Impersonate,
+    TokenOptions,
 };
 pub use env::Env;
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};

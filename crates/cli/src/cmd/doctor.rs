@@ -134,6 +134,18 @@ async fn examine(
         })),
     });
     report["flow"] = json!(creds.flow_description());
+    // Google's libraries accept any endpoint a credentials file names; a
+    // file from someone else can send your secrets anywhere.
+    report["warnings"] = creds
+        .endpoints_outside_google()
+        .into_iter()
+        .map(|(field, url)| {
+            json!(format!(
+                "{field} {url} is not a Google endpoint (outside googleapis.com and the file's universe_domain): secrets go there. Fine for the emulator; otherwise use credential files only from sources you trust"
+            ))
+        })
+        .collect::<Vec<_>>()
+        .into();
     let matches = !creds.audience_is_client_id();
     report["audience"] = json!({
         "requested": audience,
@@ -216,6 +228,9 @@ fn print_human(r: &Value, audience: &str) {
             }
         }
         println!("\nFlow\n  {}", s(&r["flow"]));
+        for w in r["warnings"].as_array().into_iter().flatten() {
+            println!("  warning: {}", s(w));
+        }
         println!("\nAudience\n  requested: {audience}");
         let yes = r["audience"]["aud_will_match"] == true;
         println!("  aud will equal it: {}", if yes { "yes" } else { "NO" });

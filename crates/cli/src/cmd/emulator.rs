@@ -107,6 +107,11 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     );
     println!("export IDTOKEN_JWKS_URL={}", emu.jwks_url());
     println!("export IDTOKEN_IAP_JWKS_URL={}", emu.iap_jwks_url());
+    if !emu.addr().ip().is_loopback() {
+        // Reached by name (a container network): its endpoints are plain
+        // HTTP off this machine, which idtoken refuses unless told.
+        println!("export {}=1", idtoken::ALLOW_INSECURE_HTTP);
+    }
 
     tokio::signal::ctrl_c()
         .await

@@ -36,6 +36,11 @@ struct UserFile {
 }
 
 impl AuthorizedUser {
+    /// Where its secrets go.
+    pub(crate) fn token_uri(&self) -> &str {
+        &self.token_uri
+    }
+
     pub(crate) fn from_json(json: &[u8]) -> Result<Self, CredentialsProblem> {
         let file: UserFile = serde_json::from_slice(json).map_err(|e| super::json_problem(&e))?;
         let token_uri = super::file::token_uri(file.token_uri)?;

@@ -1,9 +1,40 @@
 //! [`Credentials::flow_description`]: how tokens will be minted, in words,
 //! for `idtoken doctor` and logs.
 
-use super::{Credentials, Flow};
+use super::{Credentials, Flow, endpoint};
 
 impl Credentials {
+    /// The endpoints these credentials send secrets to (refresh tokens,
+    /// signed assertions, access and subject tokens) that are not Google's:
+    /// outside `googleapis.com` and the file's `universe_domain`. Each as
+    /// the field that names it and its URL; the metadata server is not
+    /// listed. A credentials file from someone else can name any endpoint,
+    /// as with Google's own libraries: `idtoken doctor` warns about these.
+    ///
+    /// ```
+    /// let json = br#"{"type": "authorized_user", "client_id": "c", "client_secret": "s",
+    ///     "refresh_token": "r", "token_uri": "https://collector.example/token"}"#;
+    /// let creds = idtoken::Credentials::from_json(json, "test").unwrap();
+    /// assert_eq!(creds.endpoints_outside_google(),
+    ///     [("token_uri", "https://collector.example/token".to_owned())]);
+    /// ```
+    pub fn endpoints_outside_google(&self) -> Vec<(&'static str, String)> {
+        let mut all: Vec<(&'static str, &str)> = match &self.inner.flow {
+            Flow::ServiceAccount(sa) => vec![("token_uri", sa.token_uri())],
+            Flow::AuthorizedUser(user) => vec![("token_uri", user.token_uri())],
+            Flow::ExternalAccount(ea) => ea.endpoints(),
+            Flow::Metadata(_) => Vec::new(),
+        };
+        if let Some(imp) = &self.inner.impersonation {
+            all.push(("IAM endpoint", imp.how.endpoint()));
+        }
+        let universe = self.inner.universe_domain.as_deref();
+        all.into_iter()
+            .filter(|(_, url)| !endpoint::is_google(url, universe))
+            .map(|(field, url)| (field, url.to_owned()))
+            .collect()
+    }
+
     /// How tokens will be minted, step by step, for people (no secrets).
     ///
     /// ```

@@ -115,7 +115,10 @@ impl ExternalAccount {
                 json_field,
             },
             (None, Some(url)) => Source::Url {
-                url,
+                url: {
+                    super::endpoint::check("credential_source.url", &url)?;
+                    url
+                },
                 headers: cs.headers,
                 json_field,
             },
@@ -132,18 +135,33 @@ impl ExternalAccount {
                 });
             }
         };
+        let token_url = f
+            .token_url
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_STS.to_owned());
+        super::endpoint::check("token_url", &token_url)?;
+        let impersonation_url = f
+            .service_account_impersonation_url
+            .filter(|s| !s.is_empty());
+        if let Some(url) = &impersonation_url {
+            super::endpoint::check("service_account_impersonation_url", url)?;
+        }
         Ok(Self {
             audience: required(f.audience, "audience")?,
             subject_token_type: required(f.subject_token_type, "subject_token_type")?,
-            token_url: f
-                .token_url
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| DEFAULT_STS.to_owned()),
+            token_url,
             source,
-            impersonation_url: f
-                .service_account_impersonation_url
-                .filter(|s| !s.is_empty()),
+            impersonation_url,
         })
+    }
+
+    /// Where its secrets go: the STS endpoint, and the subject-token URL.
+    pub(crate) fn endpoints(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![("token_url", self.token_url.as_str())];
+        if let Source::Url { url, .. } = &self.source {
+            out.push(("credential_source.url", url));
+        }
+        out
     }
 
     /// The workload identity pool provider (`audience`), for people.

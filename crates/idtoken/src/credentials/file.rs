@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::error::CredentialsProblem;
 
 use super::authorized_user::AuthorizedUser;
+use super::endpoint;
 use super::external_account::ExternalAccount;
 use super::service_account::ServiceAccount;
 use super::{Flow, Impersonate};
@@ -24,17 +25,13 @@ pub(super) fn required(
         .ok_or(CredentialsProblem::MissingField(field))
 }
 
-/// The `token_uri` field: Google's endpoint when absent, else an http(s) URL.
+/// The `token_uri` field: Google's endpoint when absent, else a URL that
+/// may receive credentials ([`endpoint::check`]).
 pub(super) fn token_uri(value: Option<String>) -> Result<String, CredentialsProblem> {
     let uri = value
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
-    if !(uri.starts_with("https://") || uri.starts_with("http://")) {
-        return Err(CredentialsProblem::InvalidField {
-            field: "token_uri",
-            reason: "not an http(s) URL".into(),
-        });
-    }
+    endpoint::check("token_uri", &uri)?;
     Ok(uri)
 }
 

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::cache::Cache;
 use crate::clock::Clock;
-use crate::error::{CredentialsProblem, Result};
+use crate::error::{CredentialsProblem, Error, Result};
 use crate::http::Http;
 use crate::token::IdToken;
 
@@ -68,6 +68,11 @@ impl Impersonate {
         &self.target
     }
 
+    /// The IAM Credentials endpoint (scheme and host).
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.iam_endpoint
+    }
+
     /// The delegates' emails.
     pub fn delegate_emails(&self) -> &[String] {
         &self.delegates
@@ -85,6 +90,7 @@ impl Impersonate {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(invalid("not an http(s) URL"));
         }
+        super::endpoint::check("service_account_impersonation_url", url)?;
         let (endpoint, rest) = url
             .split_once("/v1/projects/")
             .ok_or_else(|| invalid("no /v1/projects/ path"))?;
@@ -140,12 +146,17 @@ impl Impersonation {
         audience: &str,
         include_email: bool,
     ) -> Result<IdToken> {
-        let access = self.access.get().await?;
         let step = "IAM generateIdToken (impersonation)";
         let url = format!(
             "{}/v1/projects/-/serviceAccounts/{}:generateIdToken",
             self.how.iam_endpoint, self.how.target
         );
+        // Before the source's access token is fetched: it goes there.
+        super::endpoint::check("iam_endpoint", &url).map_err(|problem| Error::Credentials {
+            origin: "impersonation (--iam-endpoint, Impersonate::iam_endpoint)".into(),
+            problem,
+        })?;
+        let access = self.access.get().await?;
         let delegates: Vec<String> = self
             .how
             .delegates

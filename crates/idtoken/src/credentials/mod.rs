@@ -6,9 +6,11 @@
 mod access;
 mod authorized_user;
 mod describe;
+pub(crate) mod endpoint;
 mod external_account;
 mod file;
 mod impersonated;
+pub use endpoint::ALLOW_INSECURE_HTTP;
 mod metadata;
 mod options;
 mod service_account;
@@ -56,6 +58,8 @@ struct Inner {
     origin: String,
     clock: Arc<dyn Clock>,
     impersonation: Option<Impersonation>,
+    /// The file's `universe_domain`, when it names one.
+    universe_domain: Option<String>,
 }
 
 /// The base flows: what mints an ID token (or the access token that
@@ -155,6 +159,14 @@ impl Credentials {
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let impersonation = how.map(|how| Impersonation::new(how, flow.clone(), clock.clone()));
+        #[derive(serde::Deserialize)]
+        struct Universe {
+            universe_domain: Option<String>,
+        }
+        let universe_domain = serde_json::from_slice::<Universe>(json)
+            .ok()
+            .and_then(|u| u.universe_domain)
+            .filter(|d| !d.is_empty());
         Ok(Self {
             inner: Arc::new(Inner {
                 flow,
@@ -162,6 +174,7 @@ impl Credentials {
                 origin: origin.to_owned(),
                 clock,
                 impersonation,
+                universe_domain,
             }),
         })
     }
@@ -192,6 +205,7 @@ impl Credentials {
                 kind: self.inner.kind,
                 origin: self.inner.origin.clone(),
                 clock,
+                universe_domain: self.inner.universe_domain.clone(),
             }),
         }
     }
@@ -222,6 +236,7 @@ impl Credentials {
                 origin,
                 clock: Arc::new(SystemClock),
                 impersonation: None,
+                universe_domain: None,
             }),
         }
     }
@@ -240,6 +255,7 @@ impl Credentials {
                 kind: self.inner.kind,
                 origin: self.inner.origin.clone(),
                 clock,
+                universe_domain: self.inner.universe_domain.clone(),
             }),
         }
     }

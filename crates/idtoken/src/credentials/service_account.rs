@@ -50,6 +50,11 @@ struct KeyFile {
 }
 
 impl ServiceAccount {
+    /// Where its secrets go.
+    pub(crate) fn token_uri(&self) -> &str {
+        &self.token_uri
+    }
+
     pub(crate) fn from_json(json: &[u8]) -> Result<Self, CredentialsProblem> {
         let file: KeyFile = serde_json::from_slice(json).map_err(|e| super::json_problem(&e))?;
         let client_email = required(file.client_email, "client_email")?;

@@ -17,6 +17,7 @@ mod flows;
 mod grpc;
 mod hostile_numbers;
 mod impersonation;
+mod insecure_endpoints;
 mod keycache;
 #[cfg(feature = "reqwest-middleware")]
 mod new_client;
