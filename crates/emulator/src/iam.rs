@@ -62,6 +62,10 @@ pub(crate) fn fault_answer(fault: Fault) -> Response {
         }
         // `arrive` serves hangs itself.
         Fault::Hang => google_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        wire @ (Fault::Trickle
+        | Fault::ResetMidBody
+        | Fault::Oversized(_)
+        | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
     }
 }
 

@@ -64,6 +64,7 @@ mod metadata;
 mod oauth2;
 mod state;
 mod sts;
+mod wire;
 
 pub use emulator::{Builder, Emulator};
 pub use files::CredentialFiles;

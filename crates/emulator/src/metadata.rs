@@ -72,6 +72,10 @@ async fn admit(app: &App, endpoint: Endpoint, headers: &HeaderMap) -> Result<(),
             }
             // `arrive` turns Hang into a wait and then a 503.
             Fault::Hang => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+            wire @ (Fault::Trickle
+            | Fault::ResetMidBody
+            | Fault::Oversized(_)
+            | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
         });
     }
     let flavored = headers

@@ -93,6 +93,10 @@ pub(crate) fn fault_answer(fault: Fault) -> Response {
         Fault::Status(code) => code,
         // `arrive` serves hangs itself; this arm is never reached.
         Fault::Hang => 503,
+        wire @ (Fault::Trickle
+        | Fault::ResetMidBody
+        | Fault::Oversized(_)
+        | Fault::RetryAfter { .. }) => return crate::wire::answer(wire),
     };
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     oauth_error(

@@ -129,6 +129,20 @@ pub enum Fault {
     Body(String),
     /// Never answer (until shutdown), so client timeouts are exercised.
     Hang,
+    /// Answer 200, then send the body one byte every 250 ms, for ever.
+    Trickle,
+    /// Answer 200 with `Content-Length: 4096`, send 64 bytes, then drop
+    /// the connection.
+    ResetMidBody,
+    /// Answer 200 with a body of this many bytes (spaces).
+    Oversized(usize),
+    /// Answer `status` with `Retry-After: secs`.
+    RetryAfter {
+        /// The status, e.g. 429 or 503.
+        status: u16,
+        /// The `Retry-After` value, in seconds.
+        secs: u64,
+    },
 }
 
 /// A snapshot of how many requests each endpoint received, rejected and

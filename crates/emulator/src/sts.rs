@@ -150,6 +150,10 @@ async fn subject_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
                 )
             }
             Fault::Hang => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into()),
+            wire @ (Fault::Trickle
+            | Fault::ResetMidBody
+            | Fault::Oversized(_)
+            | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
         };
     }
     let (name, value) = Federation::URL_HEADER;
