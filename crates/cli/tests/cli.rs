@@ -738,3 +738,6 @@ mod proxy_tls;
 
 #[path = "cli/curl_redirects.rs"]
 mod curl_redirects;
+
+#[path = "cli/faults.rs"]
+mod faults;

@@ -1,10 +1,17 @@
 //! One shared HTTP client with timeouts, bounded jittered retries of
 //! transient failures, and Google's error bodies turned into [`Error`]s.
+//!
+//! Every call is bounded twice: each attempt by its own timeout, and all
+//! attempts with their waits by one deadline, so a silent, trickling or
+//! throttling endpoint costs a caller [`CALL_DEADLINE`] at most. A
+//! `Retry-After` (429, 503) is honoured when it fits before the deadline;
+//! when it does not, the call fails at once, saying so. An answer over the
+//! size cap is an invalid answer, not retried.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes_limit::read_limited;
+use bytes_limit::{Read, read_limited};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 
@@ -12,8 +19,10 @@ use crate::error::{EndpointProblem, Error, Result};
 
 /// How long to wait for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one whole request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one attempt may take, answer body included.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call may take, all attempts and the waits between them.
+pub(crate) const CALL_DEADLINE: Duration = Duration::from_secs(30);
 /// Attempts for calls that may be retried (first try included).
 const ATTEMPTS: u32 = 3;
 /// Largest answer body read from an identity endpoint.
@@ -31,15 +40,15 @@ impl Http {
     /// For Google's public endpoints: honours proxy settings.
     pub(crate) const PUBLIC: Http = Http {
         direct: false,
-        timeout: REQUEST_TIMEOUT,
+        timeout: ATTEMPT_TIMEOUT,
     };
     /// For the metadata server: no proxy.
     pub(crate) const METADATA: Http = Http {
         direct: true,
-        timeout: REQUEST_TIMEOUT,
+        timeout: ATTEMPT_TIMEOUT,
     };
 
-    /// This kind with another per-request timeout.
+    /// This kind with another per-attempt timeout.
     pub(crate) fn with_timeout(self, timeout: Duration) -> Http {
         Http { timeout, ..self }
     }
@@ -74,17 +83,28 @@ impl Http {
         hint: fn(u16, Option<&str>) -> &'static str,
     ) -> Result<Answer> {
         let client = self.client()?;
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.send_once(client, step, url, &make, hint).await;
+            let left = CALL_DEADLINE.saturating_sub(started.elapsed());
+            let result = self
+                .send_once(client, step, url, &make, hint, self.timeout.min(left))
+                .await;
             match result {
-                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
-                    let wait = backoff(attempt);
+                Err((e, retry_after)) if e.is_transient() && attempt < ATTEMPTS => {
+                    let wait =
+                        retry_after.map_or_else(|| backoff(attempt), |ra| ra.max(backoff(attempt)));
+                    let left = CALL_DEADLINE.saturating_sub(started.elapsed());
+                    // Another attempt needs time of its own after the wait.
+                    if wait.saturating_add(Duration::from_millis(100)) >= left {
+                        tracing::debug!(step, url, attempt, error = %e, "no time left to retry");
+                        return Err(e);
+                    }
                     tracing::debug!(step, url, attempt, error = %e, "retrying in {wait:?}");
                     tokio::time::sleep(wait).await;
                 }
-                other => return other,
+                other => return other.map_err(|(e, _)| e),
             }
         }
     }
@@ -96,24 +116,35 @@ impl Http {
         url: &str,
         make: &impl Fn(&Client) -> RequestBuilder,
         hint: fn(u16, Option<&str>) -> &'static str,
-    ) -> Result<Answer> {
+        timeout: Duration,
+    ) -> std::result::Result<Answer, (Error, Option<Duration>)> {
         let fail = |p| Error::endpoint(step, url, p);
         let call = async {
             let resp = make(client).send().await.map_err(|e| fail(classify(&e)))?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = read_limited(resp, MAX_BODY)
-                .await
-                .map_err(|e| fail(EndpointProblem::Connect(e)))?;
+            let body = read_limited(resp, MAX_BODY).await.map_err(|e| {
+                fail(match e {
+                    Read::TooLarge => EndpointProblem::InvalidResponse(format!(
+                        "the answer is larger than {MAX_BODY} bytes"
+                    )),
+                    Read::Failed(why) => EndpointProblem::Connect(why),
+                })
+            })?;
             Ok::<_, Error>((status, headers, body))
         };
-        let (status, headers, body) = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| fail(EndpointProblem::Timeout(self.timeout)))??;
+        let (status, headers, body) = match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err((e, None)),
+            Err(_) => return Err((fail(EndpointProblem::Timeout(timeout)), None)),
+        };
         if status.is_success() {
             return Ok(Answer { headers, body });
         }
-        Err(fail(status_problem(status, &body, hint)))
+        Err((
+            fail(status_problem(status, &body, hint)),
+            retry_after(&headers),
+        ))
     }
 }
 
@@ -150,9 +181,21 @@ impl Answer {
     }
 }
 
+/// `Retry-After` in seconds (the HTTP-date form is not used by Google).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}
+
 fn classify(e: &reqwest::Error) -> EndpointProblem {
     if e.is_timeout() {
-        return EndpointProblem::Timeout(REQUEST_TIMEOUT);
+        return EndpointProblem::Timeout(CONNECT_TIMEOUT);
     }
     // The innermost cause says most ("Connection refused", "dns error").
     let mut source: &dyn std::error::Error = e;
@@ -223,18 +266,44 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 }
 
 mod bytes_limit {
+    /// Why a body could not be read.
+    pub(super) enum Read {
+        /// Over the cap: an invalid answer.
+        TooLarge,
+        /// The connection failed mid-body: transient.
+        Failed(String),
+    }
+
     /// Reads a body, refusing more than `limit` bytes.
     pub(super) async fn read_limited(
         mut resp: reqwest::Response,
         limit: usize,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, Read> {
+        if resp
+            .content_length()
+            .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit))
+        {
+            return Err(Read::TooLarge);
+        }
         let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-            if out.len() + chunk.len() > limit {
-                return Err(format!("answer larger than {limit} bytes"));
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| Read::Failed(innermost(&e)))?
+        {
+            if out.len().saturating_add(chunk.len()) > limit {
+                return Err(Read::TooLarge);
             }
             out.extend_from_slice(&chunk);
         }
         Ok(out)
+    }
+
+    fn innermost(e: &reqwest::Error) -> String {
+        let mut source: &dyn std::error::Error = e;
+        while let Some(next) = source.source() {
+            source = next;
+        }
+        format!("the answer broke off: {source}")
     }
 }

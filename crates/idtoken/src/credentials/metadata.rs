@@ -80,15 +80,21 @@ impl Metadata {
         let answer = Http::METADATA
             .send(step, &url, |c| c.get(&url).header(FLAVOR, "Google"), hint)
             .await?;
-        String::from_utf8(answer.body)
-            .map(|s| s.trim().to_owned())
-            .map_err(|_| {
-                Error::endpoint(
-                    step,
-                    &url,
-                    EndpointProblem::InvalidResponse("not text".into()),
-                )
-            })
+        let bad =
+            |why: &str| Error::endpoint(step, &url, EndpointProblem::InvalidResponse(why.into()));
+        let email = String::from_utf8(answer.body).map_err(|_| bad("not text"))?;
+        let email = email.trim();
+        // One address, nothing else: a proxy's HTML page or a truncated
+        // answer is not an email.
+        let plausible = email.len() <= 320
+            && email.split('@').count() == 2
+            && email
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"<>\"'(),;:[]\\{}".contains(&b));
+        if !plausible {
+            return Err(bad("the answer is not an email address"));
+        }
+        Ok(email.to_owned())
     }
 
     /// The default service account's access token (the source of an

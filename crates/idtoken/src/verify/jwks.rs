@@ -247,7 +247,9 @@ impl KeyCache {
         let max_age = cache_lifetime(&answer.headers)
             .unwrap_or(DEFAULT_MAX_AGE)
             .clamp(MIN_MAX_AGE, MAX_MAX_AGE);
-        let jwks: Jwks = answer.json()?;
+        let jwks: Jwks = answer
+            .json()
+            .map_err(|e| format!("key set at {url}: {e}"))?;
         let mut keys = HashMap::new();
         for jwk in jwks.keys {
             if let (Some(kid), Some(key)) = (jwk.kid.clone(), jwk.to_key()) {
