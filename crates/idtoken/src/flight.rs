@@ -27,9 +27,16 @@ pub(crate) struct Flight<T> {
 }
 
 struct Slot<T> {
-    /// The fetch in flight: its number and where its outcome appears.
-    running: Option<(u64, watch::Receiver<Option<T>>)>,
+    /// The fetch in flight: its number, the runtime its task runs on, and
+    /// where its outcome appears.
+    running: Option<Running<T>>,
     next: u64,
+}
+
+struct Running<T> {
+    id: u64,
+    runtime: tokio::runtime::Id,
+    outcome: watch::Receiver<Option<T>>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Flight<T> {
@@ -54,8 +61,15 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     where
         Fut: Future<Output = T> + Send + 'static,
     {
-        let mut slot = self.lock();
-        slot.running.is_none() && self.spawn(&mut slot, fetch).is_some()
+        let slot = self.lock();
+        slot.running.is_none() && self.spawn(slot, fetch).is_some()
+    }
+
+    /// The outcome of the fetch in flight, if one is; `None` at once
+    /// otherwise (or when it ends without an outcome).
+    pub(crate) async fn join_running(&self) -> Option<T> {
+        let outcome = self.lock().running.as_ref()?.outcome.clone();
+        Self::wait(outcome).await
     }
 
     /// The outcome of the fetch in flight, or of `fetch` started now.
@@ -65,20 +79,35 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     where
         Fut: Future<Output = T> + Send + 'static,
     {
-        let mut outcome = {
-            let mut slot = self.lock();
+        let here = tokio::runtime::Handle::try_current().ok()?.id();
+        let joined = {
+            let slot = self.lock();
             match &slot.running {
-                Some((_, rx)) => rx.clone(),
-                None => self.spawn(&mut slot, fetch)?,
+                Some(running) if running.runtime == here => Ok(running.outcome.clone()),
+                // A fetch on another runtime makes progress only while
+                // that runtime runs, which a runtime driven by `block_on`
+                // now and then may not do: fetch here instead.
+                Some(_) => Err(fetch),
+                None => Ok(self.spawn(slot, fetch)?),
             }
         };
+        match joined {
+            Ok(outcome) => Self::wait(outcome).await,
+            Err(fetch) => Some(fetch().await),
+        }
+    }
+
+    async fn wait(mut outcome: watch::Receiver<Option<T>>) -> Option<T> {
         let seen = outcome.wait_for(Option::is_some).await.ok()?;
         seen.clone()
     }
 
+    /// Marks a fetch as running (under the lock), then spawns it with the
+    /// lock released: a runtime that is shutting down drops the task at
+    /// once, and its guard takes the lock to clear the slot.
     fn spawn<Fut>(
         &self,
-        slot: &mut Slot<T>,
+        mut slot: MutexGuard<'_, Slot<T>>,
         fetch: impl FnOnce() -> Fut,
     ) -> Option<watch::Receiver<Option<T>>>
     where
@@ -88,7 +117,12 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
         let id = slot.next;
         slot.next = slot.next.wrapping_add(1);
         let (tx, rx) = watch::channel(None);
-        slot.running = Some((id, rx.clone()));
+        slot.running = Some(Running {
+            id,
+            runtime: runtime.id(),
+            outcome: rx.clone(),
+        });
+        drop(slot);
         let fut = fetch();
         let landed = Landed {
             slot: Arc::clone(&self.slot),
@@ -129,7 +163,7 @@ struct Landed<T> {
 impl<T> Drop for Landed<T> {
     fn drop(&mut self) {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.running.as_ref().is_some_and(|(id, _)| *id == self.id) {
+        if slot.running.as_ref().is_some_and(|r| r.id == self.id) {
             slot.running = None;
         }
     }
@@ -182,5 +216,59 @@ mod tests {
             .build()
             .expect("runtime");
         assert_eq!(other.block_on(flight.join(|| async { 2 })), Some(2));
+    }
+
+    #[test]
+    fn starting_a_fetch_while_the_runtime_shuts_down_does_not_deadlock() {
+        struct StartOnDrop(Arc<Flight<u32>>);
+        impl Drop for StartOnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.start(|| async { 1 });
+            }
+        }
+        let flight = Arc::new(Flight::<u32>::new());
+        let doomed = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let guard = StartOnDrop(Arc::clone(&flight));
+        doomed.block_on(async move {
+            tokio::spawn(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+            });
+            tokio::task::yield_now().await;
+        });
+        // Shutting down drops the pending task; its guard starts a fetch on
+        // the closing runtime, which drops that at once too.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(doomed);
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "the runtime's shutdown deadlocked"
+        );
+        assert!(!flight.in_flight());
+    }
+
+    #[test]
+    fn a_waiter_on_another_runtime_does_not_wait_for_an_idle_one() {
+        let flight = Flight::<u32>::new();
+        let idle = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // A background refresh on a runtime nobody drives afterwards.
+        idle.block_on(async { assert!(flight.start(|| async { 1 })) });
+        let other = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let got = other.block_on(async {
+            tokio::time::timeout(Duration::from_secs(2), flight.join(|| async { 2 })).await
+        });
+        assert_eq!(got, Ok(Some(2)), "fetched on its own runtime");
     }
 }

@@ -53,6 +53,8 @@ const MAX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// (`KeysUnavailable`, a 503 from the layer) for this long, plus up to half
 /// again at random so that many verifiers do not retry in step.
 const NEGATIVE_CACHE: Duration = Duration::from_secs(5);
+/// Longest a verification with an unknown `kid` waits for a key-set fetch.
+const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(3);
 /// Longest head start of a background refresh before the keys lapse.
 const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
 
@@ -134,19 +136,28 @@ impl KeyCache {
         set.keys.get(kid).cloned().ok_or_else(unknown)
     }
 
-    /// An unknown `kid` with usable keys: join the fetch in flight, or
+    /// An unknown `kid` with usable keys: wait for the fetch in flight, or
     /// refetch at most once per interval; otherwise the key is unknown.
+    /// The wait is short ([`UNKNOWN_KID_WAIT`]): a forged `kid` costs an
+    /// attacker nothing, and must not hold a request for a slow endpoint's
+    /// whole deadline. The fetch itself goes on.
     async fn unknown_kid(self: &Arc<Self>, kid: &str, now: SystemTime) -> Option<Arc<PublicKey>> {
-        if !self.flight.in_flight()
-            && (millis(now) < self.retry_after_ms.load(Ordering::Acquire)
-                || !self.may_refetch_for_unknown_kid(now))
+        let lookup = || self.current.load().as_ref()?.keys.get(kid).cloned();
+        if self.flight.in_flight() {
+            let _ = tokio::time::timeout(UNKNOWN_KID_WAIT, self.flight.join_running()).await;
+            return lookup();
+        }
+        if millis(now) < self.retry_after_ms.load(Ordering::Acquire)
+            || !self.may_refetch_for_unknown_kid(now)
         {
             return None;
         }
-        let _ = self.fetch_shared().await;
-        self.current.load().as_ref()?.keys.get(kid).cloned()
+        let _ = tokio::time::timeout(UNKNOWN_KID_WAIT, self.fetch_shared()).await;
+        lookup()
     }
 
+    /// True for one caller per interval (a compare-and-swap, so racing
+    /// callers cannot all pass).
     fn may_refetch_for_unknown_kid(&self, now: SystemTime) -> bool {
         let now_ms = millis(now);
         let last = self.last_unknown_refetch_ms.load(Ordering::Acquire);
@@ -154,8 +165,8 @@ impl KeyCache {
             return false;
         }
         self.last_unknown_refetch_ms
-            .store(now_ms, Ordering::Release);
-        true
+            .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Starts one background refresh unless one runs or a failure is

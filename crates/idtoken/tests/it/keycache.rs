@@ -488,3 +488,30 @@ async fn hammer_errors(
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_kid_does_not_wait_out_a_slow_refresh() {
+    let clock = manual_clock();
+    let c = clock.clone();
+    let emu = Emulator::builder()
+        .clock(Arc::new(move || c.now()))
+        .jwks_max_age(Duration::from_secs(60))
+        .start()
+        .await
+        .expect("emulator");
+    let v = verifier(&emu, Some(&clock));
+    v.verify(&token(&emu, clock.now())).await.expect("warm");
+    // The refresh hangs at the emulator for as long as this test runs.
+    let hold = emu.hold(Endpoint::JwksV3);
+    clock.advance(Duration::from_secs(120));
+    v.verify(&token(&emu, clock.now()))
+        .await
+        .expect("stale keys serve");
+    wait_for_count(&emu, Endpoint::JwksV3, 2).await;
+    let forged = forged(clock.now(), "forged-kid");
+    let err = within("a forged kid during a slow refresh", v.verify(&forged))
+        .await
+        .expect_err("unknown kid");
+    assert!(matches!(err, idtoken::VerifyError::UnknownKey(_)), "{err}");
+    hold.release();
+}
