@@ -54,6 +54,7 @@ fn fault_answer(app: &App, fault: Fault) -> Response {
         wire @ (Fault::Trickle
         | Fault::ResetMidBody
         | Fault::Oversized(_)
+        | Fault::Redirect(_)
         | Fault::RetryAfter { .. }) => return crate::wire::answer(wire),
     };
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

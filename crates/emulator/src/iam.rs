@@ -65,6 +65,7 @@ pub(crate) fn fault_answer(fault: Fault) -> Response {
         wire @ (Fault::Trickle
         | Fault::ResetMidBody
         | Fault::Oversized(_)
+        | Fault::Redirect(_)
         | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
     }
 }

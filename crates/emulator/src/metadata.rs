@@ -75,6 +75,7 @@ async fn admit(app: &App, endpoint: Endpoint, headers: &HeaderMap) -> Result<(),
             wire @ (Fault::Trickle
             | Fault::ResetMidBody
             | Fault::Oversized(_)
+            | Fault::Redirect(_)
             | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
         });
     }

@@ -136,6 +136,8 @@ pub enum Fault {
     ResetMidBody,
     /// Answer 200 with a body of this many bytes (spaces).
     Oversized(usize),
+    /// Answer `307 Temporary Redirect` with this `Location`.
+    Redirect(String),
     /// Answer `status` with `Retry-After: secs`.
     RetryAfter {
         /// The status, e.g. 429 or 503.

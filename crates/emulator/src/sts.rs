@@ -153,6 +153,7 @@ async fn subject_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
             wire @ (Fault::Trickle
             | Fault::ResetMidBody
             | Fault::Oversized(_)
+            | Fault::Redirect(_)
             | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
         };
     }

@@ -29,6 +29,13 @@ pub(crate) fn answer(fault: Fault) -> Response {
         Fault::Trickle => with_type(Body::new(Trickle { sleep: None }), None),
         Fault::ResetMidBody => with_type(Body::new(Reset { sent: false }), Some(RESET_PROMISED)),
         Fault::Oversized(bytes) => with_type(Body::from(vec![b' '; bytes]), None),
+        Fault::Redirect(location) => {
+            let mut resp = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
         Fault::RetryAfter { status, secs } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
             let body = format!(

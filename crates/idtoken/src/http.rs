@@ -60,6 +60,10 @@ impl Http {
         cell.get_or_init(|| {
             let mut b = Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
+                // Google's identity endpoints never redirect, and a 307/308
+                // would re-send a body carrying a signed assertion, a
+                // refresh token or a subject token to wherever it points.
+                .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("idtoken/", env!("CARGO_PKG_VERSION")));
             if self.direct {
                 b = b.no_proxy();
@@ -140,6 +144,20 @@ impl Http {
         };
         if status.is_success() {
             return Ok(Answer { headers, body });
+        }
+        if status.is_redirection() {
+            let to = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|l| l.split('?').next().unwrap_or_default().to_owned())
+                .unwrap_or_default();
+            return Err((
+                fail(EndpointProblem::InvalidResponse(format!(
+                    "HTTP {} redirect to {to:?}, not followed (Google's endpoints do not redirect; check the URL)",
+                    status.as_u16()
+                ))),
+                None,
+            ));
         }
         Err((
             fail(status_problem(status, &body, hint)),

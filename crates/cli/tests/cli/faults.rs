@@ -39,11 +39,12 @@ enum Kind {
     Garbage,
     Oversized,
     Truncated,
+    Redirect,
     NoSuchName,
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 12] = [
         Kind::Refused,
         Kind::Silence,
         Kind::Trickle,
@@ -54,6 +55,7 @@ impl Kind {
         Kind::Garbage,
         Kind::Oversized,
         Kind::Truncated,
+        Kind::Redirect,
         Kind::NoSuchName,
     ];
 
@@ -69,6 +71,7 @@ impl Kind {
             Kind::Garbage => "200, garbage",
             Kind::Oversized => "200, body over the cap",
             Kind::Truncated => "200, truncated JSON",
+            Kind::Redirect => "307 to another origin",
             Kind::NoSuchName => "name does not resolve",
         }
     }
@@ -88,14 +91,39 @@ impl Kind {
             Kind::Garbage => Fault::Body("<html>not what you asked for</html>".into()),
             Kind::Oversized => Fault::Oversized(2 * 1024 * 1024),
             Kind::Truncated => Fault::Body(r#"{"token": "eyJhbGciOiJSUzI1NiIsImtpZCI6"#.into()),
+            Kind::Redirect => Fault::Redirect(format!("{}/collect", elsewhere().0)),
             Kind::Refused | Kind::NoSuchName => return None,
         })
     }
 
     /// Whether another try may succeed, so the client should retry.
     fn transient(self) -> bool {
-        !matches!(self, Kind::Garbage | Kind::Oversized | Kind::Truncated)
+        !matches!(
+            self,
+            Kind::Garbage | Kind::Oversized | Kind::Truncated | Kind::Redirect
+        )
     }
+}
+
+/// Another origin that counts the connections it gets (and drops them): a
+/// redirect must never carry a request, with its secrets, there.
+fn elsewhere() -> &'static (String, std::sync::atomic::AtomicUsize) {
+    static ELSEWHERE: std::sync::OnceLock<(String, std::sync::atomic::AtomicUsize)> =
+        std::sync::OnceLock::new();
+    ELSEWHERE.get_or_init(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if conn.is_ok() {
+                    elsewhere()
+                        .1
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        (url, std::sync::atomic::AtomicUsize::new(0))
+    })
 }
 
 /// Where a cell's call goes: the emulator, a closed port, or a name that
@@ -602,7 +630,11 @@ async fn proxy_cell(kind: Kind) -> Cell {
     .await;
     let started = Instant::now();
     let fetch = async {
-        let resp = reqwest::Client::new()
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let resp = client
             .get(format!("{}/_emulator/subject-token", proxy.url))
             .send()
             .await
@@ -693,7 +725,8 @@ async fn every_outbound_call_under_every_fault() {
     if std::env::var_os("IDTOKEN_UPDATE_RELIABILITY").is_some() {
         write_reliability(&table);
     }
-    let failures: Vec<String> = all
+    let followed = elsewhere().1.load(std::sync::atomic::Ordering::SeqCst);
+    let mut failures: Vec<String> = all
         .iter()
         .flat_map(|c| {
             c.problems
@@ -701,6 +734,11 @@ async fn every_outbound_call_under_every_fault() {
                 .map(move |p| format!("{} / {}: {p} ({})", c.call, c.kind.label(), c.outcome))
         })
         .collect();
+    if followed > 0 {
+        failures.push(format!(
+            "{followed} connections followed a redirect to another origin"
+        ));
+    }
     assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n"));
 }
 
