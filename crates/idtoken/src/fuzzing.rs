@@ -35,13 +35,6 @@ pub fn parse_jws(token: &str) -> Result<Jws, String> {
     })
 }
 
-/// JSON read as the JWS parser reads it: duplicate members refused.
-pub fn parse_strict_json(text: &str) -> Result<Value, String> {
-    serde_json::from_str::<crate::jws::Strict>(text)
-        .map(|s| s.0)
-        .map_err(|e| e.to_string())
-}
-
 /// A claim set read into [`Claims`].
 pub fn claims_from_map(map: Map<String, Value>) -> Result<Claims, String> {
     Claims::from_map(map)
