@@ -47,6 +47,17 @@ pub(crate) struct Parts<'a> {
     pub signature: Vec<u8>,
 }
 
+impl Parts<'_> {
+    /// The header's `kid`, or "" when it has none (the verifier refuses
+    /// such tokens before asking).
+    pub(crate) fn kid(&self) -> &str {
+        self.header
+            .get("kid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
 /// Splits and decodes a compact JWS without checking its signature.
 pub(crate) fn parse(token: &str) -> Result<Parts<'_>, JwsError> {
     if token.len() > MAX_TOKEN_LEN {

@@ -65,6 +65,9 @@ mod credentials;
 mod env;
 mod error;
 mod flight;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod integrations;
 mod jws;

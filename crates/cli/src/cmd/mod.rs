@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use idtoken::{Credentials, Env, IdToken, Impersonate};
 
+pub(crate) use decode::render::rfc3339;
+
 /// Where credentials come from and whom they impersonate; shared by the
 /// subcommands that mint tokens.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -111,19 +113,6 @@ pub(crate) async fn load_credentials(file: Option<&Path>) -> Result<Credentials,
         Some(path) => Credentials::from_file(path),
         None => Credentials::discover_with(&Env::from_process()).await,
     }
-}
-
-/// A time as RFC 3339 (UTC, seconds).
-pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
-    use std::fmt::Write as _;
-    // humantime panics before 1970 and fails (which `to_string` turns into
-    // a panic) after 9999; times from tokens can be either.
-    let mut out = String::new();
-    if t < std::time::UNIX_EPOCH || write!(out, "{}", humantime::format_rfc3339_seconds(t)).is_err()
-    {
-        return "(out of range)".to_owned();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! The JSON `type` field picks the flow; each flow lives in its own module,
 //! and impersonation ([`Impersonate`]) can sit on top of any of them.
 
-mod access;
+pub(crate) mod access;
 mod authorized_user;
 mod describe;
 pub(crate) mod endpoint;

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use super::VerifyError;
 use crate::clock::{Clock, later};
 use crate::flight::Flight;
-use crate::http::Http;
+use crate::http::{Answer, Http};
 
 /// Used when the key set carries no `max-age`.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -255,31 +255,46 @@ impl KeyCache {
             .send("key set", url, |c| c.get(url), |_, _| "")
             .await
             .map_err(|e| e.to_string())?;
-        let max_age = cache_lifetime(&answer.headers)
-            .unwrap_or(DEFAULT_MAX_AGE)
-            .clamp(MIN_MAX_AGE, MAX_MAX_AGE);
-        let jwks: Jwks = answer
-            .json()
-            .map_err(|e| format!("key set at {url}: {e}"))?;
-        let mut keys = HashMap::new();
-        for jwk in jwks.keys {
-            if let (Some(kid), Some(key)) = (jwk.kid.clone(), jwk.to_key()) {
-                keys.insert(kid, Arc::new(key));
-            }
-        }
+        let keys = usable_keys(&answer).map_err(|e| format!("key set at {url}: {e}"))?;
         if keys.is_empty() {
             return Err(format!("the key set at {url} holds no usable keys"));
         }
         // Lifetimes count from the answer, not from the request: a slow
         // answer is no fresher than it is.
-        let now = self.clock.now();
-        let ahead = (max_age / 10).min(MAX_REFRESH_AHEAD);
+        let (refresh_at, expires_at) = key_set_times(&answer.headers, self.clock.now());
         Ok(KeySet {
             keys,
-            refresh_at: later(now, max_age - ahead),
-            expires_at: later(now, max_age),
+            refresh_at,
+            expires_at,
         })
     }
+}
+
+/// The signing keys of a JWK-set answer, by `kid`; keys without a `kid`
+/// or of a kind we do not use are skipped.
+pub(crate) fn usable_keys(answer: &Answer) -> Result<HashMap<String, Arc<PublicKey>>, String> {
+    let jwks: Jwks = answer.json()?;
+    let mut keys = HashMap::new();
+    for jwk in jwks.keys {
+        if let (Some(kid), Some(key)) = (jwk.kid.clone(), jwk.to_key()) {
+            keys.insert(kid, Arc::new(key));
+        }
+    }
+    Ok(keys)
+}
+
+/// When a key set that arrived at `now` with these headers should be
+/// refreshed, and when it expires: its `Cache-Control` lifetime (or an
+/// hour) within [`MIN_MAX_AGE`] and [`MAX_MAX_AGE`].
+pub(crate) fn key_set_times(
+    headers: &reqwest::header::HeaderMap,
+    now: SystemTime,
+) -> (SystemTime, SystemTime) {
+    let max_age = cache_lifetime(headers)
+        .unwrap_or(DEFAULT_MAX_AGE)
+        .clamp(MIN_MAX_AGE, MAX_MAX_AGE);
+    let ahead = (max_age / 10).min(MAX_REFRESH_AHEAD);
+    (later(now, max_age - ahead), later(now, max_age))
 }
 
 #[derive(Deserialize)]
@@ -332,7 +347,7 @@ impl Jwk {
 }
 
 /// `Cache-Control: max-age` minus `Age`.
-fn cache_lifetime(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn cache_lifetime(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let cc = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
     let max_age: u64 = cc
         .split(',')

@@ -17,7 +17,7 @@
 
 mod claims;
 mod error;
-mod jwks;
+pub(crate) mod jwks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +114,13 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// A token that passed [`Verifier::check_offline`]: all that is left is
+/// its signature.
+pub(crate) struct Offline<'t> {
+    pub parts: crate::jws::Parts<'t>,
+    pub claims: Claims,
+}
+
 /// Configures a [`Verifier`].
 #[derive(Debug, Clone)]
 pub struct VerifierBuilder {
@@ -165,35 +172,9 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &self.inner;
         let kind = inner.policy.kind;
-        let parts = crate::jws::parse(token).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-        let header = &parts.header;
-        match header.get("alg") {
-            Some(Value::String(alg)) if alg == kind.algorithm() => {}
-            Some(Value::String(other)) => {
-                return Err(VerifyError::Algorithm(other.clone(), kind.algorithm()));
-            }
-            _ => return Err(VerifyError::MissingClaim("alg")),
-        }
-        if header.contains_key("crit") {
-            return Err(VerifyError::CriticalExtension);
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or(VerifyError::MissingClaim("kid"))?;
-        if kind == Kind::Iap && parts.signature.len() != 64 {
-            return Err(VerifyError::Malformed(format!(
-                "an ES256 signature is 64 bytes, this one is {}",
-                parts.signature.len()
-            )));
-        }
-        if matches!(parts.claims.get("aud"), Some(Value::Array(_))) {
-            return Err(VerifyError::MultipleAudiences);
-        }
-        let claims = Claims::from_map(parts.claims).map_err(VerifyError::Malformed)?;
-        inner
-            .policy
-            .check(&claims, unix_seconds(inner.clock.now()))?;
+        let Offline { parts, claims } =
+            self.check_offline(token, unix_seconds(inner.clock.now()))?;
+        let kid = parts.kid();
         let key = inner.keys.key(kid).await?;
         let message = parts.signing_input.as_bytes();
         let ok = match (kind, &*key) {
@@ -219,6 +200,46 @@ impl Verifier {
         } else {
             Err(VerifyError::BadSignature)
         }
+    }
+
+    /// Every check that needs no key, at `now` (seconds since the epoch):
+    /// the parsed token (its header holds a string `kid`) and its claims.
+    /// Pure: no clock, no network.
+    pub(crate) fn check_offline<'t>(
+        &self,
+        token: &'t str,
+        now: u64,
+    ) -> Result<Offline<'t>, VerifyError> {
+        let kind = self.inner.policy.kind;
+        let mut parts =
+            crate::jws::parse(token).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let header = &parts.header;
+        match header.get("alg") {
+            Some(Value::String(alg)) if alg == kind.algorithm() => {}
+            Some(Value::String(other)) => {
+                return Err(VerifyError::Algorithm(other.clone(), kind.algorithm()));
+            }
+            _ => return Err(VerifyError::MissingClaim("alg")),
+        }
+        if header.contains_key("crit") {
+            return Err(VerifyError::CriticalExtension);
+        }
+        if !matches!(header.get("kid"), Some(Value::String(_))) {
+            return Err(VerifyError::MissingClaim("kid"));
+        }
+        if kind == Kind::Iap && parts.signature.len() != 64 {
+            return Err(VerifyError::Malformed(format!(
+                "an ES256 signature is 64 bytes, this one is {}",
+                parts.signature.len()
+            )));
+        }
+        if matches!(parts.claims.get("aud"), Some(Value::Array(_))) {
+            return Err(VerifyError::MultipleAudiences);
+        }
+        let claims =
+            Claims::from_map(std::mem::take(&mut parts.claims)).map_err(VerifyError::Malformed)?;
+        self.inner.policy.check(&claims, now)?;
+        Ok(Offline { parts, claims })
     }
 }
 

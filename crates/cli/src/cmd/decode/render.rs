@@ -1,0 +1,86 @@
+//! What `idtoken decode` prints for a token, as a string: no I/O, no
+//! clock (`now` is given), so the fuzz target `decode` can include this
+//! file as it is.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+/// The last second RFC 3339 can print (9999-12-31T23:59:59Z).
+const LATEST_RFC3339: u64 = 253_402_300_799;
+
+/// The header and claims of `token`, pretty-printed, with `iat`/`nbf`/`exp`
+/// as dates relative to `now`; the error says why it is not a JWT.
+pub(crate) fn render(token: &str, now: SystemTime) -> Result<String, String> {
+    let mut segments = token.split('.');
+    let (Some(h), Some(p), Some(_), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return Err("not a JWT: expected three dot-separated segments".to_owned());
+    };
+    let header = segment(h, "header")?;
+    let claims = segment(p, "claims")?;
+    let mut out = String::new();
+    out.push_str(
+        "# NOT VERIFIED: decoded only; neither the signature nor any claim was checked.\n",
+    );
+    out.push_str("# Use `idtoken verify --audience A` to verify.\n");
+    out.push_str("# header\n");
+    out.push_str(&pretty(&header));
+    out.push_str("\n# claims\n");
+    out.push_str(&pretty(&claims));
+    out.push('\n');
+    for (name, label) in [
+        ("iat", "issued "),
+        ("nbf", "not before"),
+        ("exp", "expires"),
+    ] {
+        if let Some(secs) = claims.get(name).and_then(Value::as_u64) {
+            if secs > LATEST_RFC3339 {
+                let _ = writeln!(out, "# {label:<10} after the year 9999 ({secs})");
+                continue;
+            }
+            let at = idtoken::unix_time(secs);
+            let _ = writeln!(out, "# {label:<10} {} ({})", rfc3339(at), relative(at, now));
+        }
+    }
+    Ok(out)
+}
+
+/// `t` as RFC 3339 to the second, or "(out of range)".
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    // humantime panics before 1970 and fails (which `to_string` turns into
+    // a panic) after 9999; times from tokens can be either.
+    let mut out = String::new();
+    if t < std::time::UNIX_EPOCH || write!(out, "{}", humantime::format_rfc3339_seconds(t)).is_err()
+    {
+        return "(out of range)".to_owned();
+    }
+    out
+}
+
+fn segment(b64: &str, name: &str) -> Result<Value, String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(b64)
+        .map_err(|_| format!("not a JWT: the {name} is not base64url"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("not a JWT: the {name} is not JSON: {e}"))
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// "in 59m 58s" or "1h 2m ago", to the second.
+fn relative(at: SystemTime, now: SystemTime) -> String {
+    let secs = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+    match at.duration_since(now) {
+        Ok(left) => format!("in {}", secs(left)),
+        Err(e) => format!("{} ago", secs(e.duration())),
+    }
+}

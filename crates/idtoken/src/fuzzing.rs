@@ -1,0 +1,108 @@
+//! UNSTABLE, for `fuzz/` only (feature `fuzzing`): the crate-private
+//! parsers, opened to the fuzz targets through thin wrappers that call the
+//! real code. Not part of the API; may change or vanish in any release.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::http::Answer;
+use crate::verify::jwks;
+use crate::{Claims, IdToken, Verifier, VerifyError};
+
+/// A compact JWS split and decoded without checking its signature.
+#[derive(Debug)]
+pub struct Jws {
+    /// `header.payload`, what the signature covers.
+    pub signing_input_len: usize,
+    /// The decoded header.
+    pub header: Map<String, Value>,
+    /// The decoded claim set.
+    pub claims: Map<String, Value>,
+    /// The decoded signature.
+    pub signature: Vec<u8>,
+}
+
+/// The JWS parser the verifier and [`IdToken::parse`] use.
+pub fn parse_jws(token: &str) -> Result<Jws, String> {
+    let parts = crate::jws::parse(token).map_err(|e| e.to_string())?;
+    Ok(Jws {
+        signing_input_len: parts.signing_input.len(),
+        header: parts.header,
+        claims: parts.claims,
+        signature: parts.signature,
+    })
+}
+
+/// A claim set read into [`Claims`].
+pub fn claims_from_map(map: Map<String, Value>) -> Result<Claims, String> {
+    Claims::from_map(map)
+}
+
+/// Every check [`Verifier::verify`] makes before it needs a key, at `now`
+/// (seconds since the epoch); no network, no clock.
+pub fn verify_offline(verifier: &Verifier, token: &str, now: u64) -> Result<Claims, VerifyError> {
+    verifier.check_offline(token, now).map(|o| o.claims)
+}
+
+/// The `kid`s of the usable signing keys in a JWK-set answer body, with
+/// their kind ("RSA" or "P-256") and the key's size in bytes.
+pub fn parse_key_set(body: &[u8]) -> Result<BTreeMap<String, (&'static str, usize)>, String> {
+    let answer = Answer {
+        headers: Default::default(),
+        body: body.to_vec(),
+    };
+    let keys = jwks::usable_keys(&answer)?;
+    Ok(keys
+        .into_iter()
+        .map(|(kid, key)| {
+            let what = match &*key {
+                jwks::PublicKey::Rsa { n, .. } => ("RSA", n.len()),
+                jwks::PublicKey::P256 { point } => ("P-256", point.len()),
+            };
+            (kid, what)
+        })
+        .collect())
+}
+
+/// A key-set answer's `Cache-Control` lifetime (`max-age` minus `Age`),
+/// and the refresh and expiry times the key cache derives from the
+/// headers for an answer that arrived at `now`.
+pub fn key_set_lifetime(
+    headers: &reqwest::header::HeaderMap,
+    now: SystemTime,
+) -> (Option<Duration>, SystemTime, SystemTime) {
+    let (refresh_at, expires_at) = jwks::key_set_times(headers, now);
+    (jwks::cache_lifetime(headers), refresh_at, expires_at)
+}
+
+/// An OAuth2/STS access-token answer body read at `now`: its expiry and
+/// lifetime (the token itself stays inside).
+pub fn access_token_answer(body: &[u8], now: SystemTime) -> Result<(SystemTime, Duration), String> {
+    use crate::cache::Expiring as _;
+    let answer = Answer {
+        headers: Default::default(),
+        body: body.to_vec(),
+    };
+    let token = crate::credentials::access::AccessToken::from_answer(
+        &answer,
+        "fuzz",
+        "https://fuzz.invalid/token",
+        now,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((token.expires_at(), token.lifetime()))
+}
+
+/// An ID token in the string field `field` of a JSON answer body (IAM
+/// `generateIdToken`, OAuth2 `id_token`).
+pub fn id_token_answer(body: &[u8], field: &str) -> Result<IdToken, String> {
+    let answer = Answer {
+        headers: Default::default(),
+        body: body.to_vec(),
+    };
+    answer
+        .id_token(field, "fuzz", "https://fuzz.invalid/token", "")
+        .map_err(|e| e.to_string())
+}
