@@ -630,6 +630,43 @@ mod curl {
     }
 
     #[tokio::test]
+    async fn absurd_durations_are_usage_errors_not_panics() {
+        let emu = Emulator::start().await.expect("emulator");
+        let svc = echo_service().await;
+        let home = tempfile::tempdir().expect("home");
+        for secs in ["inf", "1e20", "NaN", "-1"] {
+            let out = run(idtoken(home.path())
+                .env("GCE_METADATA_HOST", emu.metadata_host())
+                .args([
+                    "curl",
+                    &format!("--max-time={secs}"),
+                    &format!("http://{svc}/"),
+                ]))
+            .await;
+            assert_eq!(out.status.code(), Some(2), "-m {secs}: {}", stderr(&out));
+            assert!(stderr(&out).contains("--max-time"), "{}", stderr(&out));
+        }
+        for secs in ["1e20", "inf"] {
+            let out = run(idtoken(home.path())
+                .env("GCE_METADATA_HOST", emu.metadata_host())
+                .args([
+                    "proxy",
+                    "--target",
+                    &format!("http://{svc}"),
+                    "--upstream-timeout",
+                    secs,
+                ]))
+            .await;
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "--upstream-timeout {secs}: {}",
+                stderr(&out)
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn unreachable_target_exits_7_naming_the_url() {
         let emu = Emulator::start().await.expect("emulator");
         let home = tempfile::tempdir().expect("home");

@@ -50,6 +50,22 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
+    // Checked before anything is fetched: `Duration` panics on NaN,
+    // infinity and values past its range.
+    let max_time = match args.max_time {
+        None => None,
+        Some(secs) => Some(
+            Duration::try_from_secs_f64(secs.max(0.001))
+                .ok()
+                .filter(|_| secs.is_finite() && secs > 0.0)
+                .ok_or_else(|| {
+                    Failure::new(
+                        2,
+                        format!("--max-time {secs}: want a positive number of seconds"),
+                    )
+                })?,
+        ),
+    };
     let audience = match &args.audience {
         Some(a) => a.clone(),
         None => idtoken::audience_for_url(&args.url)?,
@@ -105,8 +121,8 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::new(1, format!("cannot build the HTTP client: {e}")))?;
     let mut request = client.request(method, &args.url).headers(headers);
-    if let Some(secs) = args.max_time {
-        request = request.timeout(Duration::from_secs_f64(secs.max(0.001)));
+    if let Some(limit) = max_time {
+        request = request.timeout(limit);
     }
     if let Some(body) = body {
         request = request.body(body);

@@ -163,12 +163,15 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             format!("--target {:?}: want an http(s) URL", args.target),
         ));
     }
-    if !(args.upstream_timeout > 0.0 && args.upstream_timeout.is_finite()) {
+    let upstream_timeout = Duration::try_from_secs_f64(args.upstream_timeout)
+        .ok()
+        .filter(|_| args.upstream_timeout > 0.0);
+    let Some(upstream_timeout) = upstream_timeout else {
         return Err(Failure::new(
             2,
-            "--upstream-timeout wants a positive number",
+            "--upstream-timeout wants a positive number of seconds",
         ));
-    }
+    };
     let audience = match &args.audience {
         Some(a) => a.clone(),
         None => idtoken::audience_for_url(&args.target)?,
@@ -222,7 +225,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         },
         client,
         upgrade_client,
-        timeout: Duration::from_secs_f64(args.upstream_timeout),
+        timeout: upstream_timeout,
         local,
         guard: Guard::new(&allowed_hosts(&args)),
     });
