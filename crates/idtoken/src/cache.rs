@@ -295,7 +295,7 @@ impl<F: Fetcher> Shared<F> {
             }
         }
         Err(Error::InvalidArgument(format!(
-            "the token fetch for {} ended without an answer: no Tokio runtime runs it",
+            "the token fetch for {} ended without an answer: its task was dropped (its runtime shut down), or no Tokio runtime is running",
             this.fetcher.label()
         )))
     }

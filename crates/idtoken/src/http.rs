@@ -5,8 +5,10 @@
 //! attempts with their waits by one deadline, so a silent, trickling or
 //! throttling endpoint costs a caller [`CALL_DEADLINE`] at most. A
 //! `Retry-After` (429, 503) is honoured when it fits before the deadline;
-//! when it does not, the call fails at once, saying so. An answer over the
-//! size cap is an invalid answer, not retried.
+//! when it does not, the call fails at once with that status. An answer
+//! over the size cap is an invalid answer, not retried, and a redirect is
+//! never followed. The deadline is per HTTP call: a token fetch chains up
+//! to three (subject token, STS, IAM), each with its own.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -8,7 +8,9 @@ impl Credentials {
     /// signed assertions, access and subject tokens) that are not Google's:
     /// outside `googleapis.com` and the file's `universe_domain`. Each as
     /// the field that names it and its URL; the metadata server is not
-    /// listed. A credentials file from someone else can name any endpoint,
+    /// listed; a `universe_domain` other than `googleapis.com` is listed
+    /// too, as it vouches for endpoints under it. A credentials file from
+    /// someone else can name any endpoint,
     /// as with Google's own libraries: `idtoken doctor` warns about these.
     ///
     /// ```
@@ -29,10 +31,19 @@ impl Credentials {
             all.push(("IAM endpoint", imp.how.endpoint()));
         }
         let universe = self.inner.universe_domain.as_deref();
-        all.into_iter()
+        let mut outside: Vec<(&'static str, String)> = all
+            .into_iter()
             .filter(|(_, url)| !endpoint::is_google(url, universe))
             .map(|(field, url)| (field, url.to_owned()))
-            .collect()
+            .collect();
+        // The same file names the universe: one that is not Google's own
+        // is worth a look in itself, since it hides its endpoints above.
+        if let Some(domain) = universe
+            && !domain.eq_ignore_ascii_case("googleapis.com")
+        {
+            outside.insert(0, ("universe_domain", domain.to_owned()));
+        }
+        outside
     }
 
     /// How tokens will be minted, step by step, for people (no secrets).

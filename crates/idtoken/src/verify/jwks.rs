@@ -188,7 +188,7 @@ impl KeyCache {
             }
         }
         Err(VerifyError::KeysUnavailable(format!(
-            "the key set fetch from {} ended without an answer: no Tokio runtime runs it",
+            "the key set fetch from {} ended without an answer: its task was dropped (its runtime shut down), or no Tokio runtime is running",
             self.url
         )))
     }

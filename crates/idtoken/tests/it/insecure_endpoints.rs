@@ -114,5 +114,14 @@ async fn endpoints_outside_google_are_listed_for_doctor() {
     doc["token_uri"] = json!("https://oauth2.apis-example.test/token");
     doc["universe_domain"] = json!("apis-example.test");
     let universe = Credentials::from_json(doc.to_string().as_bytes(), "test").expect("loads");
-    assert!(universe.endpoints_outside_google().is_empty());
+    // The endpoint is covered by the universe, but the universe itself is
+    // named: a hostile file could set both.
+    assert_eq!(
+        universe.endpoints_outside_google(),
+        [("universe_domain", "apis-example.test".to_owned())]
+    );
+    doc["universe_domain"] = json!("googleapis.com");
+    doc["token_uri"] = json!("https://oauth2.googleapis.com/token");
+    let google = Credentials::from_json(doc.to_string().as_bytes(), "test").expect("loads");
+    assert!(google.endpoints_outside_google().is_empty());
 }
