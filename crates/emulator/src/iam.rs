@@ -1,5 +1,5 @@
 //! IAM Credentials: `POST /v1/projects/-/serviceAccounts/{email}:generateIdToken`
-//! and `:generateAccessToken` (PROTOCOL.md, flow B).
+//! and `:generateAccessToken` (docs/PROTOCOL.md, "Impersonation").
 //!
 //! The caller shows an access token this emulator issued
 //! (`Authorization: Bearer ...`); the grant table

@@ -1,6 +1,6 @@
 //! Security Token Service: `POST /v1/token`, the OAuth 2.0 token exchange
 //! that turns a workload identity pool's subject token into a federated
-//! access token (PROTOCOL.md, flow B), and `GET /_emulator/subject-token`,
+//! access token (docs/PROTOCOL.md, "Workload identity federation"), and `GET /_emulator/subject-token`,
 //! a URL that hands out the subject token as a CI system's would.
 //!
 //! STS accepts one subject token, made at start, for one pool

@@ -1,5 +1,5 @@
 //! Application Default Credentials: where credentials come from, in the
-//! order every Google library uses (PROTOCOL.md, "ADC").
+//! order every Google library uses (docs/PROTOCOL.md, "ADC").
 //!
 //! 1. `GOOGLE_APPLICATION_CREDENTIALS` (a missing file is an error, not a
 //!    fall-through);

@@ -1,5 +1,5 @@
 //! `authorized_user` files (what `gcloud auth application-default login`
-//! writes): the refresh grant (PROTOCOL.md, flow D).
+//! writes): the refresh grant (docs/PROTOCOL.md, "gcloud user").
 //!
 //! The grant's `id_token` has the OAuth client id as `aud`, not the
 //! audience asked for; it is returned marked

@@ -1,6 +1,6 @@
 //! `external_account` files (workload identity federation): a subject
 //! token from a file or a URL, exchanged at STS for a federated access
-//! token (PROTOCOL.md, flow B). That token cannot mint ID tokens itself: the
+//! token (docs/PROTOCOL.md, "Workload identity federation"). That token cannot mint ID tokens itself: the
 //! file's `service_account_impersonation_url` (or an impersonation asked
 //! for) turns it into one through IAM `generateIdToken`.
 //!

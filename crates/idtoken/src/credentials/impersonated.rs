@@ -1,4 +1,4 @@
-//! Impersonation (PROTOCOL.md, flow B): source credentials get an access
+//! Impersonation (docs/PROTOCOL.md, "Impersonation"): source credentials get an access
 //! token (cached like ID tokens), then IAM Credentials `generateIdToken`
 //! mints an ID token for the target service account, through an optional
 //! chain of `delegates`.

@@ -1,5 +1,5 @@
 //! The metadata server of Google runtimes: the identity endpoint
-//! (PROTOCOL.md, flow C), the access token impersonation starts from, and
+//! (docs/PROTOCOL.md, "Metadata server"), the access token impersonation starts from, and
 //! the probe that tells whether one is there.
 
 use std::time::{Duration, Instant};

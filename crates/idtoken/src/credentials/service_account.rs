@@ -1,6 +1,6 @@
 //! Service account key files: the JWT-bearer grant with `target_audience`
-//! (PROTOCOL.md, flow A) for ID tokens, and with `scope` for the access
-//! token impersonation starts from (flow B).
+//! (docs/PROTOCOL.md, "Service account key") for ID tokens, and with `scope` for the access
+//! token impersonation starts from ("Impersonation").
 
 use std::fmt;
 use std::sync::Arc;
