@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// The environment variables that credential discovery reads.
+/// The environment variables that credential discovery reads, and the
+/// endpoint rule's opt-in.
 const KNOWN: &[&str] = &[
     "GOOGLE_APPLICATION_CREDENTIALS",
     "CLOUDSDK_CONFIG",
@@ -18,6 +19,7 @@ const KNOWN: &[&str] = &[
     "K_SERVICE",
     "FUNCTION_NAME",
     "CLOUD_RUN_JOB",
+    crate::credentials::ALLOW_INSECURE_HTTP,
 ];
 
 /// A snapshot of the environment variables credential discovery reads.
@@ -38,6 +40,10 @@ pub struct Env {
 }
 
 impl Env {
+    /// The names of the variables a snapshot takes, for reports such as
+    /// `idtoken doctor`.
+    pub const VARIABLES: &'static [&'static str] = KNOWN;
+
     /// The variables of this process that discovery reads.
     pub fn from_process() -> Self {
         let vars = KNOWN

@@ -16,6 +16,7 @@
 //! `.await` would stay set for ever in that case.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -24,6 +25,10 @@ use tracing::instrument::WithSubscriber as _;
 /// One shared fetch at a time; `T` is its outcome (a `Result`).
 pub(crate) struct Flight<T> {
     slot: Arc<Mutex<Slot<T>>>,
+    /// Mirrors `slot.running.is_some()` (written under the lock), so that
+    /// the token cache's warm path in the refresh window, which asks for a
+    /// refresh on every call, takes no lock while one runs.
+    busy: Arc<AtomicBool>,
 }
 
 struct Slot<T> {
@@ -46,12 +51,13 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
                 running: None,
                 next: 0,
             })),
+            busy: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// Whether a fetch is running.
     pub(crate) fn in_flight(&self) -> bool {
-        self.lock().running.is_some()
+        self.busy.load(Ordering::Acquire)
     }
 
     /// Starts `fetch` in a task of its own unless one is running; for
@@ -61,6 +67,9 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     where
         Fut: Future<Output = T> + Send + 'static,
     {
+        if self.busy.load(Ordering::Acquire) {
+            return false;
+        }
         let slot = self.lock();
         slot.running.is_none() && self.spawn(slot, fetch).is_some()
     }
@@ -122,10 +131,12 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
             runtime: runtime.id(),
             outcome: rx.clone(),
         });
+        self.busy.store(true, Ordering::Release);
         drop(slot);
         let fut = fetch();
         let landed = Landed {
             slot: Arc::clone(&self.slot),
+            busy: Arc::clone(&self.busy),
             id,
         };
         let task = async move {
@@ -157,6 +168,7 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
 /// Clears the slot when the fetch's task ends, however it ends.
 struct Landed<T> {
     slot: Arc<Mutex<Slot<T>>>,
+    busy: Arc<AtomicBool>,
     id: u64,
 }
 
@@ -165,6 +177,7 @@ impl<T> Drop for Landed<T> {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         if slot.running.as_ref().is_some_and(|r| r.id == self.id) {
             slot.running = None;
+            self.busy.store(false, Ordering::Release);
         }
     }
 }

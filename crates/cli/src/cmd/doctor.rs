@@ -13,19 +13,6 @@ use crate::Failure;
 const PLACEHOLDER_AUDIENCE: &str = "https://idtoken-doctor.example";
 
 /// Environment variables that steer discovery, in the order they matter.
-const VARS: [&str; 10] = [
-    "GOOGLE_APPLICATION_CREDENTIALS",
-    "CLOUDSDK_CONFIG",
-    "HOME",
-    "GCE_METADATA_HOST",
-    "GCE_METADATA_IP",
-    "METADATA_SERVER_DETECTION",
-    "NO_GCE_CHECK",
-    "K_SERVICE",
-    "FUNCTION_NAME",
-    "CLOUD_RUN_JOB",
-];
-
 /// Arguments of `idtoken doctor`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
@@ -50,7 +37,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .unwrap_or_else(|| PLACEHOLDER_AUDIENCE.to_owned());
     let env = Env::from_process();
     let mut report = json!({
-        "environment": VARS.iter().map(|v| (v.to_string(), json!(env.get(v)))).collect::<serde_json::Map<_, _>>(),
+        "environment": idtoken::Env::VARIABLES.iter().map(|v| (v.to_string(), json!(env.get(v)))).collect::<serde_json::Map<_, _>>(),
         // Decides METADATA_SERVER_DETECTION=bios-only, and residency when unset.
         "bios_vendor": env.bios_vendor(),
     });
@@ -182,7 +169,7 @@ fn print_human(r: &Value, audience: &str) {
             .unwrap_or_else(|| v.to_string())
     };
     println!("Environment");
-    for k in VARS {
+    for k in idtoken::Env::VARIABLES {
         match r["environment"][k].as_str() {
             Some(v) => println!("  {k}={v}"),
             None => println!("  {k} (not set)"),

@@ -42,7 +42,8 @@ impl Metadata {
             Format::Full => "full",
         };
         let mut query = vec![("audience", audience), ("format", format)];
-        if options.licenses {
+        // Google's metadata server reads `licenses` with `format=full` only.
+        if options.licenses && matches!(options.format, Format::Full) {
             query.push(("licenses", "TRUE"));
         }
         let answer = Http::METADATA
