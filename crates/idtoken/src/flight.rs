@@ -56,6 +56,7 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     }
 
     /// Whether a fetch is running.
+    #[cfg(test)]
     pub(crate) fn in_flight(&self) -> bool {
         self.busy.load(Ordering::Acquire)
     }
@@ -74,10 +75,27 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
         slot.running.is_none() && self.spawn(slot, fetch).is_some()
     }
 
-    /// The outcome of the fetch in flight, if one is; `None` at once
-    /// otherwise (or when it ends without an outcome).
-    pub(crate) async fn join_running(&self) -> Option<T> {
-        let outcome = self.lock().running.as_ref()?.outcome.clone();
+    /// The outcome of the fetch in flight; or, when none runs and `may`
+    /// says yes, of `fetch` started now; else `None` at once. `may` runs
+    /// under the slot's lock, so whoever it lets start is seen running by
+    /// every later caller: no gap in which a second caller finds neither a
+    /// fetch nor the right to start one.
+    pub(crate) async fn join_or_start_if<Fut>(
+        &self,
+        may: impl FnOnce() -> bool,
+        fetch: impl FnOnce() -> Fut,
+    ) -> Option<T>
+    where
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let outcome = {
+            let slot = self.lock();
+            match &slot.running {
+                Some(running) => running.outcome.clone(),
+                None if may() => self.spawn(slot, fetch)?,
+                None => return None,
+            }
+        };
         Self::wait(outcome).await
     }
 

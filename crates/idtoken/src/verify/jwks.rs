@@ -143,16 +143,18 @@ impl KeyCache {
     /// whole deadline. The fetch itself goes on.
     async fn unknown_kid(self: &Arc<Self>, kid: &str, now: SystemTime) -> Option<Arc<PublicKey>> {
         let lookup = || self.current.load().as_ref()?.keys.get(kid).cloned();
-        if self.flight.in_flight() {
-            let _ = tokio::time::timeout(UNKNOWN_KID_WAIT, self.flight.join_running()).await;
-            return lookup();
+        // A fetch may have landed since the caller read the set.
+        if let Some(key) = lookup() {
+            return Some(key);
         }
-        if millis(now) < self.retry_after_ms.load(Ordering::Acquire)
-            || !self.may_refetch_for_unknown_kid(now)
-        {
-            return None;
-        }
-        let _ = tokio::time::timeout(UNKNOWN_KID_WAIT, self.fetch_shared()).await;
+        let may_start = || {
+            millis(now) >= self.retry_after_ms.load(Ordering::Acquire)
+                && self.may_refetch_for_unknown_kid(now)
+        };
+        let wait = self
+            .flight
+            .join_or_start_if(may_start, || self.fetch_and_keep());
+        let _ = tokio::time::timeout(UNKNOWN_KID_WAIT, wait).await;
         lookup()
     }
 
