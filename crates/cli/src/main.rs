@@ -3,6 +3,7 @@
 //! crates: parse, dispatch, turn errors into exit codes.
 
 mod cmd;
+mod exit;
 
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 /// Google-signed OIDC ID tokens: mint, send, verify, emulate.
 #[derive(Parser, Debug)]
-#[command(name = "idtoken", version, about, long_about = None)]
+#[command(name = "idtoken", version, about, long_about = None, after_help = exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +56,7 @@ impl Failure {
 
 impl From<idtoken::Error> for Failure {
     fn from(e: idtoken::Error) -> Self {
-        Failure::new(1, e.to_string())
+        Failure::new(crate::exit::FAILURE, e.to_string())
     }
 }
 
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("idtoken: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit::FAILURE);
         }
     };
     let result = runtime.block_on(async {

@@ -60,7 +60,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
                 .filter(|_| secs.is_finite() && secs > 0.0)
                 .ok_or_else(|| {
                     Failure::new(
-                        2,
+                        crate::exit::USAGE,
                         format!("--max-time {secs}: want a positive number of seconds"),
                     )
                 })?,
@@ -80,8 +80,12 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         Some(d) => Some(read_data(d).await?),
     };
     let method = match (&args.method, &body) {
-        (Some(m), _) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-            .map_err(|_| Failure::new(2, format!("-X {m:?} is not an HTTP method")))?,
+        (Some(m), _) => Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            Failure::new(
+                crate::exit::USAGE,
+                format!("-X {m:?} is not an HTTP method"),
+            )
+        })?,
         (None, Some(_)) => Method::POST,
         (None, None) => Method::GET,
     };
@@ -119,7 +123,12 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             redirect::Policy::none()
         })
         .build()
-        .map_err(|e| Failure::new(1, format!("cannot build the HTTP client: {e}")))?;
+        .map_err(|e| {
+            Failure::new(
+                crate::exit::FAILURE,
+                format!("cannot build the HTTP client: {e}"),
+            )
+        })?;
     let mut request = client.request(method, &args.url).headers(headers);
     if let Some(limit) = max_time {
         request = request.timeout(limit);
@@ -141,19 +150,21 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             .map(|v| format!(" ({v})"))
             .unwrap_or_default();
         return Err(Failure::new(
-            22,
+            crate::exit::HTTP_ERROR,
             format!("the server answered {status}{why}"),
         ));
     }
     let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &args.output {
-        Some(path) => Box::new(
-            tokio::fs::File::create(path)
-                .await
-                .map_err(|e| Failure::new(23, format!("cannot create {}: {e}", path.display())))?,
-        ),
+        Some(path) => Box::new(tokio::fs::File::create(path).await.map_err(|e| {
+            Failure::new(
+                crate::exit::WRITE,
+                format!("cannot create {}: {e}", path.display()),
+            )
+        })?),
         None => Box::new(tokio::io::stdout()),
     };
-    let write_err = |e: std::io::Error| Failure::new(23, format!("cannot write the body: {e}"));
+    let write_err =
+        |e: std::io::Error| Failure::new(crate::exit::WRITE, format!("cannot write the body: {e}"));
     if args.include {
         let mut head = format!("{:?} {}\r\n", resp.version(), status);
         for (name, value) in resp.headers() {
@@ -182,7 +193,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
 }
 
 fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), Failure> {
-    let bad = || Failure::new(2, format!("-H {h:?} is not `Name: value`"));
+    let bad = || Failure::new(crate::exit::USAGE, format!("-H {h:?} is not `Name: value`"));
     let (name, value) = h.split_once(':').ok_or_else(bad)?;
     let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad())?;
     let value = HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
@@ -195,12 +206,20 @@ async fn read_data(d: &str) -> Result<Vec<u8>, Failure> {
             let mut buf = Vec::new();
             tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut buf)
                 .await
-                .map_err(|e| Failure::new(26, format!("cannot read standard input: {e}")))?;
+                .map_err(|e| {
+                    Failure::new(
+                        crate::exit::READ,
+                        format!("cannot read standard input: {e}"),
+                    )
+                })?;
             Ok(buf)
         }
-        Some(path) => tokio::fs::read(path)
-            .await
-            .map_err(|e| Failure::new(26, format!("cannot read --data file {path}: {e}"))),
+        Some(path) => tokio::fs::read(path).await.map_err(|e| {
+            Failure::new(
+                crate::exit::READ,
+                format!("cannot read --data file {path}: {e}"),
+            )
+        }),
         None => Ok(d.as_bytes().to_vec()),
     }
 }
@@ -212,11 +231,11 @@ fn request_failure(url: &str, e: &reqwest::Error) -> Failure {
     }
     // curl's exit codes: 28 for timeouts, 7 for connection failures.
     let code = if e.is_timeout() {
-        28
+        crate::exit::TIMEOUT
     } else if e.is_connect() {
-        7
+        crate::exit::CONNECT
     } else {
-        56
+        crate::exit::RECEIVE
     };
     Failure::new(code, format!("request to {url} failed: {source}"))
 }

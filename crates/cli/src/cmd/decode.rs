@@ -15,8 +15,8 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let token = super::read_token(args.token.as_deref()).await?;
-    let text =
-        render::render(&token, std::time::SystemTime::now()).map_err(|why| Failure::new(1, why))?;
+    let text = render::render(&token, std::time::SystemTime::now())
+        .map_err(|why| Failure::new(crate::exit::FAILURE, why))?;
     print!("{text}");
     Ok(())
 }

@@ -23,7 +23,9 @@ use crate::Failure;
 pub(crate) struct Args {}
 
 pub(crate) async fn run(_args: Args) -> Result<(), Failure> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| Failure::new(1, format!("{what}: {e}"));
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::new(crate::exit::FAILURE, format!("{what}: {e}"))
+    };
     let emu = Emulator::start()
         .await
         .map_err(|e| fail("cannot start the emulator", &e))?;
@@ -198,7 +200,10 @@ pub(crate) async fn run(_args: Args) -> Result<(), Failure> {
         );
         Ok(())
     } else {
-        Err(Failure::new(1, "the demo did not go as expected"))
+        Err(Failure::new(
+            crate::exit::FAILURE,
+            "the demo did not go as expected",
+        ))
     }
 }
 

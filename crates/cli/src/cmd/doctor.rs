@@ -75,7 +75,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     match result {
         Ok(()) => Ok(()),
         // The report already said why.
-        Err(_) => Err(Failure::new(1, "")),
+        Err(_) => Err(Failure::new(crate::exit::FAILURE, "")),
     }
 }
 

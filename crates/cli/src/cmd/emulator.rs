@@ -47,7 +47,7 @@ fn parse_delay(s: &str) -> Result<(Endpoint, Duration), String> {
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     if args.token_lifetime == 0 {
         return Err(Failure::new(
-            2,
+            crate::exit::USAGE,
             "--token-lifetime must be at least 1 second",
         ));
     }
@@ -62,7 +62,12 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .token_lifetime(Duration::from_secs(args.token_lifetime))
         .start()
         .await
-        .map_err(|e| Failure::new(1, format!("cannot start the emulator: {e}")))?;
+        .map_err(|e| {
+            Failure::new(
+                crate::exit::FAILURE,
+                format!("cannot start the emulator: {e}"),
+            )
+        })?;
     for (endpoint, delay) in &args.delay {
         emu.set_delay(*endpoint, *delay);
         eprintln!("# {endpoint} answers wait {delay:?}");
@@ -71,11 +76,15 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("idtoken-emulator-{}", emu.addr().port())),
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::new(1, format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        Failure::new(
+            crate::exit::FAILURE,
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
     let files = emu.write_credentials(&dir).map_err(|e| {
         Failure::new(
-            1,
+            crate::exit::FAILURE,
             format!("cannot write credentials to {}: {e}", dir.display()),
         )
     })?;
@@ -115,7 +124,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
 
     tokio::signal::ctrl_c()
         .await
-        .map_err(|e| Failure::new(1, format!("cannot wait for Ctrl-C: {e}")))?;
+        .map_err(|e| Failure::new(crate::exit::FAILURE, format!("cannot wait for Ctrl-C: {e}")))?;
     eprintln!("# stopping");
     emu.shutdown().await;
     Ok(())

@@ -42,7 +42,7 @@ impl CredsArgs {
         let Some(chain) = &self.impersonate_service_account else {
             if self.include_email {
                 return Err(crate::Failure::new(
-                    2,
+                    crate::exit::USAGE,
                     "--include-email needs --impersonate-service-account (other flows decide on email themselves)",
                 ));
             }
@@ -58,7 +58,7 @@ pub(crate) fn impersonation(chain: &str) -> Result<Impersonate, crate::Failure> 
     let mut emails: Vec<&str> = chain.split(',').map(str::trim).collect();
     if emails.iter().any(|e| !e.contains('@')) {
         return Err(crate::Failure::new(
-            2,
+            crate::exit::USAGE,
             format!(
                 "--impersonate-service-account {chain:?}: want service account emails, comma-separated"
             ),
@@ -92,7 +92,12 @@ pub(crate) async fn read_token(arg: Option<&str>) -> Result<String, Failure> {
                 .take(1024 * 1024)
                 .read_to_string(&mut buf)
                 .await
-                .map_err(|e| Failure::new(1, format!("cannot read the token from stdin: {e}")))?;
+                .map_err(|e| {
+                    Failure::new(
+                        crate::exit::FAILURE,
+                        format!("cannot read the token from stdin: {e}"),
+                    )
+                })?;
             buf
         }
     };
@@ -100,7 +105,7 @@ pub(crate) async fn read_token(arg: Option<&str>) -> Result<String, Failure> {
     let text = text.strip_prefix("Bearer ").unwrap_or(text).trim();
     if text.is_empty() {
         return Err(Failure::new(
-            2,
+            crate::exit::USAGE,
             "no token given (as an argument or on stdin)",
         ));
     }

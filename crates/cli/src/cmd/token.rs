@@ -36,12 +36,15 @@ enum FormatArg {
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let audience = args.audience.ok_or_else(|| {
         Failure::new(
-            2,
+            crate::exit::USAGE,
             "--audience is required: the URL of the service you will call (e.g. https://SERVICE-HASH-REGION.a.run.app)",
         )
     })?;
     if args.licenses && matches!(args.format, FormatArg::Standard) {
-        return Err(Failure::new(2, "--licenses needs --format full"));
+        return Err(Failure::new(
+            crate::exit::USAGE,
+            "--licenses needs --format full",
+        ));
     }
     let creds = args.creds.load().await?;
     let options = TokenOptions::default()

@@ -67,9 +67,13 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let claims = verifier
         .verify(&token)
         .await
-        .map_err(|e| Failure::new(1, format!("token refused: {e}")))?;
-    let text = serde_json::to_string_pretty(&claims.to_json())
-        .map_err(|e| Failure::new(1, format!("cannot print the claims: {e}")))?;
+        .map_err(|e| Failure::new(crate::exit::FAILURE, format!("token refused: {e}")))?;
+    let text = serde_json::to_string_pretty(&claims.to_json()).map_err(|e| {
+        Failure::new(
+            crate::exit::FAILURE,
+            format!("cannot print the claims: {e}"),
+        )
+    })?;
     println!("{text}");
     Ok(())
 }

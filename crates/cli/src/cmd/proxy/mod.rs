@@ -139,27 +139,29 @@ struct Proxy {
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
         return Err(Failure::new(
-            2,
+            crate::exit::USAGE,
             format!(
                 "refusing to listen on {}: anyone who can reach it would act with your identity; pass --allow-non-loopback to do it anyway",
                 args.listen
             ),
         ));
     }
-    let target: Uri = args
-        .target
-        .parse()
-        .map_err(|e| Failure::new(2, format!("--target {:?}: {e}", args.target)))?;
+    let target: Uri = args.target.parse().map_err(|e| {
+        Failure::new(
+            crate::exit::USAGE,
+            format!("--target {:?}: {e}", args.target),
+        )
+    })?;
     let (Some(scheme), Some(authority)) = (target.scheme().cloned(), target.authority().cloned())
     else {
         return Err(Failure::new(
-            2,
+            crate::exit::USAGE,
             format!("--target {:?}: want an http(s) URL", args.target),
         ));
     };
     if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
         return Err(Failure::new(
-            2,
+            crate::exit::USAGE,
             format!("--target {:?}: want an http(s) URL", args.target),
         ));
     }
@@ -168,7 +170,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .filter(|_| args.upstream_timeout > 0.0);
     let Some(upstream_timeout) = upstream_timeout else {
         return Err(Failure::new(
-            2,
+            crate::exit::USAGE,
             "--upstream-timeout wants a positive number of seconds",
         ));
     };
@@ -201,10 +203,18 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| Failure::new(1, format!("cannot listen on {}: {e}", args.listen)))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Failure::new(1, format!("cannot read the listening address: {e}")))?;
+        .map_err(|e| {
+            Failure::new(
+                crate::exit::FAILURE,
+                format!("cannot listen on {}: {e}", args.listen),
+            )
+        })?;
+    let local = listener.local_addr().map_err(|e| {
+        Failure::new(
+            crate::exit::FAILURE,
+            format!("cannot read the listening address: {e}"),
+        )
+    })?;
     if !local.ip().is_loopback() {
         eprintln!(
             "idtoken: WARNING: listening on {local}, not loopback: anyone who can reach it acts with your identity"

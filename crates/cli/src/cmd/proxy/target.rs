@@ -21,7 +21,7 @@ pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>
 pub(super) fn https_client(http2: bool, scheme: &Scheme) -> Result<HttpsClient, Failure> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .try_with_platform_verifier()
-        .map_err(|e| Failure::new(1, format!("cannot set up TLS: {e}")))?
+        .map_err(|e| Failure::new(crate::exit::FAILURE, format!("cannot set up TLS: {e}")))?
         .https_or_http();
     // Small requests and responses go out at once, as on the listening side.
     let mut tcp = HttpConnector::new();
