@@ -68,6 +68,7 @@ mod flight;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod header;
 mod http;
 pub mod integrations;
 mod jws;
@@ -84,5 +85,6 @@ pub use credentials::{
 };
 pub use env::Env;
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
+pub use header::TokenHeader;
 pub use token::{Claims, IdToken};
 pub use verify::{Kind, Verifier, VerifierBuilder, VerifyError};

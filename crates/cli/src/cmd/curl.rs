@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use idtoken::client::TokenHeader;
+use idtoken::TokenHeader;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use reqwest::{Method, redirect};
 use tokio::io::AsyncWriteExt;
@@ -110,7 +110,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     } else {
         TokenHeader::Authorization
     };
-    headers.insert(token_header.name(), token.authorization_header());
+    headers.insert(token_header.header_name(), token_header.value(&token));
 
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))

@@ -821,3 +821,19 @@ async fn target_path_is_prefixed_and_the_audience_stays_the_origin() {
     assert_eq!(seen["path"], "/base/items?x=1");
     assert_eq!(seen["authorization"]["aud"], Value::from(up), "{seen}");
 }
+
+#[tokio::test]
+async fn an_unknown_header_choice_is_a_usage_error_naming_the_two() {
+    let home = tempfile::tempdir().expect("home");
+    let out = super::run(super::idtoken(home.path()).args([
+        "proxy",
+        "--target",
+        "http://127.0.0.1:9",
+        "--header",
+        "x-goog-iap-jwt-assertion",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = super::stderr(&out);
+    assert!(err.contains("x-serverless-authorization"), "{err}");
+}

@@ -40,13 +40,14 @@ pub mod tower;
 
 use std::sync::Arc;
 
-use ::reqwest::header::{AUTHORIZATION, HeaderName};
+use ::reqwest::header::HeaderName;
 
 use crate::cache::IdTokenSource;
 use crate::credentials::{Credentials, TokenOptions};
 use crate::error::Result;
 use audiences::{AudienceMap, OriginKey};
 
+pub use crate::header::TokenHeader;
 pub use rejection::Rejection;
 #[cfg(feature = "reqwest-middleware")]
 pub use reqwest::{IdTokenMiddleware, client_with, new_client, redirect_policy};
@@ -65,28 +66,6 @@ pub enum Audience {
     /// [`audience_for_url`](crate::audience_for_url): its origin, or the
     /// function URL for Cloud Functions. Each audience gets its own cache.
     FromUrl,
-}
-
-/// Which header carries the token.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TokenHeader {
-    /// `Authorization: Bearer <token>`.
-    #[default]
-    Authorization,
-    /// `X-Serverless-Authorization: Bearer <token>`, for applications that
-    /// use `Authorization` themselves; Cloud Run checks and strips it.
-    XServerlessAuthorization,
-}
-
-impl TokenHeader {
-    /// The header's name.
-    pub fn name(self) -> HeaderName {
-        match self {
-            Self::Authorization => AUTHORIZATION,
-            Self::XServerlessAuthorization => HeaderName::from_static("x-serverless-authorization"),
-        }
-    }
 }
 
 /// The policy for adding ID tokens to outgoing requests, with one token
@@ -149,7 +128,7 @@ impl Tokens {
                 creds,
                 options,
                 header,
-                header_name: header.name(),
+                header_name: header.header_name(),
                 replace_existing,
                 fixed,
                 by_origin: AudienceMap::default(),

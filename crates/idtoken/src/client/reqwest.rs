@@ -81,7 +81,7 @@ impl Middleware for IdTokenMiddleware {
         };
         req.headers_mut().insert(
             self.tokens.header_name().clone(),
-            token.authorization_header(),
+            self.tokens.token_header().value(&token),
         );
         let resp = next.run(req, extensions).await?;
         if resp.status() == StatusCode::UNAUTHORIZED
@@ -102,7 +102,9 @@ impl Middleware for IdTokenMiddleware {
 pub fn redirect_policy(header: TokenHeader) -> Policy {
     match header {
         TokenHeader::Authorization => Policy::limited(10),
-        TokenHeader::XServerlessAuthorization => Policy::custom(same_origin_only),
+        TokenHeader::XServerlessAuthorization | TokenHeader::IapAssertion => {
+            Policy::custom(same_origin_only)
+        }
     }
 }
 

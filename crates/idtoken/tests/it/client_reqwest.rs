@@ -107,6 +107,27 @@ async fn x_serverless_mode_sends_the_token_beside_the_apps_own_authorization() {
 }
 
 #[tokio::test]
+async fn one_token_header_type_serves_sending_verifying_and_the_cli() {
+    // The client's type is the crate's: an IAP-style header carries the
+    // bare token, as IAP itself sends it.
+    let header: idtoken::TokenHeader = TokenHeader::IapAssertion;
+    let emu = emulator().await;
+    let up = Upstream::start(&emu).await;
+    let tokens = Tokens::new(metadata(&emu), Audience::FromUrl).header(header);
+    let client = client_with(tokens).expect("client");
+    client.get(&up.url).send().await.expect("sent");
+    let seen = &up.seen()[0];
+    let value = seen.headers["x-goog-iap-jwt-assertion"]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        value.starts_with("eyJ") && !value.starts_with("Bearer"),
+        "{value}"
+    );
+    assert!(!seen.headers.contains_key("authorization"));
+}
+
+#[tokio::test]
 async fn a_redirect_to_another_host_never_carries_the_token() {
     let emu = emulator().await;
     let home = Upstream::start(&emu).await;

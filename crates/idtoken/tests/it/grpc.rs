@@ -208,3 +208,10 @@ async fn concurrent_calls_on_a_cold_channel_share_one_token_fetch() {
     }
     assert_eq!(emu.counters().get(Endpoint::Token), 1);
 }
+
+#[test]
+fn the_verifying_layer_and_the_client_share_one_token_header_type() {
+    let sent: idtoken::client::TokenHeader = idtoken::TokenHeader::XServerlessAuthorization;
+    let read: idtoken::integrations::tower::TokenHeader = sent;
+    assert_eq!(read.name(), "x-serverless-authorization");
+}

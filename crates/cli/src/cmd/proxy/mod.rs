@@ -21,13 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use idtoken::TokenHeader;
 
 use crate::Failure;
 use guard::Guard;
@@ -64,15 +65,15 @@ top-level GET/HEAD navigations
 refused, so no site can frame your service), are answered 403 before any
 token is fetched. curl and other tools are not affected.";
 
-/// Which header carries the token.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, Default)]
-pub(crate) enum HeaderChoice {
-    /// `Authorization: Bearer <token>`.
-    #[default]
-    Authorization,
-    /// `X-Serverless-Authorization: Bearer <token>`: the client's own
-    /// `Authorization` goes through untouched.
-    XServerlessAuthorization,
+/// `--header`: the library's [`TokenHeader`], the two a proxy may set.
+fn parse_header(value: &str) -> Result<TokenHeader, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "authorization" => Ok(TokenHeader::Authorization),
+        "x-serverless-authorization" => Ok(TokenHeader::XServerlessAuthorization),
+        other => Err(format!(
+            "{other:?}: want authorization or x-serverless-authorization"
+        )),
+    }
 }
 
 /// Arguments of `idtoken proxy`.
@@ -98,10 +99,11 @@ pub(crate) struct Args {
     /// Token audience (default: the target's origin; the function URL for Cloud Functions).
     #[arg(long)]
     audience: Option<String>,
-    /// Header that carries the token; a client's own header of that name is
+    /// Header that carries the token: authorization or
+    /// x-serverless-authorization. A client's own header of that name is
     /// replaced (use x-serverless-authorization to keep `Authorization`).
-    #[arg(long, value_enum, default_value_t = HeaderChoice::Authorization)]
-    header: HeaderChoice,
+    #[arg(long, value_name = "HEADER", value_parser = parse_header, default_value = "authorization")]
+    header: TokenHeader,
     /// Answer 504 when the target sends no response headers within SECS.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     upstream_timeout: f64,
@@ -126,7 +128,7 @@ struct Proxy {
     origin: String,
     /// The token source, or why there are no credentials.
     tokens: Result<idtoken::IdTokenSource, String>,
-    header_name: HeaderName,
+    header: TokenHeader,
     client: HttpsClient,
     /// HTTP/1.1 only, for requests that ask for an upgrade.
     upgrade_client: HttpsClient,
@@ -227,12 +229,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         scheme,
         authority,
         tokens,
-        header_name: match args.header {
-            HeaderChoice::Authorization => header::AUTHORIZATION,
-            HeaderChoice::XServerlessAuthorization => {
-                HeaderName::from_static("x-serverless-authorization")
-            }
-        },
+        header: args.header,
         client,
         upgrade_client,
         timeout: upstream_timeout,
@@ -252,7 +249,8 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     }
     eprintln!(
         "idtoken: proxy: http://{local} -> {} (audience {audience}, header {})",
-        proxy.origin, proxy.header_name
+        proxy.origin,
+        proxy.header.name()
     );
     println!("http://{local}");
 
@@ -348,7 +346,7 @@ impl Proxy {
         parts.headers.remove(header::HOST);
         parts
             .headers
-            .insert(self.header_name.clone(), token.authorization_header());
+            .insert(self.header.header_name(), self.header.value(&token));
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = Uri::builder()
             .scheme(self.scheme.clone())

@@ -74,8 +74,9 @@ where
             Err(err) => return ResponseFuture::failed(err.into()),
         };
         let header = self.tokens.header_name().clone();
+        let kind = self.tokens.token_header();
         if let Some(token) = source.ready() {
-            set_token(&mut req, header, &token);
+            set_token(&mut req, header, kind, &token);
             return ResponseFuture::calling(self.inner.call(req));
         }
         // Cold: the call waits for a fetch. Take the service that was
@@ -84,13 +85,17 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::boxed(async move {
             let token = source.token().await.map_err(|e| Box::new(e) as BoxError)?;
-            set_token(&mut req, header, &token);
+            set_token(&mut req, header, kind, &token);
             inner.call(req).await.map_err(Into::into)
         })
     }
 }
 
-fn set_token<B>(req: &mut Request<B>, header: http::HeaderName, token: &IdToken) {
-    req.headers_mut()
-        .insert(header, token.authorization_header());
+fn set_token<B>(
+    req: &mut Request<B>,
+    header: http::HeaderName,
+    kind: crate::TokenHeader,
+    token: &IdToken,
+) {
+    req.headers_mut().insert(header, kind.value(token));
 }

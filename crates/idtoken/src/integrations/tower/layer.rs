@@ -2,39 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::Verifier;
 use crate::verify::Kind;
+use crate::{TokenHeader, Verifier};
 
 use super::VerifyService;
-
-/// Where a request carries its token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TokenHeader {
-    /// `Authorization: Bearer <token>`.
-    Authorization,
-    /// `X-Serverless-Authorization: Bearer <token>`, which Cloud Run checks
-    /// when the caller needs `Authorization` for itself.
-    ServerlessAuthorization,
-    /// IAP's `x-goog-iap-jwt-assertion: <token>` (no `Bearer`).
-    IapAssertion,
-}
-
-impl TokenHeader {
-    /// The header's name, lowercase.
-    pub fn name(self) -> &'static str {
-        match self {
-            TokenHeader::Authorization => "authorization",
-            TokenHeader::ServerlessAuthorization => "x-serverless-authorization",
-            TokenHeader::IapAssertion => crate::verify::IAP_HEADER,
-        }
-    }
-
-    /// Whether the value is `Bearer <token>` rather than the bare token.
-    pub(crate) fn is_bearer(self) -> bool {
-        self != TokenHeader::IapAssertion
-    }
-}
 
 /// Verifies each request's token before the inner service sees it.
 ///
@@ -69,7 +40,7 @@ impl VerifyLayer {
         let headers: Arc<[TokenHeader]> = match verifier.kind() {
             Kind::Iap => Arc::new([TokenHeader::IapAssertion]),
             _ => Arc::new([
-                TokenHeader::ServerlessAuthorization,
+                TokenHeader::XServerlessAuthorization,
                 TokenHeader::Authorization,
             ]),
         };

@@ -28,6 +28,7 @@ mod future;
 mod layer;
 mod service;
 
+pub use crate::TokenHeader;
 pub use future::ResponseFuture;
-pub use layer::{TokenHeader, VerifyLayer};
+pub use layer::VerifyLayer;
 pub use service::VerifyService;
