@@ -22,19 +22,65 @@ use serde_json::{Map, Number, Value};
 /// room for large claim sets while bounding the work an attacker can cause.
 pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
-/// Why a compact JWS could not be parsed.
+/// Why a token could not be decoded (before any signature or claim is
+/// looked at): [`decode_unverified`], and the first step of
+/// [`Verifier::verify`](crate::Verifier::verify).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum JwsError {
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Longer than the limit (16 KiB; Google's tokens are about 1 KiB).
     #[error("token is {0} bytes, more than the {MAX_TOKEN_LEN}-byte limit")]
     TooLong(usize),
+    /// Not three dot-separated segments (how many there were).
     #[error("expected three dot-separated segments, found {0}")]
     Segments(usize),
+    /// A segment (`header`, `payload`, `signature`) is not base64url.
     #[error("the {0} segment is not valid base64url")]
     Base64(&'static str),
+    /// A segment is not UTF-8.
     #[error("the {0} segment is not UTF-8")]
     Utf8(&'static str),
+    /// A segment is not one JSON object, or names a member twice (at any
+    /// depth): the segment, and why.
     #[error("the {0} segment is not a JSON object: {1}")]
     Json(&'static str, String),
+}
+
+/// A token's header and claims, decoded WITHOUT checking anything: not
+/// the signature, not the issuer, the audience or the times. For showing a
+/// token to a person (`idtoken decode`); to trust one, use
+/// [`Verifier`](crate::Verifier).
+///
+/// Decoding is as strict as the verifier's own first step (it is the same
+/// parser): three segments of base64url, JSON objects without duplicate
+/// members, at most 16 KiB.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct UnverifiedToken {
+    /// The JOSE header (`alg`, `kid`, `typ`).
+    pub header: Map<String, Value>,
+    /// The claims, as sent.
+    pub claims: Map<String, Value>,
+}
+
+/// Decodes a token's header and claims without verifying anything; see
+/// [`UnverifiedToken`].
+///
+/// ```
+/// # use base64::Engine as _;
+/// let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+/// let token = format!("{}.{}.{}", b64(r#"{"alg":"RS256"}"#), b64(r#"{"aud":"a"}"#), b64("sig"));
+/// let t = idtoken::decode_unverified(&token).unwrap();
+/// assert_eq!(t.claims["aud"], "a");
+/// let twice = format!("{}.{}.{}", b64(r#"{"alg":"RS256"}"#), b64(r#"{"aud":"a","aud":"b"}"#), b64("sig"));
+/// assert!(idtoken::decode_unverified(&twice).is_err());
+/// ```
+pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, DecodeError> {
+    let parts = parse(token)?;
+    Ok(UnverifiedToken {
+        header: parts.header,
+        claims: parts.claims,
+    })
 }
 
 /// The three parts of a compact JWS, decoded but not verified.
@@ -59,23 +105,23 @@ impl Parts<'_> {
 }
 
 /// Splits and decodes a compact JWS without checking its signature.
-pub(crate) fn parse(token: &str) -> Result<Parts<'_>, JwsError> {
+pub(crate) fn parse(token: &str) -> Result<Parts<'_>, DecodeError> {
     if token.len() > MAX_TOKEN_LEN {
-        return Err(JwsError::TooLong(token.len()));
+        return Err(DecodeError::TooLong(token.len()));
     }
     let segments = token.split('.').count();
     let mut it = token.splitn(3, '.');
     let (Some(h), Some(p), Some(s)) = (it.next(), it.next(), it.next()) else {
-        return Err(JwsError::Segments(segments));
+        return Err(DecodeError::Segments(segments));
     };
     if segments != 3 {
-        return Err(JwsError::Segments(segments));
+        return Err(DecodeError::Segments(segments));
     }
     let header = decode_object(h, "header")?;
     let claims = decode_object(p, "payload")?;
     let signature = URL_SAFE_NO_PAD
         .decode(s)
-        .map_err(|_| JwsError::Base64("signature"))?;
+        .map_err(|_| DecodeError::Base64("signature"))?;
     Ok(Parts {
         signing_input: &token[..h.len() + 1 + p.len()],
         header,
@@ -84,15 +130,15 @@ pub(crate) fn parse(token: &str) -> Result<Parts<'_>, JwsError> {
     })
 }
 
-fn decode_object(segment: &str, name: &'static str) -> Result<Map<String, Value>, JwsError> {
+fn decode_object(segment: &str, name: &'static str) -> Result<Map<String, Value>, DecodeError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(segment)
-        .map_err(|_| JwsError::Base64(name))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| JwsError::Utf8(name))?;
+        .map_err(|_| DecodeError::Base64(name))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| DecodeError::Utf8(name))?;
     match serde_json::from_str::<Strict>(text) {
         Ok(Strict(Value::Object(map))) => Ok(map),
-        Ok(_) => Err(JwsError::Json(name, "not an object".into())),
-        Err(e) => Err(JwsError::Json(name, e.to_string())),
+        Ok(_) => Err(DecodeError::Json(name, "not an object".into())),
+        Err(e) => Err(DecodeError::Json(name, e.to_string())),
     }
 }
 
@@ -197,7 +243,7 @@ mod tests {
         let big = "a".repeat(MAX_TOKEN_LEN + 1);
         assert_eq!(
             parse(&big).expect_err("too long"),
-            JwsError::TooLong(MAX_TOKEN_LEN + 1)
+            DecodeError::TooLong(MAX_TOKEN_LEN + 1)
         );
     }
 
@@ -209,7 +255,7 @@ mod tests {
             assert!(
                 matches!(
                     parse(&format!("{h}.{p}.")),
-                    Err(JwsError::Json("header", _))
+                    Err(DecodeError::Json("header", _))
                 ),
                 "{dup}"
             );
@@ -224,7 +270,7 @@ mod tests {
         let p = URL_SAFE_NO_PAD.encode("{}");
         assert_eq!(
             parse(&format!("{h}.{p}.")).expect_err("not UTF-8"),
-            JwsError::Utf8("header")
+            DecodeError::Utf8("header")
         );
     }
 
@@ -234,7 +280,7 @@ mod tests {
         let p = URL_SAFE_NO_PAD.encode("{}");
         assert!(matches!(
             parse(&format!("{h}.{p}.")),
-            Err(JwsError::Json("header", _))
+            Err(DecodeError::Json("header", _))
         ));
     }
 }

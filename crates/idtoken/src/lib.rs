@@ -86,5 +86,6 @@ pub use credentials::{
 pub use env::Env;
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use header::TokenHeader;
+pub use jws::{DecodeError, UnverifiedToken, decode_unverified};
 pub use token::{Claims, IdToken};
 pub use verify::{Kind, Verifier, VerifierBuilder, VerifyError};

@@ -230,4 +230,29 @@ mod decode {
             assert!(text.contains("# expires    after the year 9999"), "{text}");
         }
     }
+
+    #[tokio::test]
+    async fn decodes_as_strictly_as_the_verifier_parses() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let home = tempfile::tempdir().expect("home");
+        let twice = format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(r#"{"aud":"shown","aud":"used"}"#),
+            b64("sig")
+        );
+        let huge = format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(20_000))),
+            b64("sig")
+        );
+        for (token, why) in [(twice, "duplicate"), (huge, "limit")] {
+            let out = run(idtoken(home.path()).args(["decode", &token])).await;
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains("not a JWT") && err.contains(why), "{err}");
+        }
+    }
 }
