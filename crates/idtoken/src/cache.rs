@@ -1,10 +1,12 @@
-//! [`IdTokenSource`]: the per-audience token cache; and the same cache for
-//! the access tokens fetched on the way to an ID token (impersonation's
-//! source credentials, STS), through one generic core, [`Cache`], that is
-//! monomorphised per token type so the ID-token path pays nothing for it.
+//! [`Cache`]: the token cache, generic over what fills it ([`Fetcher`])
+//! and what it holds ([`Expiring`]), monomorphised per token type so the
+//! ID-token path pays nothing for it. ID tokens per audience
+//! (`credentials/source.rs`, `IdTokenSource`) and the access tokens fetched
+//! on the way to one (impersonation's source credentials, STS) use it. It
+//! knows nothing of credentials.
 //!
-//! - Reads are lock-free (`arc-swap`): a warm [`IdTokenSource::token`] is an
-//!   atomic load, a clock read and a reference-count increment.
+//! - Reads are lock-free (`arc-swap`): a warm read is an atomic load, a
+//!   clock read and a reference-count increment.
 //! - A token enters its refresh window `min(225 s, lifetime / 4)` before
 //!   `exp`: inside the metadata server's own ~4-minute renewal window, so a
 //!   refresh gets a new token rather than the cached one back. The first
@@ -21,7 +23,6 @@
 //! - A failed background refresh keeps the valid token and retries after a
 //!   bounded, jittered backoff (1 s doubling to 60 s).
 
-use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -30,10 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 
 use crate::clock::{earlier, later};
-use crate::credentials::{Credentials, TokenOptions};
 use crate::error::{Error, Result};
 use crate::flight::Flight;
-use crate::token::IdToken;
 
 /// A token with an expiry, as the cache needs it.
 pub(crate) trait Expiring: Clone + Send + Sync + 'static {
@@ -41,15 +40,6 @@ pub(crate) trait Expiring: Clone + Send + Sync + 'static {
     fn expires_at(&self) -> SystemTime;
     /// Its whole lifetime, for the refresh-ahead fraction.
     fn lifetime(&self) -> Duration;
-}
-
-impl Expiring for IdToken {
-    fn expires_at(&self) -> SystemTime {
-        IdToken::expires_at(self)
-    }
-    fn lifetime(&self) -> Duration {
-        IdToken::lifetime(self)
-    }
 }
 
 /// What fills a [`Cache`]: one fetch of one kind of token.
@@ -68,57 +58,13 @@ pub(crate) trait Fetcher: Send + Sync + 'static {
     fn label(&self) -> &str;
 }
 
-/// ID tokens for one audience from one set of credentials.
-pub(crate) struct IdFetch {
-    creds: Credentials,
-    audience: String,
-    options: TokenOptions,
-}
-
-impl Fetcher for IdFetch {
-    type Token = IdToken;
-    fn now(&self) -> SystemTime {
-        self.creds.clock().now()
-    }
-    fn now_coarse(&self) -> SystemTime {
-        self.creds.clock().now_coarse()
-    }
-    async fn fetch(&self) -> Result<IdToken> {
-        self.creds
-            .fetch_id_token(&self.audience, &self.options)
-            .await
-    }
-    fn label(&self) -> &str {
-        &self.audience
-    }
-}
-
 /// The longest a refresh starts ahead of expiry. The metadata server hands
 /// out its cached token until about 4 minutes before `exp`, so refreshing
 /// earlier would just get the same token back.
-pub const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(225);
+pub(crate) const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(225);
 /// A token is not handed out when it has less than this left.
-pub const MIN_REMAINING: Duration = Duration::from_secs(10);
+pub(crate) const MIN_REMAINING: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// A cached, self-refreshing source of ID tokens for one audience.
-///
-/// Made by [`Credentials::token_source`]. Cheap to clone; clones share the
-/// cache.
-///
-/// ```no_run
-/// # async fn run() -> Result<(), idtoken::Error> {
-/// let creds = idtoken::Credentials::discover().await?;
-/// let source = creds.token_source("https://hello-abc123-uc.a.run.app");
-/// let token = source.token().await?; // fetched
-/// let again = source.token().await?; // cached: no request
-/// assert_eq!(token.as_str(), again.as_str());
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct IdTokenSource {
-    cache: Cache<IdFetch>,
-}
 
 /// The cache core: lock-free reads, one fetch at a time, refresh ahead.
 pub(crate) struct Cache<F: Fetcher> {
@@ -181,52 +127,6 @@ impl<T: Expiring> Cached<T> {
     }
 }
 
-impl IdTokenSource {
-    pub(crate) fn new(creds: Credentials, audience: String, options: TokenOptions) -> Self {
-        Self {
-            cache: Cache::new(IdFetch {
-                creds,
-                audience,
-                options,
-            }),
-        }
-    }
-
-    /// The audience tokens are minted for.
-    pub fn audience(&self) -> &str {
-        &self.cache.shared.fetcher.audience
-    }
-
-    /// The credentials tokens are minted with.
-    pub fn credentials(&self) -> &Credentials {
-        &self.cache.shared.fetcher.creds
-    }
-
-    /// A valid token: the cached one when it has time left, else a fresh
-    /// one. Never an expired token, and never a wait while the cached token
-    /// is valid.
-    pub async fn token(&self) -> Result<IdToken> {
-        self.cache.get().await
-    }
-
-    /// The warm path of [`IdTokenSource::token`] without awaiting: the
-    /// cached token while it is valid (starting a background refresh when
-    /// one is due), `None` when a fetch is needed. For the client
-    /// integrations, whose futures only box on the cold path.
-    #[cfg_attr(
-        not(any(feature = "reqwest-middleware", feature = "tower-client")),
-        allow(dead_code)
-    )]
-    pub(crate) fn ready(&self) -> Option<IdToken> {
-        self.cache.ready()
-    }
-
-    /// The cached token if it can still be used, without any I/O.
-    pub fn cached(&self) -> Option<IdToken> {
-        self.cache.cached()
-    }
-}
-
 impl<F: Fetcher> Cache<F> {
     pub(crate) fn new(fetcher: F) -> Self {
         Self {
@@ -272,8 +172,13 @@ impl<F: Fetcher> Cache<F> {
         (cached.phase(now) != Phase::Expired).then(|| cached.token.clone())
     }
 
+    /// What fills this cache.
+    pub(crate) fn fetcher(&self) -> &F {
+        &self.shared.fetcher
+    }
+
     /// Whether a token is cached (usable or not).
-    fn has_token(&self) -> bool {
+    pub(crate) fn has_token(&self) -> bool {
         self.shared.current.load().is_some()
     }
 }
@@ -384,14 +289,4 @@ impl<F: Fetcher> Shared<F> {
 fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-impl fmt::Debug for IdTokenSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdTokenSource")
-            .field("audience", &self.audience())
-            .field("credentials", self.credentials())
-            .field("cached", &self.cache.has_token())
-            .finish()
-    }
 }

@@ -77,11 +77,10 @@ pub mod verify;
 
 pub use adc::{Discovery, DiscoveryStep};
 pub use audience::audience_for_url;
-pub use cache::{IdTokenSource, MAX_REFRESH_AHEAD, MIN_REMAINING};
 pub use clock::{Clock, ManualClock, SystemClock, unix_time};
 pub use credentials::{
-    ALLOW_INSECURE_HTTP, Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, Impersonate,
-    TokenOptions,
+    ALLOW_INSECURE_HTTP, Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, IdTokenSource,
+    Impersonate, TokenOptions,
 };
 pub use env::Env;
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};

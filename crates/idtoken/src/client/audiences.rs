@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::cache::IdTokenSource;
+use crate::credentials::IdTokenSource;
 use crate::error::{Error, Result};
 
 /// At most this many audiences are cached; one more clears the map, so a

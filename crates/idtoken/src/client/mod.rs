@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use ::reqwest::header::HeaderName;
 
-use crate::cache::IdTokenSource;
+use crate::credentials::IdTokenSource;
 use crate::credentials::{Credentials, TokenOptions};
 use crate::error::Result;
 use audiences::{AudienceMap, OriginKey};

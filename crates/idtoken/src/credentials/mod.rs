@@ -14,12 +14,12 @@ pub use endpoint::ALLOW_INSECURE_HTTP;
 mod metadata;
 mod options;
 mod service_account;
+mod source;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cache::IdTokenSource;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{CredentialsProblem, Error, Result, file_error, file_origin};
 use crate::token::IdToken;
@@ -33,6 +33,7 @@ pub use impersonated::{DEFAULT_IAM_ENDPOINT, Impersonate};
 pub(crate) use metadata::Metadata;
 pub use options::{CredentialsKind, Format, TokenOptions};
 use service_account::ServiceAccount;
+pub use source::IdTokenSource;
 
 /// Credentials that can mint Google ID tokens.
 ///

@@ -1,0 +1,121 @@
+//! [`IdTokenSource`]: ID tokens for one audience from one set of
+//! credentials, held in the generic [`Cache`] (see `cache.rs` for the
+//! rules: refresh ahead, one fetch at a time, never an expired token).
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use crate::cache::{Cache, Expiring, Fetcher};
+use crate::error::Result;
+use crate::token::IdToken;
+
+use super::{Credentials, TokenOptions};
+
+impl Expiring for IdToken {
+    fn expires_at(&self) -> SystemTime {
+        IdToken::expires_at(self)
+    }
+    fn lifetime(&self) -> Duration {
+        IdToken::lifetime(self)
+    }
+}
+
+/// ID tokens for one audience from one set of credentials.
+pub(crate) struct IdFetch {
+    creds: Credentials,
+    audience: String,
+    options: TokenOptions,
+}
+
+impl Fetcher for IdFetch {
+    type Token = IdToken;
+    fn now(&self) -> SystemTime {
+        self.creds.clock().now()
+    }
+    fn now_coarse(&self) -> SystemTime {
+        self.creds.clock().now_coarse()
+    }
+    async fn fetch(&self) -> Result<IdToken> {
+        self.creds
+            .fetch_id_token(&self.audience, &self.options)
+            .await
+    }
+    fn label(&self) -> &str {
+        &self.audience
+    }
+}
+
+/// A cached, self-refreshing source of ID tokens for one audience.
+///
+/// Made by [`Credentials::token_source`]. Cheap to clone; clones share the
+/// cache.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), idtoken::Error> {
+/// let creds = idtoken::Credentials::discover().await?;
+/// let source = creds.token_source("https://hello-abc123-uc.a.run.app");
+/// let token = source.token().await?; // fetched
+/// let again = source.token().await?; // cached: no request
+/// assert_eq!(token.as_str(), again.as_str());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct IdTokenSource {
+    cache: Cache<IdFetch>,
+}
+
+impl IdTokenSource {
+    pub(crate) fn new(creds: Credentials, audience: String, options: TokenOptions) -> Self {
+        Self {
+            cache: Cache::new(IdFetch {
+                creds,
+                audience,
+                options,
+            }),
+        }
+    }
+
+    /// The audience tokens are minted for.
+    pub fn audience(&self) -> &str {
+        &self.cache.fetcher().audience
+    }
+
+    /// The credentials tokens are minted with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.cache.fetcher().creds
+    }
+
+    /// A valid token: the cached one when it has time left, else a fresh
+    /// one. Never an expired token, and never a wait while the cached token
+    /// is valid.
+    pub async fn token(&self) -> Result<IdToken> {
+        self.cache.get().await
+    }
+
+    /// The warm path of [`IdTokenSource::token`] without awaiting: the
+    /// cached token while it is valid (starting a background refresh when
+    /// one is due), `None` when a fetch is needed. For the client
+    /// integrations, whose futures only box on the cold path.
+    #[cfg_attr(
+        not(any(feature = "reqwest-middleware", feature = "tower-client")),
+        allow(dead_code)
+    )]
+    pub(crate) fn ready(&self) -> Option<IdToken> {
+        self.cache.ready()
+    }
+
+    /// The cached token if it can still be used, without any I/O.
+    pub fn cached(&self) -> Option<IdToken> {
+        self.cache.cached()
+    }
+}
+
+impl fmt::Debug for IdTokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdTokenSource")
+            .field("audience", &self.audience())
+            .field("credentials", self.credentials())
+            .field("cached", &self.cache.has_token())
+            .finish()
+    }
+}
