@@ -13,13 +13,50 @@
 //!    `GCE_METADATA_HOST`, a serverless runtime's variable (`K_SERVICE`,
 //!    `FUNCTION_NAME`, `CLOUD_RUN_JOB`) or a Google BIOS means the server is
 //!    there (as Node does); otherwise it is probed.
+//!
+//! Discovery says where credentials are ([`Found`]) and keeps the report;
+//! the credentials module loads what it names (`Credentials::discover*`).
+//! So data flows one way: this module imports nothing of `credentials`.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::credentials::{Credentials, metadata_probe};
 use crate::env::Env;
 use crate::error::{Error, Result};
+use crate::http::Http;
+
+/// The header every metadata request carries and every metadata answer
+/// has (`Metadata-Flavor: Google`).
+pub(crate) const FLAVOR: &str = "Metadata-Flavor";
+
+/// Whether an answer came from a metadata server.
+pub(crate) fn has_flavor(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get(FLAVOR)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"Google"))
+}
+
+/// `http://HOST` for a metadata host given as `HOST[:PORT]` (with or
+/// without the scheme or a trailing slash).
+pub(crate) fn metadata_base(host: &str) -> String {
+    let host = host.trim_end_matches('/');
+    let host = host.strip_prefix("http://").unwrap_or(host);
+    format!("http://{host}")
+}
+
+/// Where discovery found credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// A credentials file, and how it was named (for errors).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// `GOOGLE_APPLICATION_CREDENTIALS` or gcloud's file.
+        via: &'static str,
+    },
+    /// The metadata server at this host (`HOST[:PORT]`).
+    MetadataServer(String),
+}
 
 const DEFAULT_METADATA_IP: &str = "169.254.169.254";
 const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
@@ -52,6 +89,15 @@ pub struct DiscoveryStep {
 }
 
 impl Discovery {
+    /// Says what the chosen place turned out to hold, once the credentials
+    /// module has loaded it.
+    pub(crate) fn settle(&mut self, outcome: String, chosen: bool) {
+        if let Some(last) = self.steps.last_mut() {
+            last.outcome = outcome;
+            last.chosen = chosen;
+        }
+    }
+
     fn push(&mut self, place: &'static str, outcome: String, started: Instant, chosen: bool) {
         self.steps.push(DiscoveryStep {
             place,
@@ -79,35 +125,31 @@ const GAC: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 const GCLOUD: &str = "gcloud credentials file";
 const METADATA: &str = "metadata server";
 
-pub(crate) async fn discover(env: &Env) -> (Result<Credentials>, Discovery) {
+pub(crate) async fn discover(env: &Env) -> (Result<Found>, Discovery) {
     let mut report = Discovery::default();
     let result = discover_into(env, &mut report).await;
     (result, report)
 }
 
-async fn discover_into(env: &Env, report: &mut Discovery) -> Result<Credentials> {
+async fn discover_into(env: &Env, report: &mut Discovery) -> Result<Found> {
     let started = Instant::now();
     if let Some(path) = env.get(GAC) {
-        let found = Credentials::from_file_via(Path::new(path), GAC);
-        let outcome = match &found {
-            Ok(c) => format!("{path}: {}", c.kind()),
-            Err(e) => format!("{path}: unusable ({e})"),
-        };
-        report.push(GAC, outcome, started, found.is_ok());
-        return found;
+        report.push(GAC, path.to_owned(), started, true);
+        return Ok(Found::File {
+            path: PathBuf::from(path),
+            via: GAC,
+        });
     }
     report.push(GAC, "not set".into(), started, false);
 
     let started = Instant::now();
     match env.gcloud_adc_file() {
         Some(path) if path.exists() => {
-            let found = Credentials::from_file_via(&path, "gcloud application-default credentials");
-            let outcome = match &found {
-                Ok(c) => format!("{}: {}", path.display(), c.kind()),
-                Err(e) => format!("{}: unusable ({e})", path.display()),
-            };
-            report.push(GCLOUD, outcome, started, found.is_ok());
-            return found;
+            report.push(GCLOUD, path.display().to_string(), started, true);
+            return Ok(Found::File {
+                path,
+                via: "gcloud application-default credentials",
+            });
         }
         Some(path) => report.push(
             GCLOUD,
@@ -145,32 +187,32 @@ async fn discover_into(env: &Env, report: &mut Discovery) -> Result<Credentials>
                 started,
                 true,
             );
-            return Ok(Credentials::metadata_server(host));
+            return Ok(Found::MetadataServer(host.to_owned()));
         }
         Detection::Probe => {}
     }
 
     let found = if let Some(host) = explicit {
-        metadata_probe(host).await
+        probe(host).await
     } else {
         let ip = env.get("GCE_METADATA_IP").unwrap_or(DEFAULT_METADATA_IP);
         // Probe the address and the DNS name side by side, as Go does: off
         // Google Cloud both fail, and waiting for one after the other
         // doubles the time to the error.
-        match tokio::join!(metadata_probe(ip), metadata_probe(DEFAULT_METADATA_HOST)) {
-            (Ok(creds), _) | (_, Ok(creds)) => Ok(creds),
+        match tokio::join!(probe(ip), probe(DEFAULT_METADATA_HOST)) {
+            (Ok(host), _) | (_, Ok(host)) => Ok(host),
             (Err(a), Err(b)) => Err(format!("{a}\n  - {b}")),
         }
     };
     match found {
-        Ok(creds) => {
+        Ok(host) => {
             report.push(
                 METADATA,
-                format!("{}: answered", creds.origin()),
+                format!("metadata server at {}: answered", metadata_base(&host)),
                 started,
                 true,
             );
-            Ok(creds)
+            Ok(Found::MetadataServer(host))
         }
         Err(why) => {
             report.push(METADATA, why, started, false);
@@ -252,4 +294,58 @@ fn detection(env: &Env) -> Result<Detection> {
         ));
     }
     Ok(Detection::Probe)
+}
+
+/// Timeout of one probe attempt: short, because off Google Cloud nothing
+/// answers and discovery must fail within a few seconds.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+const PROBE_ATTEMPTS: u32 = 2;
+
+/// Pings a metadata server: `GET /` with the flavor header, twice at most.
+/// Returns the host when it answered like a metadata server, else a
+/// one-line account of what happened.
+async fn probe(host: &str) -> std::result::Result<String, String> {
+    let url = format!("{}/", metadata_base(host));
+    let started = Instant::now();
+    let http = Http::METADATA.with_timeout(PROBE_TIMEOUT);
+    let mut last = String::new();
+    for attempt in 1..=PROBE_ATTEMPTS {
+        let result = async {
+            let client = http.client().map_err(|e| e.to_string())?;
+            let resp = tokio::time::timeout(
+                PROBE_TIMEOUT,
+                client.get(&url).header(FLAVOR, "Google").timeout(PROBE_TIMEOUT).send(),
+            )
+            .await
+            .map_err(|_| format!("no answer within {:.1} s", PROBE_TIMEOUT.as_secs_f64()))?
+            .map_err(|e| innermost(&e))?;
+            if !has_flavor(resp.headers()) {
+                return Err(format!(
+                    "answered HTTP {} without `Metadata-Flavor: Google`, so it is not a metadata server",
+                    resp.status().as_u16()
+                ));
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => return Ok(host.to_owned()),
+            Err(e) => last = e,
+        }
+        if attempt < PROBE_ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Err(format!(
+        "metadata server at {url}: {last} ({PROBE_ATTEMPTS} attempts in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+fn innermost(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
 }

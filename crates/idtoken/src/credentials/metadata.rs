@@ -1,15 +1,13 @@
 //! The metadata server of Google runtimes: the identity endpoint
-//! (docs/PROTOCOL.md, "Metadata server"), the access token impersonation starts from, and
-//! the probe that tells whether one is there.
+//! (docs/PROTOCOL.md, "Metadata server") and the access token impersonation
+//! starts from. Whether one is there is discovery's question (`adc.rs`).
 
-use std::time::{Duration, Instant};
-
+use crate::adc::{FLAVOR, has_flavor, metadata_base};
 use crate::credentials::{Format, TokenOptions};
 use crate::error::{EndpointProblem, Error, Result};
 use crate::http::Http;
 use crate::token::IdToken;
 
-const FLAVOR: &str = "Metadata-Flavor";
 const IDENTITY: &str = "/computeMetadata/v1/instance/service-accounts/default/identity";
 const EMAIL: &str = "/computeMetadata/v1/instance/service-accounts/default/email";
 const TOKEN: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
@@ -22,10 +20,8 @@ pub(crate) struct Metadata {
 
 impl Metadata {
     pub(crate) fn new(host: &str) -> Self {
-        let host = host.trim_end_matches('/');
-        let host = host.strip_prefix("http://").unwrap_or(host);
         Self {
-            base: format!("http://{host}"),
+            base: metadata_base(host),
         }
     }
 
@@ -117,12 +113,6 @@ impl Metadata {
     }
 }
 
-fn has_flavor(headers: &reqwest::header::HeaderMap) -> bool {
-    headers
-        .get(FLAVOR)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"Google"))
-}
-
 fn hint(status: u16, _error: Option<&str>) -> &'static str {
     match status {
         400 => "the metadata server rejected the request; check the audience",
@@ -133,59 +123,4 @@ fn hint(status: u16, _error: Option<&str>) -> &'static str {
         500..=599 => "the metadata server failed; try again",
         _ => "",
     }
-}
-
-/// Timeout of one probe attempt: short, because off Google Cloud nothing
-/// answers and discovery must fail within a few seconds.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
-const PROBE_ATTEMPTS: u32 = 2;
-
-/// Pings a metadata server: `GET /` with the flavor header, twice at most.
-/// Returns `Ok` when it answered like a metadata server, else a one-line
-/// account of what happened.
-pub(crate) async fn probe(host: &str) -> std::result::Result<Metadata, String> {
-    let md = Metadata::new(host);
-    let url = format!("{}/", md.base);
-    let started = Instant::now();
-    let http = Http::METADATA.with_timeout(PROBE_TIMEOUT);
-    let mut last = String::new();
-    for attempt in 1..=PROBE_ATTEMPTS {
-        let result = async {
-            let client = http.client().map_err(|e| e.to_string())?;
-            let resp = tokio::time::timeout(
-                PROBE_TIMEOUT,
-                client.get(&url).header(FLAVOR, "Google").timeout(PROBE_TIMEOUT).send(),
-            )
-            .await
-            .map_err(|_| format!("no answer within {:.1} s", PROBE_TIMEOUT.as_secs_f64()))?
-            .map_err(|e| innermost(&e))?;
-            if !has_flavor(resp.headers()) {
-                return Err(format!(
-                    "answered HTTP {} without `Metadata-Flavor: Google`, so it is not a metadata server",
-                    resp.status().as_u16()
-                ));
-            }
-            Ok(())
-        }
-        .await;
-        match result {
-            Ok(()) => return Ok(md),
-            Err(e) => last = e,
-        }
-        if attempt < PROBE_ATTEMPTS {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    Err(format!(
-        "metadata server at {url}: {last} ({PROBE_ATTEMPTS} attempts in {:.1} s)",
-        started.elapsed().as_secs_f64()
-    ))
-}
-
-fn innermost(e: &reqwest::Error) -> String {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }

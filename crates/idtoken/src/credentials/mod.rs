@@ -20,6 +20,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::adc::Found;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{CredentialsProblem, Error, Result, file_error, file_origin};
 use crate::token::IdToken;
@@ -98,7 +99,7 @@ impl Credentials {
 
     /// Like [`Credentials::discover`], reading the given environment snapshot.
     pub async fn discover_with(env: &crate::Env) -> Result<Self> {
-        crate::adc::discover(env).await.0
+        Self::discover_explained(env).await.0
     }
 
     /// Like [`Credentials::discover_with`], and also says what each place
@@ -115,7 +116,21 @@ impl Credentials {
     /// # }
     /// ```
     pub async fn discover_explained(env: &crate::Env) -> (Result<Self>, crate::Discovery) {
-        crate::adc::discover(env).await
+        let (found, mut report) = crate::adc::discover(env).await;
+        let creds = match found {
+            Ok(Found::File { path, via }) => {
+                let loaded = Self::from_file_via(&path, via);
+                let outcome = match &loaded {
+                    Ok(c) => format!("{}: {}", path.display(), c.kind()),
+                    Err(e) => format!("{}: unusable ({e})", path.display()),
+                };
+                report.settle(outcome, loaded.is_ok());
+                loaded
+            }
+            Ok(Found::MetadataServer(host)) => Ok(Self::metadata_server(&host)),
+            Err(e) => Err(e),
+        };
+        (creds, report)
     }
 
     /// Loads a credentials JSON file.
@@ -373,11 +388,4 @@ impl fmt::Debug for Credentials {
             .field("impersonation", &self.impersonation())
             .finish_non_exhaustive()
     }
-}
-
-/// Probes a metadata server; `Ok` when it answered like one.
-pub(crate) async fn metadata_probe(host: &str) -> std::result::Result<Credentials, String> {
-    let md = metadata::probe(host).await?;
-    let origin = format!("metadata server at {}", md.base_url());
-    Ok(Credentials::new(Flow::Metadata(md), origin))
 }
