@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,32 +10,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use idtoken_emulator::{Emulator, Endpoint};
 use serde_json::{Value, json};
-use tokio::process::Command;
-
-/// The binary with a clean environment: no gcloud file, no key file.
-fn idtoken(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idtoken"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .kill_on_drop(true);
-    cmd
-}
-
-async fn run(cmd: &mut Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("the command finished in time")
-        .expect("the command ran")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{idtoken, run, stderr, stdout};
 
 /// A service that answers every request with what it received, as JSON
 /// (the token's claims instead of the token). `/status/N` answers N.
@@ -796,6 +772,3 @@ mod proxy_tls;
 
 #[path = "cli/curl_redirects.rs"]
 mod curl_redirects;
-
-#[path = "cli/faults.rs"]
-mod faults;

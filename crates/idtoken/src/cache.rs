@@ -195,7 +195,16 @@ impl<F: Fetcher> Shared<F> {
             {
                 return Ok(cached.token.clone());
             }
-            if let Some(outcome) = this.flight.join(|| Self::fetch_and_keep(this)).await {
+            // Checked again under the flight's lock: a fetch that landed
+            // since the check above leaves nothing to start.
+            let needed = || {
+                this.current
+                    .load()
+                    .as_ref()
+                    .is_none_or(|c| c.phase(this.fetcher.now()) == Phase::Expired)
+            };
+            let fetch = || Self::fetch_and_keep(this);
+            if let Some(outcome) = this.flight.join_or_start_if(needed, fetch).await {
                 return outcome;
             }
         }

@@ -78,8 +78,15 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     /// The outcome of the fetch in flight; or, when none runs and `may`
     /// says yes, of `fetch` started now; else `None` at once. `may` runs
     /// under the slot's lock, so whoever it lets start is seen running by
-    /// every later caller: no gap in which a second caller finds neither a
-    /// fetch nor the right to start one.
+    /// every later caller, and a fetch that just landed (its result stored
+    /// before the slot is freed) is seen by `may`: no gap in which a second
+    /// caller finds neither a fetch nor a reason not to start one.
+    ///
+    /// A fetch running on another runtime makes progress only while that
+    /// runtime runs, which a runtime driven by `block_on` now and then may
+    /// not do: such a fetch counts as none here, and `fetch` runs inline.
+    /// `None` also when the fetch ended without an outcome (its runtime
+    /// shut down) or there is no runtime.
     pub(crate) async fn join_or_start_if<Fut>(
         &self,
         may: impl FnOnce() -> bool,
@@ -88,40 +95,35 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     where
         Fut: Future<Output = T> + Send + 'static,
     {
-        let outcome = {
-            let slot = self.lock();
-            match &slot.running {
-                Some(running) => running.outcome.clone(),
-                None if may() => self.spawn(slot, fetch)?,
-                None => return None,
-            }
-        };
-        Self::wait(outcome).await
-    }
-
-    /// The outcome of the fetch in flight, or of `fetch` started now.
-    /// `None` when the fetch ended without an outcome (its runtime shut
-    /// down) or there is no runtime to run it on.
-    pub(crate) async fn join<Fut>(&self, fetch: impl FnOnce() -> Fut) -> Option<T>
-    where
-        Fut: Future<Output = T> + Send + 'static,
-    {
         let here = tokio::runtime::Handle::try_current().ok()?.id();
         let joined = {
             let slot = self.lock();
-            match &slot.running {
-                Some(running) if running.runtime == here => Ok(running.outcome.clone()),
-                // A fetch on another runtime makes progress only while
-                // that runtime runs, which a runtime driven by `block_on`
-                // now and then may not do: fetch here instead.
-                Some(_) => Err(fetch),
-                None => Ok(self.spawn(slot, fetch)?),
+            let on_this_runtime = match &slot.running {
+                Some(running) if running.runtime == here => Some(running.outcome.clone()),
+                _ => None,
+            };
+            match (on_this_runtime, slot.running.is_some()) {
+                (Some(outcome), _) => Ok(outcome),
+                (None, _) if !may() => return None,
+                // Running on another runtime: fetch here instead.
+                (None, true) => Err(fetch),
+                (None, false) => Ok(self.spawn(slot, fetch)?),
             }
         };
         match joined {
             Ok(outcome) => Self::wait(outcome).await,
             Err(fetch) => Some(fetch().await),
         }
+    }
+
+    /// The outcome of the fetch in flight, or of `fetch` started now (see
+    /// [`Flight::join_or_start_if`]).
+    #[cfg(test)]
+    pub(crate) async fn join<Fut>(&self, fetch: impl FnOnce() -> Fut) -> Option<T>
+    where
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        self.join_or_start_if(|| true, fetch).await
     }
 
     async fn wait(mut outcome: watch::Receiver<Option<T>>) -> Option<T> {
@@ -301,5 +303,21 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(2), flight.join(|| async { 2 })).await
         });
         assert_eq!(got, Ok(Some(2)), "fetched on its own runtime");
+    }
+
+    #[tokio::test]
+    async fn nothing_starts_when_the_check_under_the_lock_says_it_is_not_needed() {
+        let flight = Flight::<u32>::new();
+        // The caller's own check said "fetch", but by the time it holds the
+        // slot's lock a fetch has landed: nothing starts.
+        assert_eq!(
+            flight.join_or_start_if(|| false, || async { 1 }).await,
+            None
+        );
+        assert!(!flight.in_flight());
+        assert_eq!(
+            flight.join_or_start_if(|| true, || async { 2 }).await,
+            Some(2)
+        );
     }
 }

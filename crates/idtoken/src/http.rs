@@ -176,24 +176,6 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    /// The ID token in the string field `field` of a JSON answer from
-    /// `step` at `url`; `missing` says what its absence means.
-    pub(crate) fn id_token(
-        &self,
-        field: &str,
-        step: &'static str,
-        url: &str,
-        missing: &str,
-    ) -> Result<crate::IdToken> {
-        let bad = |why: String| Error::endpoint(step, url, EndpointProblem::InvalidResponse(why));
-        let body: serde_json::Map<String, serde_json::Value> = self.json().map_err(bad)?;
-        let raw = body
-            .get(field)
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| bad(format!("the answer has no `{field}` field; {missing}")))?;
-        crate::IdToken::parse(raw).map_err(|e| bad(format!("`{field}` is unusable: {e}")))
-    }
-
     /// The body parsed as JSON of type `T`.
     pub(crate) fn json<T: for<'de> Deserialize<'de>>(&self) -> std::result::Result<T, String> {
         serde_json::from_slice(&self.body)

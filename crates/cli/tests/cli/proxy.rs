@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use idtoken_emulator::{Emulator, Endpoint};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Child;
 
 use super::idtoken;
 
@@ -132,53 +129,7 @@ async fn upstream(emu: &Emulator) -> String {
     origin
 }
 
-/// A running proxy: its URL and everything it wrote on stderr so far.
-pub(super) struct Proxy {
-    child: Child,
-    pub(super) url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Proxy {
-    pub(super) fn log(&self) -> String {
-        self.stderr.lock().expect("log lock").clone()
-    }
-}
-
-pub(super) async fn start_proxy(home: &Path, env: &[(&str, String)], args: &[&str]) -> Proxy {
-    let mut cmd = idtoken(home);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .args(["proxy", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("proxy starts");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let mut err = child.stderr.take().expect("stderr");
-    let sink = stderr.clone();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = err.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .expect("log lock")
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the proxy says where it listens in time")
-        .expect("stdout reads")
-        .unwrap_or_else(|| panic!("no URL on stdout; stderr: {}", stderr.lock().expect("lock")));
-    Proxy { child, url, stderr }
-}
+pub(super) use crate::support::{Proxy, start_proxy};
 
 pub(super) fn metadata(emu: &Emulator) -> Vec<(&'static str, String)> {
     vec![("GCE_METADATA_HOST", emu.metadata_host())]

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
+use super::answer::IdTokenAnswer as _;
 use super::file::required;
 use crate::error::{CredentialsProblem, Result};
 use crate::http::{Answer, Http};

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::answer::IdTokenAnswer as _;
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::error::{CredentialsProblem, Error, Result};

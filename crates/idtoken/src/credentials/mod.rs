@@ -4,6 +4,7 @@
 //! and impersonation ([`Impersonate`]) can sit on top of any of them.
 
 pub(crate) mod access;
+pub(crate) mod answer;
 mod authorized_user;
 mod describe;
 pub(crate) mod endpoint;

@@ -12,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::answer::IdTokenAnswer as _;
 use super::file::required;
 use crate::clock::unix_seconds;
 use crate::error::{CredentialsProblem, EndpointProblem, Error, Result};

@@ -184,9 +184,27 @@ impl KeyCache {
     async fn fetch_shared(self: &Arc<Self>) -> Result<Arc<KeySet>, VerifyError> {
         // A fetch that ends without an outcome (its runtime shut down) is
         // started again, a bounded number of times.
+        let servable = || {
+            let now = self.clock.now();
+            self.current
+                .load_full()
+                .filter(|set| now < later(set.expires_at, STALE_IF_ERROR))
+        };
         for _ in 0..3 {
-            if let Some(outcome) = self.flight.join(|| self.fetch_and_keep()).await {
-                return outcome;
+            // Checked again under the flight's lock: a fetch that landed
+            // since the caller looked leaves nothing to start.
+            let needed = || servable().is_none();
+            match self
+                .flight
+                .join_or_start_if(needed, || self.fetch_and_keep())
+                .await
+            {
+                Some(outcome) => return outcome,
+                None => {
+                    if let Some(set) = servable() {
+                        return Ok(set);
+                    }
+                }
             }
         }
         Err(VerifyError::KeysUnavailable(format!(

@@ -7,7 +7,9 @@
 //! its valid token meanwhile; for the proxy, what its client sees.
 //!
 //! The cells run side by side, so the whole matrix takes about one call
-//! deadline (30 s). With `IDTOKEN_UPDATE_RELIABILITY=1` the run writes its
+//! deadline (30 s). It is a test binary of its own: cargo runs binaries one
+//! after another, so its minute of load never slows the CLI tests that
+//! count requests against short timeouts. With `IDTOKEN_UPDATE_RELIABILITY=1` the run writes its
 //! table into docs/RELIABILITY.md; the table there is this test's output.
 
 use std::future::Future;
@@ -20,7 +22,8 @@ use idtoken::{Clock as _, Credentials, Env, Impersonate, ManualClock, Verifier};
 use idtoken_emulator::{Emulator, Endpoint, Fault};
 use serde_json::{Value, json};
 
-use super::proxy::start_proxy;
+mod support;
+use support::start_proxy;
 
 const AUD: &str = "https://svc.example";
 /// Longer than any call may take (30 s deadline): past it, a cell hung.
