@@ -19,8 +19,13 @@ const KNOWN: &[&str] = &[
     "K_SERVICE",
     "FUNCTION_NAME",
     "CLOUD_RUN_JOB",
-    crate::credentials::ALLOW_INSECURE_HTTP,
+    ALLOW_INSECURE_HTTP,
 ];
+
+/// Set to `1` (or `true`) to allow plain `http://` endpoints that are not
+/// on this machine, e.g. an emulator reached by name in a container
+/// network (`credentials/endpoint.rs` has the rule).
+pub const ALLOW_INSECURE_HTTP: &str = "IDTOKEN_ALLOW_INSECURE_HTTP";
 
 /// A snapshot of the environment variables credential discovery reads.
 ///

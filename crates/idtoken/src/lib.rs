@@ -79,10 +79,10 @@ pub use adc::{Discovery, DiscoveryStep};
 pub use audience::audience_for_url;
 pub use clock::{Clock, ManualClock, SystemClock, unix_time};
 pub use credentials::{
-    ALLOW_INSECURE_HTTP, Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, IdTokenSource,
-    Impersonate, TokenOptions,
+    Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, IdTokenSource, Impersonate,
+    TokenOptions,
 };
-pub use env::Env;
+pub use env::{ALLOW_INSECURE_HTTP, Env};
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use header::TokenHeader;
 pub use jws::{DecodeError, UnverifiedToken, decode_unverified};

@@ -24,9 +24,7 @@ use reqwest::Url;
 
 use crate::error::CredentialsProblem;
 
-/// Set to `1` (or `true`) to allow plain `http://` endpoints that are not
-/// on this machine.
-pub const ALLOW_INSECURE_HTTP: &str = "IDTOKEN_ALLOW_INSECURE_HTTP";
+pub(crate) use crate::env::ALLOW_INSECURE_HTTP;
 
 /// Checks `url`, named by `field`, under the rule above.
 pub(crate) fn check(field: &'static str, url: &str) -> Result<(), CredentialsProblem> {

@@ -11,7 +11,6 @@ pub(crate) mod endpoint;
 mod external_account;
 mod file;
 mod impersonated;
-pub use endpoint::ALLOW_INSECURE_HTTP;
 mod metadata;
 mod options;
 mod service_account;
