@@ -237,8 +237,10 @@ mod tests {
         // to 0.0.0.0, to IPv4-mapped loopback or to other addresses: a
         // page could frame the service or load images through those.
         let g = Guard::default();
+        // `Host` values, not listeners: what a browser sends for
+        // http://0.0.0.0/ and the like.
         for bad in [
-            "0.0.0.0:8080",
+            "0.0.0.0",
             "[::ffff:127.0.0.1]:8080",
             "[::]:8080",
             "192.168.1.5:8080",
