@@ -72,7 +72,7 @@ impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: SystemTime) -> Self {
         Self {
-            millis: Arc::new(AtomicU64::new(millis_since_epoch(start))),
+            millis: Arc::new(AtomicU64::new(unix_millis(start))),
         }
     }
 
@@ -88,7 +88,7 @@ impl ManualClock {
 
     /// Sets the clock to `to`.
     pub fn set(&self, to: SystemTime) {
-        self.millis.store(millis_since_epoch(to), Ordering::SeqCst);
+        self.millis.store(unix_millis(to), Ordering::SeqCst);
     }
 }
 
@@ -101,10 +101,11 @@ impl Clock for ManualClock {
     }
 }
 
-fn millis_since_epoch(t: SystemTime) -> u64 {
+/// Milliseconds since the Unix epoch (0 before it, saturating after), for
+/// times kept in atomics.
+pub(crate) fn unix_millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The last second of the year 9999, the latest time an outside value can
@@ -122,6 +123,17 @@ const LATEST_UNIX_SECONDS: u64 = 253_402_300_799;
 /// ```
 pub fn unix_time(secs: u64) -> SystemTime {
     later(UNIX_EPOCH, Duration::from_secs(secs))
+}
+
+/// Like [`unix_time`], but `None` past the end of the year 9999 instead of
+/// saturating: for showing a time that may be out of range.
+///
+/// ```
+/// assert!(idtoken::unix_time_checked(253_402_300_799).is_some());
+/// assert_eq!(idtoken::unix_time_checked(253_402_300_800), None);
+/// ```
+pub fn unix_time_checked(secs: u64) -> Option<SystemTime> {
+    (secs <= LATEST_UNIX_SECONDS).then(|| unix_time(secs))
 }
 
 /// `t + d`, saturating at the end of the year 9999.

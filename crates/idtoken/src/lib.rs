@@ -77,7 +77,7 @@ pub mod verify;
 
 pub use adc::{Discovery, DiscoveryStep};
 pub use audience::audience_for_url;
-pub use clock::{Clock, ManualClock, SystemClock, unix_time};
+pub use clock::{Clock, ManualClock, SystemClock, unix_time, unix_time_checked};
 pub use credentials::{
     Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, IdTokenSource, Impersonate,
     TokenOptions,

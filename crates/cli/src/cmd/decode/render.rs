@@ -7,9 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-/// The last second RFC 3339 can print (9999-12-31T23:59:59Z).
-const LATEST_RFC3339: u64 = 253_402_300_799;
-
 /// The header and claims of `token`, pretty-printed, with `iat`/`nbf`/`exp`
 /// as dates relative to `now`; the error says why it is not a JWT.
 pub(crate) fn render(token: &str, now: SystemTime) -> Result<String, String> {
@@ -33,11 +30,10 @@ pub(crate) fn render(token: &str, now: SystemTime) -> Result<String, String> {
         ("exp", "expires"),
     ] {
         if let Some(secs) = claims.get(name).and_then(Value::as_u64) {
-            if secs > LATEST_RFC3339 {
+            let Some(at) = idtoken::unix_time_checked(secs) else {
                 let _ = writeln!(out, "# {label:<10} after the year 9999 ({secs})");
                 continue;
-            }
-            let at = idtoken::unix_time(secs);
+            };
             let _ = writeln!(out, "# {label:<10} {} ({})", rfc3339(at), relative(at, now));
         }
     }
