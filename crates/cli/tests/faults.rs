@@ -191,16 +191,11 @@ fn key_file(emu: &Emulator, dir: &Path, token_uri: Option<&str>) -> std::path::P
     if let Some(uri) = token_uri {
         doc["token_uri"] = json!(uri);
     }
-    let path = dir.join(format!("key-{}.json", fastrand_name()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("key-{n}.json"));
     std::fs::write(&path, doc.to_string()).expect("write");
     path
-}
-
-fn fastrand_name() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id())
 }
 
 fn external(emu: &Emulator, dir: &Path, edit: impl FnOnce(&mut Value)) -> Credentials {
@@ -210,6 +205,13 @@ fn external(emu: &Emulator, dir: &Path, edit: impl FnOnce(&mut Value)) -> Creden
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
     edit(&mut doc);
     Credentials::from_json(doc.to_string().as_bytes(), "test").expect("loads")
+}
+
+/// The metadata server at `host` impersonating the emulator's target
+/// account through the IAM endpoint `iam`.
+fn impersonating(emu: &Emulator, host: &str, iam: &str) -> Credentials {
+    Credentials::metadata_server(host)
+        .impersonate(Impersonate::new(emu.target_service_account_email()).iam_endpoint(iam))
 }
 
 fn short(e: impl std::fmt::Display) -> String {
@@ -225,26 +227,36 @@ async fn mint(creds: Credentials) -> Result<String, String> {
         .map_err(short)
 }
 
-async fn verify(emu: &Emulator, url: String, iap: bool) -> Result<String, String> {
-    let (builder, token) = if iap {
-        (
+/// A verifier of Google tokens (or of IAP assertions) reading keys from
+/// `url`, and a token it accepts, issued at `now`.
+fn verifier_and_token(
+    emu: &Emulator,
+    url: String,
+    iap: bool,
+    now: SystemTime,
+) -> (idtoken::VerifierBuilder, String) {
+    if iap {
+        return (
             Verifier::iap().audience(AUD).jwks_url(url),
             emu.iap_token(AUD, "alice@example.com").expect("iap token"),
-        )
-    } else {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_secs();
-        let header = json!({"alg": "RS256", "kid": emu.google_kid(), "typ": "JWT"});
-        let claims = json!({"iss": "https://accounts.google.com", "aud": AUD, "sub": "1",
-            "iat": now, "exp": now + 3600});
-        (
-            Verifier::builder().audience(AUD).jwks_url(url),
-            emu.sign_google(&header.to_string(), &claims.to_string())
-                .expect("signs"),
-        )
-    };
+        );
+    }
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let header = json!({"alg": "RS256", "kid": emu.google_kid(), "typ": "JWT"});
+    let claims = json!({"iss": "https://accounts.google.com", "aud": AUD, "sub": "1",
+        "iat": now, "exp": now + 3600});
+    (
+        Verifier::builder().audience(AUD).jwks_url(url),
+        emu.sign_google(&header.to_string(), &claims.to_string())
+            .expect("signs"),
+    )
+}
+
+async fn verify(emu: &Emulator, url: String, iap: bool) -> Result<String, String> {
+    let (builder, token) = verifier_and_token(emu, url, iap, SystemTime::now());
     let v = builder.build().expect("verifier");
     v.verify(&token)
         .await
@@ -311,17 +323,10 @@ fn rows() -> Vec<Row> {
         Row {
             call: "metadata token (access token, impersonation source)",
             endpoint: Some(Endpoint::MetadataToken),
-            cold: |emu, t, _| {
-                Box::pin(mint(Credentials::metadata_server(&t.host).impersonate(
-                    Impersonate::new(emu.target_service_account_email()).iam_endpoint(emu.url()),
-                )))
-            },
+            cold: |emu, t, _| Box::pin(mint(impersonating(&emu, &t.host, &emu.url()))),
             warm: Some(|emu, clock, _, kind| {
                 Box::pin(async move {
-                    let creds = Credentials::metadata_server(&emu.metadata_host()).impersonate(
-                        Impersonate::new(emu.target_service_account_email())
-                            .iam_endpoint(emu.url()),
-                    );
+                    let creds = impersonating(&emu, &emu.metadata_host(), &emu.url());
                     warm_token(&emu, &clock, creds, Endpoint::MetadataToken, kind).await
                 })
             }),
@@ -357,19 +362,10 @@ fn rows() -> Vec<Row> {
         Row {
             call: "IAM generateIdToken",
             endpoint: Some(Endpoint::IamGenerateIdToken),
-            cold: |emu, t, _| {
-                Box::pin(mint(
-                    Credentials::metadata_server(&emu.metadata_host()).impersonate(
-                        Impersonate::new(emu.target_service_account_email()).iam_endpoint(t.base),
-                    ),
-                ))
-            },
+            cold: |emu, t, _| Box::pin(mint(impersonating(&emu, &emu.metadata_host(), &t.base))),
             warm: Some(|emu, clock, _, kind| {
                 Box::pin(async move {
-                    let creds = Credentials::metadata_server(&emu.metadata_host()).impersonate(
-                        Impersonate::new(emu.target_service_account_email())
-                            .iam_endpoint(emu.url()),
-                    );
+                    let creds = impersonating(&emu, &emu.metadata_host(), &emu.url());
                     warm_token(&emu, &clock, creds, Endpoint::IamGenerateIdToken, kind).await
                 })
             }),
@@ -440,28 +436,12 @@ async fn warm_keys(
     iap: bool,
     kind: Kind,
 ) -> Result<String, String> {
-    let (builder, token, endpoint) = if iap {
-        (
-            Verifier::iap().audience(AUD).jwks_url(emu.iap_jwks_url()),
-            emu.iap_token(AUD, "alice@example.com").expect("iap token"),
-            Endpoint::IapJwk,
-        )
+    let (url, endpoint) = if iap {
+        (emu.iap_jwks_url(), Endpoint::IapJwk)
     } else {
-        let now = clock
-            .now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_secs();
-        let header = json!({"alg": "RS256", "kid": emu.google_kid(), "typ": "JWT"});
-        let claims = json!({"iss": "https://accounts.google.com", "aud": AUD, "sub": "1",
-            "iat": now, "exp": now + 3600});
-        (
-            Verifier::builder().audience(AUD).jwks_url(emu.jwks_url()),
-            emu.sign_google(&header.to_string(), &claims.to_string())
-                .expect("signs"),
-            Endpoint::JwksV3,
-        )
+        (emu.jwks_url(), Endpoint::JwksV3)
     };
+    let (builder, token) = verifier_and_token(emu, url, iap, clock.now());
     let v = builder
         .clock(Arc::new(clock.clone()))
         .build()

@@ -26,11 +26,11 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 
-use crate::clock::{earlier, later};
+use crate::clock::{earlier, later, unix_millis, unix_seconds};
 use crate::error::{Error, Result};
 use crate::flight::Flight;
 
@@ -217,7 +217,7 @@ impl<F: Fetcher> Shared<F> {
     /// Starts one background refresh unless one is running, backing off
     /// after failures; callers keep the valid token meanwhile.
     fn start_background_refresh(this: &Arc<Self>, now: SystemTime) {
-        if millis(now) < this.retry_after_ms.load(Ordering::Acquire) {
+        if unix_millis(now) < this.retry_after_ms.load(Ordering::Acquire) {
             return;
         }
         // Without a runtime (a caller outside Tokio) nothing starts, and
@@ -236,8 +236,8 @@ impl<F: Fetcher> Shared<F> {
             let now = this.fetcher.now();
             let fresh = match result.map(Cached::new) {
                 Ok(fresh) if fresh.phase(now) == Phase::Expired => Err(Error::StaleToken {
-                    exp: millis(fresh.token.expires_at()) / 1000,
-                    now: millis(now) / 1000,
+                    exp: unix_seconds(fresh.token.expires_at()),
+                    now: unix_seconds(now),
                 }),
                 other => other,
             };
@@ -284,7 +284,7 @@ impl<F: Fetcher> Shared<F> {
             .min(MAX_BACKOFF);
         let wait = base + base.mul_f64(fastrand::f64() / 2.0);
         self.retry_after_ms
-            .store(millis(later(now, wait)), Ordering::Release);
+            .store(unix_millis(later(now, wait)), Ordering::Release);
         if let Some(err) = err {
             if failures == 1 {
                 tracing::warn!(token_for = %self.fetcher.label(), error = %err, "ID token fetch failed; keeping any valid token, retrying in the background after {wait:?}");
@@ -293,9 +293,4 @@ impl<F: Fetcher> Shared<F> {
             }
         }
     }
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -98,12 +98,16 @@ pub fn access_token_answer(body: &[u8], now: SystemTime) -> Result<(SystemTime, 
 /// An ID token in the string field `field` of a JSON answer body (IAM
 /// `generateIdToken`, OAuth2 `id_token`).
 pub fn id_token_answer(body: &[u8], field: &str) -> Result<IdToken, String> {
-    use crate::credentials::answer::IdTokenAnswer as _;
     let answer = Answer {
         headers: Default::default(),
         body: body.to_vec(),
     };
-    answer
-        .id_token(field, "fuzz", "https://fuzz.invalid/token", "")
-        .map_err(|e| e.to_string())
+    crate::credentials::answer::id_token_in(
+        &answer,
+        field,
+        "fuzz",
+        "https://fuzz.invalid/token",
+        "",
+    )
+    .map_err(|e| e.to_string())
 }

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use super::answer::IdTokenAnswer as _;
+use super::answer::id_token_in;
 use super::file::required;
 use crate::error::{CredentialsProblem, Result};
 use crate::http::{Answer, Http};
@@ -58,7 +58,8 @@ impl AuthorizedUser {
         let step = "authorized user refresh grant";
         let url = self.token_uri.as_str();
         let answer = self.refresh(step).await?;
-        let token = answer.id_token(
+        let token = id_token_in(
+            &answer,
             "id_token",
             step,
             url,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::answer::IdTokenAnswer as _;
+use super::answer::id_token_in;
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::error::{CredentialsProblem, Error, Result};
@@ -182,7 +182,8 @@ impl Impersonation {
                 hint,
             )
             .await?;
-        answer.id_token(
+        id_token_in(
+            &answer,
             "token",
             step,
             &url,

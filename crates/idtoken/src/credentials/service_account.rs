@@ -12,7 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::answer::IdTokenAnswer as _;
+use super::answer::id_token_in;
 use super::file::required;
 use crate::clock::unix_seconds;
 use crate::error::{CredentialsProblem, EndpointProblem, Error, Result};
@@ -79,7 +79,8 @@ impl ServiceAccount {
         let step = "service account JWT-bearer grant";
         let url = self.token_uri.as_str();
         let answer = self.grant(step, ("target_audience", audience), now).await?;
-        answer.id_token(
+        id_token_in(
+            &answer,
             "id_token",
             step,
             url,

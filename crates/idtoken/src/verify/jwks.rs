@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use base64::Engine as _;
@@ -33,7 +33,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 use super::VerifyError;
-use crate::clock::{Clock, later};
+use crate::clock::{Clock, later, unix_millis};
 use crate::flight::Flight;
 use crate::http::{Answer, Http};
 
@@ -129,7 +129,7 @@ impl KeyCache {
         }
         // Cold, or too old to serve. Right after a failed fetch, fail fast
         // instead of asking a failing endpoint once per verification.
-        if millis(now) < self.retry_after_ms.load(Ordering::Acquire) {
+        if unix_millis(now) < self.retry_after_ms.load(Ordering::Acquire) {
             return Err(VerifyError::KeysUnavailable(self.last_error()));
         }
         let set = self.fetch_shared().await?;
@@ -148,7 +148,7 @@ impl KeyCache {
             return Some(key);
         }
         let may_start = || {
-            millis(now) >= self.retry_after_ms.load(Ordering::Acquire)
+            unix_millis(now) >= self.retry_after_ms.load(Ordering::Acquire)
                 && self.may_refetch_for_unknown_kid(now)
         };
         let wait = self
@@ -161,7 +161,7 @@ impl KeyCache {
     /// True for one caller per interval (a compare-and-swap, so racing
     /// callers cannot all pass).
     fn may_refetch_for_unknown_kid(&self, now: SystemTime) -> bool {
-        let now_ms = millis(now);
+        let now_ms = unix_millis(now);
         let last = self.last_unknown_refetch_ms.load(Ordering::Acquire);
         if last != 0 && now_ms.saturating_sub(last) < duration_ms(self.interval) {
             return false;
@@ -174,7 +174,7 @@ impl KeyCache {
     /// Starts one background refresh unless one runs or a failure is
     /// being waited out; verifications keep using the cached keys.
     fn refresh_in_background(self: &Arc<Self>, now: SystemTime) {
-        if millis(now) < self.retry_after_ms.load(Ordering::Acquire) {
+        if unix_millis(now) < self.retry_after_ms.load(Ordering::Acquire) {
             return;
         }
         self.flight.start(|| self.fetch_and_keep());
@@ -246,7 +246,7 @@ impl KeyCache {
                         NEGATIVE_CACHE.mul_f64(1.0 + fastrand::f64() / 2.0)
                     };
                     this.retry_after_ms
-                        .store(millis(later(now, wait)), Ordering::Release);
+                        .store(unix_millis(later(now, wait)), Ordering::Release);
                     *this.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
                     if !this.warned.swap(true, Ordering::AcqRel) {
                         tracing::warn!(url = %this.url, error = %why, serving_cached = serving,
@@ -379,11 +379,6 @@ pub(crate) fn cache_lifetime(headers: &reqwest::header::HeaderMap) -> Option<Dur
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     Some(Duration::from_secs(max_age.saturating_sub(age)))
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn duration_ms(d: Duration) -> u64 {

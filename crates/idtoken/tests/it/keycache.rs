@@ -13,6 +13,17 @@ use crate::common::*;
 
 const AUD: &str = "https://svc.example";
 
+/// An emulator on `clock` whose key sets say `max-age=SECS`.
+async fn emulator_with_max_age(clock: &ManualClock, secs: u64) -> Emulator {
+    let c = clock.clone();
+    Emulator::builder()
+        .clock(Arc::new(move || c.now()))
+        .jwks_max_age(Duration::from_secs(secs))
+        .start()
+        .await
+        .expect("emulator")
+}
+
 /// A valid token for `AUD`, signed now with the emulator's current key.
 fn token_at(emu: &Emulator, now: SystemTime, kid: &str) -> String {
     let now = now
@@ -148,13 +159,7 @@ async fn key_rotation_mid_stream_causes_no_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn key_endpoint_down_with_a_warm_cache_causes_no_failures() {
     let clock = manual_clock();
-    let c = clock.clone();
-    let emu = Emulator::builder()
-        .clock(Arc::new(move || c.now()))
-        .jwks_max_age(Duration::from_secs(60))
-        .start()
-        .await
-        .expect("emulator");
+    let emu = emulator_with_max_age(&clock, 60).await;
     let v = verifier(&emu, Some(&clock));
     let tok = token(&emu, clock.now());
     v.verify(&tok).await.expect("warm");
@@ -180,13 +185,7 @@ async fn key_endpoint_down_with_a_warm_cache_causes_no_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_refreshed_in_the_background_before_they_lapse() {
     let clock = manual_clock();
-    let c = clock.clone();
-    let emu = Emulator::builder()
-        .clock(Arc::new(move || c.now()))
-        .jwks_max_age(Duration::from_secs(100))
-        .start()
-        .await
-        .expect("emulator");
+    let emu = emulator_with_max_age(&clock, 100).await;
     let v = verifier(&emu, Some(&clock));
     let tok = token(&emu, clock.now());
     v.verify(&tok).await.expect("warm");
@@ -297,13 +296,7 @@ impl Logs {
 async fn a_key_endpoint_outage_is_logged_once_not_per_request() {
     let all = Logs::global();
     let clock = manual_clock();
-    let c = clock.clone();
-    let emu = Emulator::builder()
-        .clock(Arc::new(move || c.now()))
-        .jwks_max_age(Duration::from_secs(60))
-        .start()
-        .await
-        .expect("emulator");
+    let emu = emulator_with_max_age(&clock, 60).await;
     let v = verifier(&emu, Some(&clock));
     let tok = token(&emu, clock.now());
     let url = emu.jwks_url();
@@ -336,13 +329,7 @@ async fn a_key_endpoint_outage_is_logged_once_not_per_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keys_past_max_age_keep_serving_at_once_while_a_slow_refresh_runs() {
     let clock = manual_clock();
-    let c = clock.clone();
-    let emu = Emulator::builder()
-        .clock(Arc::new(move || c.now()))
-        .jwks_max_age(Duration::from_secs(60))
-        .start()
-        .await
-        .expect("emulator");
+    let emu = emulator_with_max_age(&clock, 60).await;
     let v = verifier(&emu, Some(&clock));
     let tok = token(&emu, clock.now());
     v.verify(&tok).await.expect("warm");
@@ -492,13 +479,7 @@ async fn hammer_errors(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_kid_does_not_wait_out_a_slow_refresh() {
     let clock = manual_clock();
-    let c = clock.clone();
-    let emu = Emulator::builder()
-        .clock(Arc::new(move || c.now()))
-        .jwks_max_age(Duration::from_secs(60))
-        .start()
-        .await
-        .expect("emulator");
+    let emu = emulator_with_max_age(&clock, 60).await;
     let v = verifier(&emu, Some(&clock));
     v.verify(&token(&emu, clock.now())).await.expect("warm");
     // The refresh hangs at the emulator for as long as this test runs.
