@@ -14,6 +14,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
+use crate::reply::rpc_status;
 use crate::state::{Endpoint, Fault};
 
 /// The key set routes.
@@ -61,23 +62,9 @@ fn fault_answer(app: &App, fault: Fault) -> Response {
     let body = json!({"error": {
         "code": status.as_u16(),
         "message": format!("injected fault: HTTP {}", status.as_u16()),
-        "status": api_status(status),
+        "status": rpc_status(status),
     }});
     answer(app, status, body.to_string())
-}
-
-/// The google.rpc code name Google's APIs put beside an HTTP status.
-fn api_status(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        429 => "RESOURCE_EXHAUSTED",
-        503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
-        _ => "INTERNAL",
-    }
 }
 
 async fn jwks(State(app): State<Arc<App>>) -> Response {

@@ -62,6 +62,7 @@ mod jwt;
 mod keys;
 mod metadata;
 mod oauth2;
+mod reply;
 mod state;
 mod sts;
 mod wire;

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::app::{App, Federation};
 use crate::form;
-use crate::oauth2::{fault_answer, invalid_request, json_answer, oauth_error};
+use crate::reply::{invalid_request, json_answer, oauth_error, oauth_fault};
 use crate::state::{Endpoint, Fault};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -35,7 +35,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
 
 async fn exchange(State(app): State<Arc<App>>, method: Method, body: Bytes) -> Response {
     if let Some(fault) = app.control.arrive(Endpoint::Sts).await {
-        return fault_answer(fault);
+        return oauth_fault(fault);
     }
     if method != Method::POST {
         return invalid_request("the token exchange takes POST");
