@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::Error;
-use crate::app::{self, App, Clock, Config, IAP_ISSUER, ISSUER, PROJECT_ID};
+use crate::app::{App, Clock, Config, IAP_ISSUER, ISSUER, PROJECT_ID};
 use crate::state::{Counters, Endpoint, Fault, Hold};
 
 /// How long [`Emulator::shutdown`] lets in-flight requests finish.
@@ -110,7 +110,7 @@ impl Builder {
             .await
             .map_err(bind_err)?;
         let addr = listener.local_addr().map_err(bind_err)?;
-        let router = app::router(Arc::clone(&app));
+        let router = crate::router::router(Arc::clone(&app));
         let control = Arc::clone(&app.control);
         let task = tokio::spawn(async move {
             let stop = async move { control.shutting_down().await };

@@ -54,6 +54,7 @@
 
 mod app;
 mod certs;
+mod control;
 mod emulator;
 mod files;
 mod form;
@@ -63,6 +64,7 @@ mod keys;
 mod metadata;
 mod oauth2;
 mod reply;
+mod router;
 mod state;
 mod sts;
 mod wire;
