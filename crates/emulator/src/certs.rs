@@ -14,16 +14,18 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
+use crate::endpoints;
 use crate::reply::rpc_status;
 use crate::state::{Endpoint, Fault};
 
 /// The key set routes.
 pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/oauth2/v3/certs", get(jwks))
-        .route("/oauth2/v1/certs", get(pem_certs))
-        .route("/iap/verify/public_key-jwk", get(iap_jwks))
-        .route("/iap/verify/public_key", get(iap_pem_keys))
+    endpoints::routes([
+        (endpoints::JWKS_V3, get(jwks)),
+        (endpoints::CERTS_V1, get(pem_certs)),
+        (endpoints::IAP_JWK, get(iap_jwks)),
+        (endpoints::IAP_PEM, get(iap_pem_keys)),
+    ])
 }
 
 fn answer(app: &App, status: StatusCode, body: String) -> Response {

@@ -15,12 +15,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::app::App;
+use crate::endpoints;
 
 /// The control routes.
 pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/_emulator/counters", get(counters))
-        .route("/_emulator/iap_token", post(iap_token))
+    endpoints::routes([
+        (endpoints::COUNTERS, get(counters)),
+        (endpoints::IAP_TOKEN, post(iap_token)),
+    ])
 }
 
 /// `GET /_emulator/counters`: requests per endpoint, as JSON.

@@ -29,7 +29,9 @@ const UNAUTHENTICATED: &str = "Request had invalid authentication credentials. E
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 const IAM_SCOPE: &str = "https://www.googleapis.com/auth/iam";
 
-/// The IAM Credentials routes.
+/// The IAM Credentials routes: one for both methods of the endpoint table
+/// (`{email}:generateIdToken`, `{email}:generateAccessToken`), since a
+/// route captures whole path segments; `call` splits them.
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new().route("/v1/projects/{project}/serviceAccounts/{name}", any(call))
 }

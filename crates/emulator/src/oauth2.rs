@@ -22,10 +22,10 @@ use axum::routing::any;
 use serde_json::{Map, Value, json};
 
 use crate::app::{App, ServiceAccount, USER_CLIENT_ID, USER_EMAIL};
-use crate::form;
 use crate::jwt::Unverified;
 use crate::reply::{invalid_request, json_answer, oauth_error, oauth_fault};
 use crate::state::Endpoint;
+use crate::{endpoints, form};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Google's longest assertion lifetime, plus slack for clients that round.
@@ -45,7 +45,7 @@ const TIMEFRAME: &str = "Invalid JWT: Token must be a short-lived token (60 minu
 /// The token route.
 pub(crate) fn routes() -> Router<Arc<App>> {
     // `any`, so requests with the wrong method are counted and answered in JSON.
-    Router::new().route("/token", any(token))
+    endpoints::routes([(endpoints::TOKEN, any(token))])
 }
 
 fn invalid_grant(description: impl Into<String>) -> Response {

@@ -2,6 +2,7 @@
 
 mod common;
 mod control;
+mod endpoints;
 mod iam;
 mod metadata;
 mod oauth2;
