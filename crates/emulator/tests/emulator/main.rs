@@ -6,4 +6,5 @@ mod endpoints;
 mod iam;
 mod metadata;
 mod oauth2;
+mod sts;
 mod user;
