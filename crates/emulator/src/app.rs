@@ -1,19 +1,17 @@
-//! The server's shared state (keys, accounts, caches, issued tokens) and the
-//! router that joins the endpoint families.
+//! The server's shared state, [`App`]: keys, accounts, grants, caches and
+//! issued tokens, and the minting of ID tokens and IAP assertions. Every
+//! endpoint module reads it; it knows none of them (the routes are in
+//! `router.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::keys::{EcKey, RsaKey, random_hex};
 use crate::state::Control;
-use crate::{Error, certs, iam, jwt, metadata, oauth2, sts};
+use crate::{Error, jwt};
 
 /// The issuer of every ID token the emulator signs.
 pub(crate) const ISSUER: &str = "https://accounts.google.com";
@@ -368,55 +366,6 @@ fn numeric_id(email: &str) -> String {
         .map(|b| char::from(b'0' + b % 10))
         .collect();
     format!("1{digits}")
-}
-
-/// Joins the endpoint families into one router.
-pub(crate) fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .merge(metadata::routes())
-        .merge(oauth2::routes())
-        .merge(certs::routes())
-        .merge(iam::routes())
-        .merge(sts::routes())
-        .route("/_emulator/counters", get(counters))
-        .route("/_emulator/iap_token", axum::routing::post(iap_token))
-        .fallback(not_found)
-        .with_state(app)
-}
-
-async fn counters(axum::extract::State(app): axum::extract::State<Arc<App>>) -> Response {
-    axum::Json(app.control.counters()).into_response()
-}
-
-/// Parameters of `POST /_emulator/iap_token`.
-#[derive(serde::Deserialize)]
-struct IapTokenQuery {
-    audience: String,
-    email: String,
-}
-
-/// `POST /_emulator/iap_token?audience=A&email=E`: an IAP assertion, as text.
-async fn iap_token(
-    axum::extract::State(app): axum::extract::State<Arc<App>>,
-    axum::extract::Query(q): axum::extract::Query<IapTokenQuery>,
-) -> Response {
-    match app.mint_iap(&q.audience, &q.email) {
-        Ok(token) => token.into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
-}
-
-/// Unknown paths: 404, with the metadata flavor since most clients that wander
-/// off are metadata clients, and Node rejects answers without it.
-async fn not_found() -> Response {
-    let mut resp = (StatusCode::NOT_FOUND, "Not Found\n").into_response();
-    resp.headers_mut()
-        .insert("metadata-flavor", HeaderValue::from_static("Google"));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
 }
 
 #[cfg(test)]

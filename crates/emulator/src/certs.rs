@@ -14,15 +14,18 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
+use crate::endpoints;
+use crate::reply::rpc_status;
 use crate::state::{Endpoint, Fault};
 
 /// The key set routes.
 pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/oauth2/v3/certs", get(jwks))
-        .route("/oauth2/v1/certs", get(pem_certs))
-        .route("/iap/verify/public_key-jwk", get(iap_jwks))
-        .route("/iap/verify/public_key", get(iap_pem_keys))
+    endpoints::routes([
+        (endpoints::JWKS_V3, get(jwks)),
+        (endpoints::CERTS_V1, get(pem_certs)),
+        (endpoints::IAP_JWK, get(iap_jwks)),
+        (endpoints::IAP_PEM, get(iap_pem_keys)),
+    ])
 }
 
 fn answer(app: &App, status: StatusCode, body: String) -> Response {
@@ -61,23 +64,9 @@ fn fault_answer(app: &App, fault: Fault) -> Response {
     let body = json!({"error": {
         "code": status.as_u16(),
         "message": format!("injected fault: HTTP {}", status.as_u16()),
-        "status": api_status(status),
+        "status": rpc_status(status),
     }});
     answer(app, status, body.to_string())
-}
-
-/// The google.rpc code name Google's APIs put beside an HTTP status.
-fn api_status(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        429 => "RESOURCE_EXHAUSTED",
-        503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
-        _ => "INTERNAL",
-    }
 }
 
 async fn jwks(State(app): State<Arc<App>>) -> Response {

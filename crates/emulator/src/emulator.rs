@@ -9,7 +9,8 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::Error;
-use crate::app::{self, App, Clock, Config, IAP_ISSUER, ISSUER, PROJECT_ID};
+use crate::app::{App, Clock, Config, IAP_ISSUER, ISSUER, PROJECT_ID};
+use crate::endpoints;
 use crate::state::{Counters, Endpoint, Fault, Hold};
 
 /// How long [`Emulator::shutdown`] lets in-flight requests finish.
@@ -110,7 +111,7 @@ impl Builder {
             .await
             .map_err(bind_err)?;
         let addr = listener.local_addr().map_err(bind_err)?;
-        let router = app::router(Arc::clone(&app));
+        let router = crate::router::router(Arc::clone(&app));
         let control = Arc::clone(&app.control);
         let task = tokio::spawn(async move {
             let stop = async move { control.shutting_down().await };
@@ -158,29 +159,29 @@ impl Emulator {
 
     /// The OAuth2 token endpoint, as in the key file's `token_uri`.
     pub fn token_uri(&self) -> String {
-        format!("{}/token", self.url())
+        format!("{}{}", self.url(), endpoints::TOKEN.path)
     }
 
     /// Google's JWK set endpoint.
     pub fn jwks_url(&self) -> String {
-        format!("{}/oauth2/v3/certs", self.url())
+        format!("{}{}", self.url(), endpoints::JWKS_V3.path)
     }
 
     /// Google's PEM certificate endpoint.
     pub fn pem_certs_url(&self) -> String {
-        format!("{}/oauth2/v1/certs", self.url())
+        format!("{}{}", self.url(), endpoints::CERTS_V1.path)
     }
 
     /// IAP's ES256 JWK set endpoint (`/iap/verify/public_key-jwk`).
     pub fn iap_jwks_url(&self) -> String {
-        format!("{}/iap/verify/public_key-jwk", self.url())
+        format!("{}{}", self.url(), endpoints::IAP_JWK.path)
     }
 
     /// IAP's ES256 keys as a map of `kid` to PEM public key
     /// (`/iap/verify/public_key`), the form Google's Python IAP sample
     /// passes to `id_token.verify_token(..., certs_url=...)`.
     pub fn iap_pem_keys_url(&self) -> String {
-        format!("{}/iap/verify/public_key", self.url())
+        format!("{}{}", self.url(), endpoints::IAP_PEM.path)
     }
 
     /// The `iss` of every ID token it signs: `https://accounts.google.com`.

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::Emulator;
 use crate::app::{Federation, USER_CLIENT_ID, USER_EMAIL};
 use crate::emulator::write_private;
+use crate::endpoints;
 
 /// Files written by [`Emulator::write_credentials`], one per credential
 /// type the emulator serves.
@@ -84,12 +85,12 @@ impl Emulator {
 
     /// STS token exchange endpoint, an `external_account`'s `token_url`.
     pub fn sts_url(&self) -> String {
-        format!("{}/v1/token", self.url())
+        format!("{}{}", self.url(), endpoints::STS.path)
     }
 
     /// The URL that serves the subject token (with the header it wants).
     pub fn subject_token_url(&self) -> String {
-        format!("{}/_emulator/subject-token", self.url())
+        format!("{}{}", self.url(), endpoints::SUBJECT_TOKEN.path)
     }
 
     /// IAM Credentials URL of `method` (`generateIdToken`,

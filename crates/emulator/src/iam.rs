@@ -20,8 +20,8 @@ use axum::routing::any;
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
-use crate::oauth2::json_answer;
-use crate::state::{Endpoint, Fault};
+use crate::reply::{google_error, google_fault, json_answer};
+use crate::state::Endpoint;
 
 const UNAUTHENTICATED: &str = "Request had invalid authentication credentials. Expected OAuth 2 \
      access token, login cookie or other valid authentication credential.";
@@ -29,45 +29,11 @@ const UNAUTHENTICATED: &str = "Request had invalid authentication credentials. E
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 const IAM_SCOPE: &str = "https://www.googleapis.com/auth/iam";
 
-/// The IAM Credentials routes.
+/// The IAM Credentials routes: one for both methods of the endpoint table
+/// (`{email}:generateIdToken`, `{email}:generateAccessToken`), since a
+/// route captures whole path segments; `call` splits them.
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new().route("/v1/projects/{project}/serviceAccounts/{name}", any(call))
-}
-
-/// Google's JSON error, `{"error":{"code","message","status"}}`.
-pub(crate) fn google_error(status: StatusCode, message: impl Into<String>) -> Response {
-    let name = match status.as_u16() {
-        400 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        405 => "METHOD_NOT_ALLOWED",
-        429 => "RESOURCE_EXHAUSTED",
-        503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
-        _ => "INTERNAL",
-    };
-    let body =
-        json!({"error": {"code": status.as_u16(), "message": message.into(), "status": name}});
-    json_answer(status, body.to_string())
-}
-
-/// A fault as IAM would answer it.
-pub(crate) fn fault_answer(fault: Fault) -> Response {
-    match fault {
-        Fault::Body(body) => json_answer(StatusCode::OK, body),
-        Fault::Status(code) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            google_error(status, format!("injected fault: HTTP {}", status.as_u16()))
-        }
-        // `arrive` serves hangs itself.
-        Fault::Hang => google_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
-        wire @ (Fault::Trickle
-        | Fault::ResetMidBody
-        | Fault::Oversized(_)
-        | Fault::Redirect(_)
-        | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
-    }
 }
 
 /// The body fields of each method, as `(JSON name, proto field name)`:
@@ -204,7 +170,7 @@ async fn call(
         _ => return google_error(StatusCode::NOT_FOUND, format!("no method {name:?}")),
     };
     if let Some(fault) = app.control.arrive(endpoint).await {
-        return fault_answer(fault);
+        return google_fault(fault);
     }
     if method != Method::POST {
         return google_error(StatusCode::METHOD_NOT_ALLOWED, "use POST");

@@ -1,17 +1,12 @@
 //! A local HTTP server that speaks Google's identity protocols, for testing
 //! ID-token clients and verifiers without a Google account or network.
 //!
-//! One [`Emulator`] serves, on one loopback port:
-//!
-//! | family | paths | module |
-//! |---|---|---|
-//! | metadata server | `/`, `/computeMetadata/v1/...` (ping, email, identity) | `metadata` |
-//! | OAuth2 token endpoint | `POST /token` (JWT-bearer and refresh grants) | `oauth2` |
-//! | IAM Credentials | `POST /v1/projects/-/serviceAccounts/{email}:generateIdToken`, `:generateAccessToken` | `iam` |
-//! | STS | `POST /v1/token` (token exchange), `GET /_emulator/subject-token` | `sts` |
-//! | Google's key sets | `/oauth2/v3/certs` (JWK), `/oauth2/v1/certs` (PEM) | `certs` |
-//! | IAP's key sets | `/iap/verify/public_key-jwk` (ES256 JWK), `/iap/verify/public_key` (PEM) | `certs` |
-//! | test control | `/_emulator/counters`, `POST /_emulator/iap_token?audience=&email=` | |
+//! One [`Emulator`] serves, on one loopback port, what Google serves at
+//! several origins: the metadata server, the OAuth2 token endpoint, IAM
+//! Credentials, STS, Google's and IAP's key sets, and test-control
+//! endpoints under `/_emulator/`. [`ENDPOINTS`] lists every path, with its
+//! method and the Google origin it stands for (`docs/EMULATOR.md` shows the
+//! same table, kept in step by a test).
 //!
 //! Its Google keys are RSA 2048 and its IAP keys P-256, made at start and never written anywhere except the
 //! key file a test asks for ([`Emulator::write_credentials`]). Tests steer it
@@ -54,7 +49,9 @@
 
 mod app;
 mod certs;
+mod control;
 mod emulator;
+mod endpoints;
 mod files;
 mod form;
 mod iam;
@@ -62,11 +59,14 @@ mod jwt;
 mod keys;
 mod metadata;
 mod oauth2;
+mod reply;
+mod router;
 mod state;
 mod sts;
 mod wire;
 
 pub use emulator::{Builder, Emulator};
+pub use endpoints::{ENDPOINTS, EndpointInfo};
 pub use files::CredentialFiles;
 pub use state::{Counters, Endpoint, Fault, Hold};
 

@@ -15,31 +15,22 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::app::{App, PROJECT_ID, PROJECT_NUMBER, ServiceAccount};
-use crate::form;
 use crate::state::{Endpoint, Fault};
+use crate::{endpoints, form};
 
-const SA: &str = "/computeMetadata/v1/instance/service-accounts/{account}";
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 /// The metadata routes.
 pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/", get(ping))
-        .route("/computeMetadata/v1", get(ping))
-        .route("/computeMetadata/v1/", get(ping))
-        // Node's gcp-metadata probes `instance` to detect the server.
-        .route("/computeMetadata/v1/instance", get(ping))
-        .route("/computeMetadata/v1/instance/", get(ping))
-        .route(&format!("{SA}/identity"), get(identity))
-        .route(&format!("{SA}/email"), get(email))
-        .route(&format!("{SA}/token"), get(access_token))
-        .route(SA, get(service_account))
-        .route(&format!("{SA}/"), get(service_account))
-        .route("/computeMetadata/v1/project/project-id", get(project_id))
-        .route(
-            "/computeMetadata/v1/project/numeric-project-id",
-            get(numeric_project_id),
-        )
+    endpoints::routes([
+        (endpoints::METADATA_PING, get(ping)),
+        (endpoints::METADATA_IDENTITY, get(identity)),
+        (endpoints::METADATA_EMAIL, get(email)),
+        (endpoints::METADATA_TOKEN, get(access_token)),
+        (endpoints::METADATA_SERVICE_ACCOUNT, get(service_account)),
+        (endpoints::PROJECT_ID, get(project_id)),
+        (endpoints::NUMERIC_PROJECT_ID, get(numeric_project_id)),
+    ])
 }
 
 /// A metadata answer: the flavor and server headers on every one.

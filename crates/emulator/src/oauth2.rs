@@ -16,15 +16,16 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::Response;
 use axum::routing::any;
 use serde_json::{Map, Value, json};
 
 use crate::app::{App, ServiceAccount, USER_CLIENT_ID, USER_EMAIL};
-use crate::form;
 use crate::jwt::Unverified;
-use crate::state::{Endpoint, Fault};
+use crate::reply::{invalid_request, json_answer, oauth_error, oauth_fault};
+use crate::state::Endpoint;
+use crate::{endpoints, form};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Google's longest assertion lifetime, plus slack for clients that round.
@@ -44,67 +45,11 @@ const TIMEFRAME: &str = "Invalid JWT: Token must be a short-lived token (60 minu
 /// The token route.
 pub(crate) fn routes() -> Router<Arc<App>> {
     // `any`, so requests with the wrong method are counted and answered in JSON.
-    Router::new().route("/token", any(token))
-}
-
-pub(crate) fn json_answer(status: StatusCode, body: String) -> Response {
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
-}
-
-/// An OAuth2 error answer, `{"error", "error_description"}`.
-pub(crate) fn oauth_error(
-    status: StatusCode,
-    error: &str,
-    description: impl Into<String>,
-) -> Response {
-    let body = json!({"error": error, "error_description": description.into()});
-    json_answer(status, body.to_string())
+    endpoints::routes([(endpoints::TOKEN, any(token))])
 }
 
 fn invalid_grant(description: impl Into<String>) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
-}
-
-pub(crate) fn invalid_request(description: impl Into<String>) -> Response {
-    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
-}
-
-/// The `error` code Google's token endpoint uses for an HTTP status.
-fn error_code(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        401 => "invalid_client",
-        403 => "access_denied",
-        429 => "rate_limit_exceeded",
-        500 => "internal_failure",
-        502..=504 => "temporarily_unavailable",
-        501 | 505..=599 => "server_error",
-        _ => "invalid_request",
-    }
-}
-
-pub(crate) fn fault_answer(fault: Fault) -> Response {
-    let code = match fault {
-        Fault::Body(body) => return json_answer(StatusCode::OK, body),
-        Fault::Status(code) => code,
-        // `arrive` serves hangs itself; this arm is never reached.
-        Fault::Hang => 503,
-        wire @ (Fault::Trickle
-        | Fault::ResetMidBody
-        | Fault::Oversized(_)
-        | Fault::Redirect(_)
-        | Fault::RetryAfter { .. }) => return crate::wire::answer(wire),
-    };
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    oauth_error(
-        status,
-        error_code(status),
-        format!("injected fault: HTTP {}", status.as_u16()),
-    )
 }
 
 async fn token(
@@ -114,7 +59,7 @@ async fn token(
     body: Bytes,
 ) -> Response {
     if let Some(fault) = app.control.arrive(Endpoint::Token).await {
-        return fault_answer(fault);
+        return oauth_fault(fault);
     }
     if method != Method::POST {
         return oauth_error(

@@ -19,23 +19,24 @@ use axum::routing::any;
 use serde_json::json;
 
 use crate::app::{App, Federation};
-use crate::form;
-use crate::oauth2::{fault_answer, invalid_request, json_answer, oauth_error};
+use crate::reply::{invalid_request, json_answer, oauth_error, oauth_fault};
 use crate::state::{Endpoint, Fault};
+use crate::{endpoints, form};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// The STS and subject-token routes.
 pub(crate) fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/v1/token", any(exchange))
-        .route("/_emulator/subject-token", any(subject_token))
+    endpoints::routes([
+        (endpoints::STS, any(exchange)),
+        (endpoints::SUBJECT_TOKEN, any(subject_token)),
+    ])
 }
 
 async fn exchange(State(app): State<Arc<App>>, method: Method, body: Bytes) -> Response {
     if let Some(fault) = app.control.arrive(Endpoint::Sts).await {
-        return fault_answer(fault);
+        return oauth_fault(fault);
     }
     if method != Method::POST {
         return invalid_request("the token exchange takes POST");

@@ -2,168 +2,49 @@
 //! `google-auth` and Node `google-auth-library`, pinned in `interop/`.
 //!
 //! Each test starts its own emulator, runs one small script from `interop/`
-//! with a controlled environment (only `PATH`, a fresh empty `HOME` and the
+//! through `interop/harness.rs` with a controlled environment (only `PATH`, a fresh empty `HOME` and the
 //! variables under test), and checks both what the script got and what the
 //! emulator saw. They are ignored by plain `cargo test` because they need the
 //! clients that `scripts/setup-interop` installs; `scripts/test` runs them,
 //! and when run without the clients they fail, never pass silently.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use idtoken_emulator::{Emulator, Endpoint};
 use serde_json::Value;
 
-/// Running the interop scripts: locate the interpreters, spawn with a clean
-/// environment and a timeout, parse the one JSON line a script prints.
-mod harness {
-    use std::fs::File;
-    use std::path::{Path, PathBuf};
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+// Shared with the library's cross-checks (crosscheck.rs).
+#[path = "../../../interop/harness.rs"]
+mod harness;
 
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use serde_json::Value;
-
-    /// How long a script may run before it is killed and the test fails.
-    const TIMEOUT: Duration = Duration::from_secs(60);
-    /// What to do when the clients are missing.
-    const SETUP: &str = "run scripts/setup-interop first (scripts/test does), \
-        then pass IDTOKEN_INTEROP_PYTHON and IDTOKEN_INTEROP_NODE_DIR as scripts/test does";
-
-    fn interop_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop")
-    }
-
-    fn env_path(var: &str) -> PathBuf {
-        match std::env::var_os(var) {
-            Some(v) if !v.is_empty() => PathBuf::from(v),
-            _ => panic!("{var} is not set: {SETUP}"),
-        }
-    }
-
-    /// A script of `interop/python`, run by the venv's Python.
-    pub fn python(script: &str, args: &[&str]) -> Command {
-        let python = env_path("IDTOKEN_INTEROP_PYTHON");
-        assert!(
-            python.is_file(),
-            "IDTOKEN_INTEROP_PYTHON={} is not a file: {SETUP}",
-            python.display()
-        );
-        let mut cmd = Command::new(python);
-        cmd.arg(interop_dir().join("python").join(script))
-            .args(args);
-        cmd
-    }
-
-    /// A script of the Node interop folder (it resolves its packages from
-    /// the `node_modules` next to it), run by the `node` on `PATH`.
-    pub fn node(script: &str, args: &[&str]) -> Command {
-        let dir = env_path("IDTOKEN_INTEROP_NODE_DIR");
-        assert!(
-            dir.join("node_modules/google-auth-library").is_dir(),
-            "IDTOKEN_INTEROP_NODE_DIR={} has no node_modules/google-auth-library: {SETUP}",
-            dir.display()
-        );
-        let mut cmd = Command::new("node");
-        cmd.arg(dir.join(script)).args(args).current_dir(dir);
-        cmd
-    }
-
-    /// Runs `cmd` with only `PATH`, a fresh `HOME` (so no gcloud file is
-    /// found) and `env`; fails the test unless it exits 0 within the timeout
-    /// and prints a JSON line, which it returns.
-    pub async fn run(mut cmd: Command, env: &[(&str, &str)]) -> Value {
-        let scratch = tempfile::tempdir().expect("a temp dir for HOME and output");
-        let home = scratch.path().join("home");
-        std::fs::create_dir(&home).expect("create the temp HOME");
-        let stdout_path = scratch.path().join("stdout");
-        let stderr_path = scratch.path().join("stderr");
-        let path =
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-        let what = describe(&cmd);
-        cmd.env_clear()
-            .env("PATH", path)
-            .env("HOME", &home)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            // Files, not pipes: nothing to drain while we poll.
-            .stdout(File::create(&stdout_path).expect("create the stdout file"))
-            .stderr(File::create(&stderr_path).expect("create the stderr file"));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}: {SETUP}"));
-        let deadline = Instant::now() + TIMEOUT;
-        // Poll instead of blocking: the emulator serves on this same runtime.
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("poll the child process") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                // Kill may race with a natural exit; either way it is gone.
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{what} did not finish within {TIMEOUT:?}; stderr:\n{}",
-                    read(&stderr_path)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let stdout = read(&stdout_path);
-        let stderr = read(&stderr_path);
-        assert!(
-            status.success(),
-            "{what} failed ({status}); stdout:\n{stdout}\nstderr:\n{stderr}"
-        );
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or_else(|| panic!("{what} printed nothing; stderr:\n{stderr}"));
-        serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("{what} printed {line:?}, not JSON: {e}; stderr:\n{stderr}"))
-    }
-
-    fn describe(cmd: &Command) -> String {
-        let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
-        parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
-        parts.join(" ")
-    }
-
-    fn read(path: &Path) -> String {
-        std::fs::read_to_string(path).expect("read the child's output file")
-    }
-
-    /// A string field of a script's JSON answer.
-    pub fn field<'a>(answer: &'a Value, name: &str) -> &'a str {
-        answer[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("the script's answer lacks string {name:?}: {answer}"))
-    }
-
-    /// The claims of a compact JWT, decoded without verification.
-    pub fn claims(jwt: &str) -> Value {
-        let mut parts = jwt.split('.');
-        let payload = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(_), Some(payload), Some(_), None) => payload,
-            _ => panic!("not a compact JWT: {jwt:?}"),
-        };
-        let bytes = URL_SAFE_NO_PAD
-            .decode(payload)
-            .expect("the JWT payload is base64url");
-        serde_json::from_slice(&bytes).expect("the JWT payload is JSON")
-    }
-
-    /// Now, in seconds since the epoch.
-    pub fn now() -> i64 {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("the clock is after 1970")
-            .as_secs();
-        i64::try_from(secs).expect("seconds fit i64")
-    }
+/// A string field of a script's JSON answer.
+fn field<'a>(answer: &'a Value, name: &str) -> &'a str {
+    answer[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("the script's answer lacks string {name:?}: {answer}"))
 }
 
-use harness::{claims, field};
+/// The claims of a compact JWT, decoded without verification.
+fn claims(jwt: &str) -> Value {
+    let mut parts = jwt.split('.');
+    let payload = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(payload), Some(_), None) => payload,
+        _ => panic!("not a compact JWT: {jwt:?}"),
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("the JWT payload is base64url");
+    serde_json::from_slice(&bytes).expect("the JWT payload is JSON")
+}
+
+/// Now, in seconds since the epoch.
+fn now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    i64::try_from(secs).expect("seconds fit i64")
+}
 
 async fn start() -> Emulator {
     Emulator::start().await.expect("start the emulator")
@@ -231,13 +112,13 @@ async fn python_compute_id_token_credentials_refresh_gives_token_and_expiry() {
     let emu = start().await;
     let audience = "https://python-compute.example.run.app";
     let host = emu.metadata_host();
-    let before = harness::now();
+    let before = now();
     let answer = harness::run(
         harness::python("compute_id_token_credentials.py", &[audience]),
         &[("GCE_METADATA_HOST", &host), ("GCE_METADATA_IP", &host)],
     )
     .await;
-    let after = harness::now();
+    let after = now();
 
     let c = claims(field(&answer, "token"));
     assert_id_token(&emu, &c, audience);

@@ -21,6 +21,18 @@ async fn wait_for_count(emu: &Emulator, endpoint: Endpoint, n: u64) {
     }
 }
 
+/// A whole request to another endpoint (the PEM certificates), answered:
+/// the ordering that shows a request counted before it still waiting,
+/// instead of a sleep of a guessed length.
+async fn another_request_comes_and_goes(emu: &Emulator) -> TestResult {
+    let before = emu.counters().get(Endpoint::CertsV1);
+    reqwest::get(emu.pem_certs_url())
+        .await?
+        .error_for_status()?;
+    assert_eq!(emu.counters().get(Endpoint::CertsV1), before + 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn counters_count_each_endpoint_and_are_served_as_json() -> TestResult {
     let emu = Emulator::start().await?;
@@ -130,7 +142,7 @@ async fn held_requests_are_counted_and_wait_until_release() -> TestResult {
         1,
         "counted on arrival"
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    another_request_comes_and_goes(&emu).await?;
     assert!(!pending.is_finished(), "answered while held");
     hold.release();
     let status = tokio::time::timeout(Duration::from_secs(10), pending).await??;
@@ -145,7 +157,7 @@ async fn delayed_requests_are_counted_and_wait_out_the_delay_set_on_arrival() ->
     let url = emu.jwks_url();
     let pending = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status().as_u16()) });
     wait_for_count(&emu, Endpoint::JwksV3, 1).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    another_request_comes_and_goes(&emu).await?;
     assert!(!pending.is_finished(), "answered during the delay");
     // Ending the delay does not shorten the wait of a request already in.
     emu.set_delay(Endpoint::JwksV3, Duration::ZERO);

@@ -2,7 +2,9 @@
 
 mod common;
 mod control;
+mod endpoints;
 mod iam;
 mod metadata;
 mod oauth2;
+mod sts;
 mod user;

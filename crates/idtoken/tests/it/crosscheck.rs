@@ -9,8 +9,6 @@
 //! IDTOKEN_INTEROP_NODE_DIR=$PWD/interop/node cargo test -- --include-ignored`
 //! after `scripts/setup-interop` (scripts/test does).
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +18,10 @@ use serde_json::Value;
 
 use crate::common::*;
 
+// Spawning Google's clients, shared with the emulator's interop tests.
+#[path = "../../../../interop/harness.rs"]
+mod harness;
+
 /// Python's verdict on `token`: `Ok(claims)` or `Err(exception text)`.
 async fn python_verify(emu: &Emulator, token: &str, audience: &str) -> Result<Value, String> {
     python_verify_with(token, audience, &emu.pem_certs_url()).await
@@ -27,51 +29,21 @@ async fn python_verify(emu: &Emulator, token: &str, audience: &str) -> Result<Va
 
 /// Python's verdict on `token` with the keys at `certs_url`.
 async fn python_verify_with(token: &str, audience: &str, certs_url: &str) -> Result<Value, String> {
-    let python = std::env::var_os("IDTOKEN_INTEROP_PYTHON")
-        .filter(|p| !p.is_empty())
-        .expect("IDTOKEN_INTEROP_PYTHON is not set: run scripts/setup-interop, then see this module's doc");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/python/verify_token.py");
-    let mut cmd = Command::new(python);
-    cmd.arg(script)
-        .args([token, audience, certs_url])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    verdict(cmd, "python").await
+    harness::verdict(harness::python(
+        "verify_token.py",
+        &[token, audience, certs_url],
+    ))
+    .await
 }
 
 /// Node's verdict on `token`: `kind` is `google` (verifyIdToken with the
 /// PEM certificates at `url`) or `iap` (IAP's PEM key map at `url`).
 async fn node_verify(kind: &str, token: &str, audience: &str, url: &str) -> Result<Value, String> {
-    let dir = std::env::var_os("IDTOKEN_INTEROP_NODE_DIR")
-        .filter(|p| !p.is_empty())
-        .expect("IDTOKEN_INTEROP_NODE_DIR is not set: run scripts/setup-interop, then see this module's doc");
-    let mut cmd = Command::new("node");
-    cmd.arg(Path::new(&dir).join("verify_token.mjs"))
-        .args([kind, token, audience, url])
-        .current_dir(&dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    verdict(cmd, "node").await
-}
-
-/// Runs a verify script, which prints `{"claims": ...}` or
-/// `{"error", "message"}` as one JSON line.
-async fn verdict(mut cmd: Command, who: &str) -> Result<Value, String> {
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("joined")
-        .unwrap_or_else(|e| panic!("{who} did not run: {e}"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let answer: Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
-        panic!(
-            "{who} printed no JSON: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    match answer.get("claims") {
-        Some(c) => Ok(c.clone()),
-        None => Err(format!("{}: {}", answer["error"], answer["message"])),
-    }
+    harness::verdict(harness::node(
+        "verify_token.mjs",
+        &[kind, token, audience, url],
+    ))
+    .await
 }
 
 fn ours(emu: &Emulator, audience: &str) -> Verifier {
