@@ -29,7 +29,7 @@ async fn get_sends_a_token_for_the_url_origin_and_streams_the_body() {
 }
 
 #[tokio::test]
-async fn post_data_from_a_file_with_headers_and_explicit_audience() {
+async fn a_body_from_a_file_its_headers_and_a_given_audience_reach_the_service() {
     let emu = Emulator::start().await.expect("emulator");
     let svc = echo_service().await;
     let home = tempfile::tempdir().expect("home");
