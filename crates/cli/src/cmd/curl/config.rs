@@ -50,8 +50,8 @@ pub(crate) struct Args {
     creds: super::super::CredsArgs,
 }
 
-/// The request `idtoken curl` was asked to make, checked.
-#[derive(Debug)]
+/// The request `idtoken curl` was asked to make, checked. Its `Debug`
+/// shows header names and the body's size only: values may be secrets.
 pub(crate) struct CurlConfig {
     pub(super) url: String,
     pub(super) method: Method,
@@ -71,14 +71,43 @@ pub(crate) struct CurlConfig {
     pub(super) creds: CredsConfig,
 }
 
+impl std::fmt::Debug for CurlConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurlConfig")
+            .field("url", &self.url)
+            .field("method", &self.method)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("data", &self.data)
+            .field("audience", &self.audience)
+            .field("token_header", &self.token_header)
+            .field("include", &self.include)
+            .field("output", &self.output)
+            .field("fail", &self.fail)
+            .field("follow", &self.follow)
+            .field("max_time", &self.max_time)
+            .field("creds", &self.creds)
+            .finish()
+    }
+}
+
 /// Where `--data` comes from; read when the request is made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Data {
     Inline(Vec<u8>),
     /// `@FILE`, as given.
     File(String),
     /// `@-`.
     Stdin,
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Data::Inline(bytes) => write!(f, "Inline({} bytes)", bytes.len()),
+            Data::File(path) => write!(f, "File({path:?})"),
+            Data::Stdin => f.write_str("Stdin"),
+        }
+    }
 }
 
 /// Checks the flags and resolves them (time limit, audience, headers,
@@ -284,6 +313,24 @@ mod tests {
         assert_eq!(f.code, crate::exit::FAILURE);
         let library = idtoken::audience_for_url("not a url").expect_err("refused");
         assert_eq!(f.message, library.to_string());
+    }
+
+    #[test]
+    fn debug_output_shows_no_header_value_or_body() {
+        let c = resolved(&[
+            "http://127.0.0.1:9/",
+            "-H",
+            "Authorization: Basic c2VjcmV0",
+            "-d",
+            "password=hunter2",
+        ])
+        .expect("resolves");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("authorization"), "{shown}");
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]
