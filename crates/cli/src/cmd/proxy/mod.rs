@@ -5,8 +5,9 @@
 //! - [`Args`] are resolved once, by [`resolve`] in `config`, into a
 //!   [`ProxyConfig`]: the target's parts, audience, header, listen address,
 //!   timeout, credential flags; no socket or token yet. [`run`] makes a
-//!   [`Proxy`] of it: the token source (one cached [`idtoken::IdTokenSource`], refreshed ahead of
-//!   expiry by the library), the header that carries it, a pooled client.
+//!   [`Proxy`] of it: the token source (one cached
+//!   [`idtoken::IdTokenSource`], refreshed ahead of expiry by the library),
+//!   the header that carries it, a pooled client.
 //! - [`Proxy::handle`] forwards one request: hop-by-hop headers out (`headers`),
 //!   `Host` for the target, `X-Forwarded-*` in, the token in its header;
 //!   bodies stream both ways. `Location` headers that point at the target
@@ -24,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use http_body_util::combinators::BoxBody;
@@ -33,6 +33,7 @@ use hyper_util::rt::TokioIo;
 use idtoken::TokenHeader;
 
 use crate::Failure;
+use config::Target;
 pub(crate) use config::{Args, ProxyConfig, resolve};
 use guard::Guard;
 use headers::{add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol};
@@ -73,12 +74,7 @@ type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// The resolved configuration and shared state of a running proxy.
 struct Proxy {
-    scheme: Scheme,
-    authority: Authority,
-    /// The target's path without a trailing `/`, prefixed to every request.
-    prefix: String,
-    /// `scheme://authority` of the target, as `Location` headers show it.
-    origin: String,
+    target: Target,
     /// The token source, or why there are no credentials.
     tokens: Result<idtoken::IdTokenSource, String>,
     header: TokenHeader,
@@ -141,10 +137,7 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
     }
 
     let proxy = Arc::new(Proxy {
-        origin: target.origin,
-        prefix: target.prefix,
-        scheme: target.scheme,
-        authority: target.authority,
+        target,
         tokens,
         header,
         client,
@@ -166,7 +159,7 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
     }
     eprintln!(
         "idtoken: proxy: http://{local} -> {} (audience {audience}, header {})",
-        proxy.origin,
+        proxy.target.origin,
         proxy.header.name()
     );
     println!("http://{local}");
@@ -266,9 +259,9 @@ impl Proxy {
             .insert(self.header.header_name(), self.header.value(&token));
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(format!("{}{path}", self.prefix))
+            .scheme(self.target.scheme.clone())
+            .authority(self.target.authority.clone())
+            .path_and_query(format!("{}{path}", self.target.prefix))
             .build()
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
         parts.version = http::Version::HTTP_11;
@@ -288,7 +281,7 @@ impl Proxy {
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
                     "the target {} sent no response within {:?} (--upstream-timeout)",
-                    self.origin, self.timeout
+                    self.target.origin, self.timeout
                 ),
             )
         })?
@@ -297,7 +290,7 @@ impl Proxy {
                 StatusCode::BAD_GATEWAY,
                 format!(
                     "cannot reach the target {}: {}",
-                    self.origin,
+                    self.target.origin,
                     cause_chain(&e)
                 ),
             )
@@ -317,7 +310,8 @@ impl Proxy {
             tokio::spawn(join_upgraded(client, target));
         }
         if let Some(loc) = parts.headers.get(header::LOCATION)
-            && let Some(local) = rewrite_location(loc, &self.origin, &self.prefix, &local_host)
+            && let Some(local) =
+                rewrite_location(loc, &self.target.origin, &self.target.prefix, &local_host)
         {
             parts.headers.insert(header::LOCATION, local);
         }
