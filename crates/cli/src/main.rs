@@ -82,8 +82,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Token(args) => cmd::token::run(args).await,
-            Command::Curl(args) => cmd::curl::run(args).await,
-            Command::Proxy(args) => cmd::proxy::run(args).await,
+            // Flags are checked and resolved before anything is read,
+            // fetched or bound.
+            Command::Curl(args) => match cmd::curl::resolve(args) {
+                Ok(config) => cmd::curl::run(config).await,
+                Err(f) => Err(f),
+            },
+            Command::Proxy(args) => match cmd::proxy::resolve(args) {
+                Ok(config) => cmd::proxy::run(config).await,
+                Err(f) => Err(f),
+            },
             Command::Verify(args) => cmd::verify::run(args).await,
             Command::Decode(args) => cmd::decode::run(args).await,
             Command::Doctor(args) => cmd::doctor::run(args).await,

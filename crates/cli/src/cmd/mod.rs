@@ -36,20 +36,56 @@ pub(crate) struct CredsArgs {
 }
 
 impl CredsArgs {
-    /// The credentials, impersonating when asked.
-    pub(crate) async fn load(&self) -> Result<Credentials, crate::Failure> {
-        let creds = load_credentials(self.credentials.as_deref()).await?;
-        let Some(chain) = &self.impersonate_service_account else {
-            if self.include_email {
+    /// Checks the flags and reads the impersonation chain, without reading
+    /// any file or asking any server.
+    pub(crate) fn resolve(&self) -> Result<CredsConfig, crate::Failure> {
+        let impersonate = match &self.impersonate_service_account {
+            Some(chain) => Some(impersonation(chain)?.iam_endpoint(&self.iam_endpoint)),
+            None if self.include_email => {
                 return Err(crate::Failure::new(
                     crate::exit::USAGE,
                     "--include-email needs --impersonate-service-account (other flows decide on email themselves)",
                 ));
             }
-            return Ok(creds);
+            None => None,
         };
-        let how = impersonation(chain)?.iam_endpoint(&self.iam_endpoint);
-        Ok(creds.impersonate(how))
+        Ok(CredsConfig {
+            file: self.credentials.clone(),
+            impersonate,
+            include_email: self.include_email,
+        })
+    }
+
+    /// The credentials, impersonating when asked.
+    pub(crate) async fn load(&self) -> Result<Credentials, crate::Failure> {
+        self.resolve()?.load().await
+    }
+}
+
+/// [`CredsArgs`] resolved: where credentials come from and whom they
+/// impersonate.
+#[derive(Debug, Clone)]
+pub(crate) struct CredsConfig {
+    /// `--credentials`; `None` means Application Default Credentials.
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) impersonate: Option<Impersonate>,
+    pub(crate) include_email: bool,
+}
+
+impl CredsConfig {
+    /// The credentials, impersonating when asked. Only I/O can fail here:
+    /// the file, discovery.
+    pub(crate) async fn load(&self) -> Result<Credentials, crate::Failure> {
+        let creds = load_credentials(self.file.as_deref()).await?;
+        Ok(match &self.impersonate {
+            Some(how) => creds.impersonate(how.clone()),
+            None => creds,
+        })
+    }
+
+    /// Token options the flags ask for.
+    pub(crate) fn token_options(&self) -> idtoken::TokenOptions {
+        idtoken::TokenOptions::default().include_email(self.include_email)
     }
 }
 

@@ -10,8 +10,8 @@ use hyper::body::Incoming;
 use idtoken_emulator::Emulator;
 use std::sync::{Arc, Mutex};
 
-use super::proxy_tls::{test_ca, tls_acceptor, write_ca};
-use super::{idtoken, run, stderr};
+use crate::support::{idtoken, run, stderr};
+use crate::tls::{test_ca, tls_acceptor, write_ca};
 
 /// One request as the recorder saw it.
 #[derive(Debug, Clone)]
@@ -122,7 +122,7 @@ async fn curl_location_never_sends_the_token_to_another_origin() {
     let emu = Emulator::start().await.expect("emulator");
     let ca = test_ca("idtoken test CA");
     let home = tempfile::tempdir().expect("home");
-    let ca_file = write_ca(home.path(), &ca);
+    let ca_file = write_ca(home.path(), &ca.pem());
     let log: Log = Arc::default();
     let p = recorder(tls_acceptor(&ca), log.clone()).await;
     let q = recorder(tls_acceptor(&ca), log.clone()).await;

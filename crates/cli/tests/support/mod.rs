@@ -47,6 +47,21 @@ impl Proxy {
     pub fn log(&self) -> String {
         self.stderr.lock().expect("log lock").clone()
     }
+
+    /// Waits until the proxy has written `needle` on stderr.
+    pub async fn log_says(&self, needle: &str) {
+        let said = async {
+            while !self.log().contains(needle) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(20), said)
+            .await
+            .is_err()
+        {
+            panic!("the proxy never said {needle:?}: {}", self.log());
+        }
+    }
 }
 
 pub async fn start_proxy(home: &Path, env: &[(&str, String)], args: &[&str]) -> Proxy {

@@ -2,9 +2,12 @@
 //! token to every request, so a browser, curl or any local tool can reach a
 //! private Cloud Run service.
 //!
-//! - [`Args`] are resolved once into a [`Proxy`]: the target's parts, the
-//!   token source (one cached [`idtoken::IdTokenSource`], refreshed ahead of
-//!   expiry by the library), the header that carries it, a pooled client.
+//! - [`Args`] are resolved once, by [`resolve`] in `config`, into a
+//!   [`ProxyConfig`]: the target's parts, audience, header, listen address,
+//!   timeout, credential flags; no socket or token yet. [`run`] makes a
+//!   [`Proxy`] of it: the token source (one cached
+//!   [`idtoken::IdTokenSource`], refreshed ahead of expiry by the library),
+//!   the header that carries it, a pooled client.
 //! - [`Proxy::handle`] forwards one request: hop-by-hop headers out (`headers`),
 //!   `Host` for the target, `X-Forwarded-*` in, the token in its header;
 //!   bodies stream both ways. `Location` headers that point at the target
@@ -22,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use http_body_util::combinators::BoxBody;
@@ -31,12 +33,15 @@ use hyper_util::rt::TokioIo;
 use idtoken::TokenHeader;
 
 use crate::Failure;
+use config::Target;
+pub(crate) use config::{Args, ProxyConfig, resolve};
 use guard::Guard;
 use headers::{add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol};
 use listen::serve;
 use log::{LogLine, Logged};
 use target::{HttpsClient, https_client};
 
+mod config;
 mod guard;
 mod headers;
 mod listen;
@@ -65,67 +70,11 @@ top-level GET/HEAD navigations
 refused, so no site can frame your service), are answered 403 before any
 token is fetched. curl and other tools are not affected.";
 
-/// `--header`: the library's [`TokenHeader`], the two a proxy may set.
-fn parse_header(value: &str) -> Result<TokenHeader, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "authorization" => Ok(TokenHeader::Authorization),
-        "x-serverless-authorization" => Ok(TokenHeader::XServerlessAuthorization),
-        other => Err(format!(
-            "{other:?}: want authorization or x-serverless-authorization"
-        )),
-    }
-}
-
-/// Arguments of `idtoken proxy`.
-#[derive(clap::Args, Debug)]
-pub(crate) struct Args {
-    /// The service to forward to (`https://SERVICE.run.app`).
-    #[arg(long, value_name = "URL")]
-    target: String,
-    /// Address to listen on; port 0 picks a free one.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Allow listening on a non-loopback address: anyone who can reach it
-    /// acts with your identity.
-    #[arg(long)]
-    allow_non_loopback: bool,
-    /// Also accept requests naming this host or address (repeatable). By
-    /// default only loopback addresses, localhost names and a non-loopback
-    /// --listen address are accepted, so that a web page cannot reach the
-    /// proxy through DNS rebinding, or through addresses (0.0.0.0, a LAN
-    /// address) to which browsers send no Fetch Metadata.
-    #[arg(long, value_name = "NAME")]
-    allow_host: Vec<String>,
-    /// Token audience (default: the target's origin; the function URL for Cloud Functions).
-    #[arg(long)]
-    audience: Option<String>,
-    /// Header that carries the token: authorization or
-    /// x-serverless-authorization. A client's own header of that name is
-    /// replaced (use x-serverless-authorization to keep `Authorization`).
-    #[arg(long, value_name = "HEADER", value_parser = parse_header, default_value = "authorization")]
-    header: TokenHeader,
-    /// Answer 504 when the target sends no response headers within SECS.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    upstream_timeout: f64,
-    /// Also serve HTTP/2 without TLS (h2c, prior knowledge) to local
-    /// clients, and speak HTTP/2 to the target (ALPN for https, prior
-    /// knowledge for http): for gRPC.
-    #[arg(long)]
-    http2: bool,
-    #[command(flatten)]
-    creds: super::CredsArgs,
-}
-
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// The resolved configuration and shared state of a running proxy.
 struct Proxy {
-    scheme: Scheme,
-    authority: Authority,
-    /// The target's path without a trailing `/`, prefixed to every request.
-    prefix: String,
-    /// `scheme://authority` of the target, as `Location` headers show it.
-    origin: String,
+    target: Target,
     /// The token source, or why there are no credentials.
     tokens: Result<idtoken::IdTokenSource, String>,
     header: TokenHeader,
@@ -138,79 +87,43 @@ struct Proxy {
     guard: Guard,
 }
 
-pub(crate) async fn run(args: Args) -> Result<(), Failure> {
-    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
-        return Err(Failure::new(
-            crate::exit::USAGE,
-            format!(
-                "refusing to listen on {}: anyone who can reach it would act with your identity; pass --allow-non-loopback to do it anyway",
-                args.listen
-            ),
-        ));
-    }
-    let target: Uri = args.target.parse().map_err(|e| {
-        Failure::new(
-            crate::exit::USAGE,
-            format!("--target {:?}: {e}", args.target),
-        )
-    })?;
-    let (Some(scheme), Some(authority)) = (target.scheme().cloned(), target.authority().cloned())
-    else {
-        return Err(Failure::new(
-            crate::exit::USAGE,
-            format!("--target {:?}: want an http(s) URL", args.target),
-        ));
-    };
-    if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-        return Err(Failure::new(
-            crate::exit::USAGE,
-            format!("--target {:?}: want an http(s) URL", args.target),
-        ));
-    }
-    let upstream_timeout = Duration::try_from_secs_f64(args.upstream_timeout)
-        .ok()
-        .filter(|_| args.upstream_timeout > 0.0);
-    let Some(upstream_timeout) = upstream_timeout else {
-        return Err(Failure::new(
-            crate::exit::USAGE,
-            "--upstream-timeout wants a positive number of seconds",
-        ));
-    };
-    let audience = match &args.audience {
-        Some(a) => a.clone(),
-        None => idtoken::audience_for_url(&args.target)?,
-    };
+/// Runs the proxy `config` describes until Ctrl-C.
+pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
+    let ProxyConfig {
+        target,
+        audience,
+        header,
+        listen,
+        allowed_hosts,
+        upstream_timeout,
+        http2,
+        creds,
+    } = config;
     // Missing credentials do not stop the proxy: every request answers
     // 500 with what to run, which a browser user sees.
-    let tokens = match args.creds.load().await {
-        Ok(creds) => Ok(creds.token_source_with(
-            audience.clone(),
-            idtoken::TokenOptions::default().include_email(args.creds.include_email),
-        )),
-        Err(f) if f.code == 2 => return Err(f),
+    let tokens = match creds.load().await {
+        Ok(c) => Ok(c.token_source_with(audience.clone(), creds.token_options())),
         Err(f) => {
             eprintln!("idtoken: proxy: {}", f.message);
             Err(f.message)
         }
     };
 
-    let client = https_client(args.http2, &scheme)?;
+    let client = https_client(http2, &target.scheme)?;
     // Upgrades (WebSocket) exist in HTTP/1.1 only: with --http2 they need
     // a client of their own that never negotiates HTTP/2.
-    let upgrade_client = if args.http2 {
-        https_client(false, &scheme)?
+    let upgrade_client = if http2 {
+        https_client(false, &target.scheme)?
     } else {
         client.clone()
     };
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| {
-            Failure::new(
-                crate::exit::FAILURE,
-                format!("cannot listen on {}: {e}", args.listen),
-            )
-        })?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        Failure::new(
+            crate::exit::FAILURE,
+            format!("cannot listen on {listen}: {e}"),
+        )
+    })?;
     let local = listener.local_addr().map_err(|e| {
         Failure::new(
             crate::exit::FAILURE,
@@ -224,17 +137,14 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     }
 
     let proxy = Arc::new(Proxy {
-        origin: format!("{scheme}://{authority}"),
-        prefix: target.path().trim_end_matches('/').to_owned(),
-        scheme,
-        authority,
+        target,
         tokens,
-        header: args.header,
+        header,
         client,
         upgrade_client,
         timeout: upstream_timeout,
         local,
-        guard: Guard::new(&allowed_hosts(&args)),
+        guard: Guard::new(&allowed_hosts),
     });
     if let Ok(src) = &proxy.tokens {
         // Mint the first token now: credential problems show at start,
@@ -249,12 +159,12 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     }
     eprintln!(
         "idtoken: proxy: http://{local} -> {} (audience {audience}, header {})",
-        proxy.origin,
+        proxy.target.origin,
         proxy.header.name()
     );
     println!("http://{local}");
 
-    serve(listener, proxy, args.http2).await;
+    serve(listener, proxy, http2).await;
     Ok(())
 }
 
@@ -349,9 +259,9 @@ impl Proxy {
             .insert(self.header.header_name(), self.header.value(&token));
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(format!("{}{path}", self.prefix))
+            .scheme(self.target.scheme.clone())
+            .authority(self.target.authority.clone())
+            .path_and_query(format!("{}{path}", self.target.prefix))
             .build()
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
         parts.version = http::Version::HTTP_11;
@@ -371,7 +281,7 @@ impl Proxy {
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
                     "the target {} sent no response within {:?} (--upstream-timeout)",
-                    self.origin, self.timeout
+                    self.target.origin, self.timeout
                 ),
             )
         })?
@@ -380,7 +290,7 @@ impl Proxy {
                 StatusCode::BAD_GATEWAY,
                 format!(
                     "cannot reach the target {}: {}",
-                    self.origin,
+                    self.target.origin,
                     cause_chain(&e)
                 ),
             )
@@ -400,7 +310,8 @@ impl Proxy {
             tokio::spawn(join_upgraded(client, target));
         }
         if let Some(loc) = parts.headers.get(header::LOCATION)
-            && let Some(local) = rewrite_location(loc, &self.origin, &self.prefix, &local_host)
+            && let Some(local) =
+                rewrite_location(loc, &self.target.origin, &self.target.prefix, &local_host)
         {
             parts.headers.insert(header::LOCATION, local);
         }
@@ -456,16 +367,4 @@ fn error_response(status: StatusCode, why: String) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
-}
-
-/// The names the guard accepts besides loopback and localhost: the
-/// `--allow-host` names, and the address the proxy was told to listen on
-/// when that is a particular non-loopback one (clients elsewhere name it).
-fn allowed_hosts(args: &Args) -> Vec<String> {
-    let mut hosts = args.allow_host.clone();
-    let ip = args.listen.ip();
-    if !ip.is_loopback() && !ip.is_unspecified() {
-        hosts.push(ip.to_string());
-    }
-    hosts
 }

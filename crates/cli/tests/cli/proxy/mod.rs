@@ -1,0 +1,434 @@
+//! `idtoken proxy`, run as a user would: the binary between a reqwest
+//! client and a local upstream that checks every token with the
+//! emulator's keys and echoes what it saw. Each test starts from a
+//! [`ProxyFixture`]; https targets are in `tls.rs`, streams, upgrades and
+//! h2c in `protocols.rs`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use idtoken_emulator::{Emulator, Endpoint};
+use serde_json::Value;
+
+use crate::support::{idtoken, run, stderr};
+use client::{client, get_json};
+use fixture::ProxyFixture;
+
+mod client;
+mod fixture;
+mod protocols;
+mod tls;
+mod upstream;
+
+#[tokio::test]
+async fn forwards_with_a_valid_token_for_the_target_and_its_host() {
+    let fx = ProxyFixture::builder().start().await;
+    let up = fx.origin.clone();
+    let seen = get_json(&format!("{}/items?x=1", fx.url())).await;
+    assert_eq!(seen["path"], "/items?x=1");
+    assert_eq!(
+        seen["authorization"]["aud"],
+        Value::from(up.clone()),
+        "{seen}"
+    );
+    let up_host = up.trim_start_matches("http://");
+    assert_eq!(seen["headers"]["host"], up_host);
+    let log = fx.log();
+    assert!(log.contains("GET /items?x=1 200 "), "{log}");
+    assert!(!log.contains("eyJ"), "the token is never logged: {log}");
+}
+
+#[tokio::test]
+async fn pages_from_other_sites_and_rebound_names_are_refused_before_any_token() {
+    let emu = Emulator::start().await.expect("emulator");
+    // The proxy's token fetch waits here until released: a request that
+    // needed a token would wait with it, so a refusal that comes back
+    // meanwhile was decided before any token.
+    let token_fetch = emu.hold(Endpoint::MetadataIdentity);
+    let fx = ProxyFixture::builder()
+        .emulator(emu)
+        .arg("--allow-host")
+        .arg("dev.internal")
+        .start()
+        .await;
+    let up = fx.origin.clone();
+    let port = fx.url().rsplit(':').next().expect("port").to_owned();
+    let send = |method: reqwest::Method, headers: &[(&str, String)]| {
+        let mut req = client().request(method, format!("{}/items", fx.url()));
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        async move {
+            let resp = tokio::time::timeout(Duration::from_secs(20), req.send())
+                .await
+                .expect("answered without waiting for the held token")
+                .expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.text().await.expect("body"))
+        }
+    };
+    // DNS rebinding: the page's own name now points at 127.0.0.1.
+    let (status, body) = send(
+        reqwest::Method::GET,
+        &[("host", format!("evil.example:{port}"))],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("DNS rebinding") && body.contains("--allow-host evil.example"),
+        "{body}"
+    );
+    // A form posted from another site, with and without Fetch Metadata.
+    let (status, body) = send(
+        reqwest::Method::POST,
+        &[
+            ("sec-fetch-site", "cross-site".into()),
+            ("sec-fetch-mode", "navigate".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    // Another site framing the service (clickjacking): a navigation, but
+    // not a top-level one.
+    let (status, body) = send(
+        reqwest::Method::GET,
+        &[
+            ("sec-fetch-site", "cross-site".into()),
+            ("sec-fetch-mode", "navigate".into()),
+            ("sec-fetch-dest", "iframe".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = send(
+        reqwest::Method::POST,
+        &[("origin", "https://evil.example".into())],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let log = fx.log();
+    assert!(log.contains("POST /items 403 "), "{log}");
+    assert_eq!(
+        fx.upstream().hits(),
+        0,
+        "a refused request reached the target"
+    );
+    token_fetch.release();
+
+    // What the user does: localhost names, allowed names, their own pages,
+    // and following a link from elsewhere.
+    for headers in [
+        vec![("host", format!("localhost:{port}"))],
+        vec![("host", format!("dev.internal:{port}"))],
+        vec![
+            ("origin", "http://localhost:3000".into()),
+            ("sec-fetch-site", "same-site".into()),
+        ],
+        vec![
+            ("sec-fetch-site", "cross-site".into()),
+            ("sec-fetch-mode", "navigate".into()),
+            ("sec-fetch-dest", "document".into()),
+        ],
+    ] {
+        let (status, body) = send(reqwest::Method::GET, &headers).await;
+        assert_eq!(status, 200, "{headers:?}: {body}");
+        let seen: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(seen["authorization"]["aud"], Value::from(up.clone()));
+    }
+    assert!(!fx.log().contains("eyJ"));
+}
+
+#[tokio::test]
+async fn own_authorization_passes_untouched_with_x_serverless_authorization() {
+    let fx = ProxyFixture::builder()
+        .arg("--header")
+        .arg("x-serverless-authorization")
+        .start()
+        .await;
+    let seen: Value = client()
+        .get(fx.url())
+        .header("authorization", "Basic YXBwOnNlY3JldA==")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(seen["headers"]["authorization"], "Basic YXBwOnNlY3JldA==");
+    assert_eq!(
+        seen["x_serverless_authorization"]["aud"],
+        Value::from(fx.origin.clone())
+    );
+}
+
+#[tokio::test]
+async fn strips_hop_by_hop_headers_and_adds_x_forwarded() {
+    let fx = ProxyFixture::builder().start().await;
+    let seen: Value = client()
+        .get(fx.url())
+        .header("connection", "keep-alive, x-drop-me")
+        .header("x-drop-me", "1")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("te", "gzip")
+        .header("x-keep-me", "1")
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    let headers = &seen["headers"];
+    for gone in ["x-drop-me", "keep-alive", "proxy-authorization", "te"] {
+        assert!(headers.get(gone).is_none(), "{gone} forwarded: {headers}");
+    }
+    assert_eq!(headers["x-keep-me"], "1");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(
+        headers["x-forwarded-host"],
+        fx.url().trim_start_matches("http://")
+    );
+}
+
+#[tokio::test]
+async fn location_pointing_at_the_target_is_rewritten_to_the_proxy() {
+    let fx = ProxyFixture::builder().start().await;
+    let resp = client()
+        .get(format!("{}/redirect", fx.url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 302);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("{}/landed?x=1", fx.url()).as_str()
+    );
+    let resp = client()
+        .get(format!("{}/elsewhere", fx.url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.headers()["location"], "https://other.example/landed");
+}
+
+#[tokio::test]
+async fn large_streamed_body_round_trips_intact() {
+    let fx = ProxyFixture::builder().start().await;
+    let data: Vec<u8> = (0..8 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let resp = client()
+        .post(format!("{}/stream-back", fx.url()))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let back = resp.bytes().await.expect("body");
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "the body came back changed");
+    let log = fx.log();
+    assert!(log.contains("POST /stream-back 200 "), "{log}");
+    assert!(log.contains(&format!(" {}B", data.len())), "{log}");
+}
+
+#[tokio::test]
+async fn target_down_is_a_502_with_the_reason() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let fx = ProxyFixture::builder()
+        .target(format!("http://{closed}"))
+        .start()
+        .await;
+    let resp = client().get(fx.url()).send().await.expect("request");
+    assert_eq!(resp.status(), 502);
+    let body = resp.text().await.expect("body");
+    assert!(body.contains(&fx.origin), "{body}");
+    assert!(body.to_lowercase().contains("connection refused"), "{body}");
+}
+
+#[tokio::test]
+async fn no_response_headers_within_the_upstream_timeout_is_a_504() {
+    let fx = ProxyFixture::builder()
+        .arg("--upstream-timeout")
+        .arg("0.3")
+        .start()
+        .await;
+    // `/held` answers only when released, which this test never does.
+    let resp = client()
+        .get(format!("{}/held", fx.url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 504);
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("--upstream-timeout"), "{body}");
+}
+
+#[tokio::test]
+async fn no_credentials_is_a_500_naming_what_to_run() {
+    let fx = ProxyFixture::builder()
+        .no_credentials()
+        .target("http://127.0.0.1:9")
+        .start()
+        .await;
+    let resp = client().get(fx.url()).send().await.expect("request");
+    assert_eq!(resp.status(), 500);
+    let body = resp.text().await.expect("body");
+    assert!(
+        body.contains("gcloud auth application-default login"),
+        "{body}"
+    );
+    assert!(body.contains("idtoken doctor"), "{body}");
+}
+
+#[tokio::test]
+async fn non_loopback_listen_without_the_flag_is_refused() {
+    let home = tempfile::tempdir().expect("home");
+    let out = run(idtoken(home.path()).args([
+        "proxy",
+        "--target",
+        "http://127.0.0.1:9",
+        "--listen",
+        "0.0.0.0:0", // refused: it needs --allow-non-loopback
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--allow-non-loopback"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn absurd_upstream_timeouts_are_usage_errors_not_panics() {
+    let emu = Emulator::start().await.expect("emulator");
+    let svc = crate::echo_service().await;
+    let home = tempfile::tempdir().expect("home");
+    for secs in ["1e20", "inf"] {
+        let out = run(idtoken(home.path())
+            .env("GCE_METADATA_HOST", emu.metadata_host())
+            .args([
+                "proxy",
+                "--target",
+                &format!("http://{svc}"),
+                "--upstream-timeout",
+                secs,
+            ]))
+        .await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--upstream-timeout {secs}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[tokio::test]
+async fn many_requests_share_one_token_fetch() {
+    let fx = ProxyFixture::builder().start().await;
+    let url = format!("{}/n", fx.url());
+    let gets = (0..32).map(|_| get_json(&url));
+    for seen in futures_util::future::join_all(gets).await {
+        assert_eq!(seen["authorization"]["aud"], Value::from(fx.origin.clone()));
+    }
+    assert_eq!(fx.emu.counters().get(Endpoint::MetadataIdentity), 1);
+}
+
+#[tokio::test]
+async fn ctrl_c_lets_in_flight_requests_finish() {
+    let mut fx = ProxyFixture::builder().start().await;
+    let in_flight = tokio::spawn(client().get(format!("{}/held", fx.url())).send());
+    fx.upstream().held_request_arrived().await;
+    let pid = fx.proxy.child.id().expect("pid").to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    // The request is still in flight when the proxy starts shutting down.
+    fx.proxy.log_says("shutting down").await;
+    fx.upstream().release_held();
+    let resp = in_flight
+        .await
+        .expect("task")
+        .expect("the request in flight finished");
+    assert_eq!(resp.status(), 200);
+    let status = tokio::time::timeout(Duration::from_secs(15), fx.proxy.child.wait())
+        .await
+        .expect("the proxy exits")
+        .expect("wait");
+    assert!(status.success(), "{}", fx.log());
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_and_never_sent_expired() {
+    let emu = Emulator::builder()
+        .token_lifetime(Duration::from_secs(8))
+        .start()
+        .await
+        .expect("emulator");
+    let fx = ProxyFixture::builder().emulator(emu).start().await;
+    let up = fx.origin.clone();
+    let started = std::time::SystemTime::now();
+    let mut tokens = std::collections::BTreeSet::new();
+    while started.elapsed().expect("clock") < Duration::from_secs(13) {
+        let seen = get_json(fx.url()).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64();
+        let claims = &seen["authorization"];
+        assert_eq!(claims["aud"], Value::from(up.clone()), "{seen}");
+        let exp = claims["exp"].as_f64().expect("exp");
+        assert!(exp > now, "a token expired at {exp} was sent at {now}");
+        tokens.insert(claims["iat"].to_string());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fetches = fx.emu.counters().get(Endpoint::MetadataIdentity);
+    assert!(tokens.len() >= 2, "the token was refreshed: {tokens:?}");
+    // Refreshes start 2 s (a quarter of the lifetime) before expiry.
+    assert!(
+        (2..=4).contains(&fetches),
+        "{fetches} fetches in 13 s of 8 s tokens"
+    );
+}
+
+#[tokio::test]
+async fn target_path_is_prefixed_and_the_audience_stays_the_origin() {
+    let fx = ProxyFixture::builder().path("/base/").start().await;
+    let seen = get_json(&format!("{}/items?x=1", fx.url())).await;
+    assert_eq!(seen["path"], "/base/items?x=1");
+    assert_eq!(
+        seen["authorization"]["aud"],
+        Value::from(fx.origin.clone()),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_header_choice_is_a_usage_error_naming_the_two() {
+    let home = tempfile::tempdir().expect("home");
+    let out = run(idtoken(home.path()).args([
+        "proxy",
+        "--target",
+        "http://127.0.0.1:9",
+        "--header",
+        "x-goog-iap-jwt-assertion",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("x-serverless-authorization"), "{err}");
+}
