@@ -86,5 +86,5 @@ pub use env::{ALLOW_INSECURE_HTTP, Env};
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use header::TokenHeader;
 pub use jws::{DecodeError, UnverifiedToken, decode_unverified};
-pub use token::{Claims, IdToken};
+pub use token::{Claims, IdToken, TokenError};
 pub use verify::{Kind, Verifier, VerifierBuilder, VerifyError};
