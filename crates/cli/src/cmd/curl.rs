@@ -118,7 +118,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         // The library's rule, for both headers: the token never follows a
         // redirect to another origin.
         .redirect(if args.location {
-            idtoken::client::redirect_policy(token_header)
+            idtoken::attach::redirect_policy(token_header)
         } else {
             redirect::Policy::none()
         })
