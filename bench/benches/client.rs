@@ -16,7 +16,8 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use google_cloud_auth::credentials::idtoken::mds::Builder as GcaMdsBuilder;
 use idtoken::Credentials;
-use idtoken::client::{Audience, IdTokenMiddleware, Tokens};
+use idtoken::attach::{Audience, Tokens};
+use idtoken::integrations::reqwest_middleware::IdTokenMiddleware;
 use idtoken_emulator::Emulator;
 
 fn client_overhead(c: &mut Criterion) {

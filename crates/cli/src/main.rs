@@ -60,6 +60,12 @@ impl From<idtoken::Error> for Failure {
     }
 }
 
+impl From<idtoken::verify::BuildError> for Failure {
+    fn from(e: idtoken::verify::BuildError) -> Self {
+        Failure::new(crate::exit::FAILURE, e.to_string())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -16,7 +16,9 @@ use std::task::{Context, Poll};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use idtoken::Credentials;
-use idtoken::client::{AddIdTokenLayer, Audience, IdTokenMiddleware, Tokens};
+use idtoken::attach::{Audience, Tokens};
+use idtoken::integrations::reqwest_middleware::IdTokenMiddleware;
+use idtoken::integrations::tower::AddIdTokenLayer;
 use idtoken_emulator::Emulator;
 use tower_layer::Layer as _;
 use tower_service::Service;

@@ -5,7 +5,7 @@
 //! ```sh
 //! # with the emulator: run `idtoken emulator` in another shell and paste
 //! # its `export` lines here (IDTOKEN_JWKS_URL is the key set to trust).
-//! cargo run -p idtoken --example grpc --features tower,tower-client
+//! cargo run -p idtoken --example grpc --features tower
 //! ```
 //!
 //! The server's URL is the audience, as with a Cloud Run service. Prints:
@@ -17,8 +17,8 @@
 
 use std::time::Duration;
 
-use idtoken::client::{AddIdTokenLayer, Audience, Tokens};
-use idtoken::integrations::tower::VerifyLayer;
+use idtoken::attach::{Audience, Tokens};
+use idtoken::integrations::tower::{AddIdTokenLayer, VerifyLayer};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};

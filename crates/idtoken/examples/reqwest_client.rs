@@ -5,13 +5,15 @@
 //! cargo run -p idtoken --features reqwest-middleware --example reqwest_client -- https://SERVICE-HASH-REGION.a.run.app/path
 //! ```
 
-use idtoken::client::Rejection;
+use idtoken::attach::Rejection;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::args().nth(1).ok_or("usage: reqwest_client URL")?;
     // Go's idtoken.NewClient(ctx, audience): the audience is the URL's origin.
-    let client = idtoken::client::new_client(idtoken::audience_for_url(&url)?).await?;
+    let client =
+        idtoken::integrations::reqwest_middleware::new_client(idtoken::audience_for_url(&url)?)
+            .await?;
     let resp = client.get(&url).send().await?;
     if let Some(rejection) = Rejection::from_response(&resp) {
         return Err(rejection.into());

@@ -3,7 +3,7 @@
 //! tonic `Channel` (with `Audience::Fixed`, since tonic sends paths only).
 //!
 //! ```text
-//! cargo run -p idtoken --features tower-client --example tower_client -- http://127.0.0.1:8080/path
+//! cargo run -p idtoken --features tower --example tower_client -- http://127.0.0.1:8080/path
 //! ```
 
 use std::future::poll_fn;
@@ -11,7 +11,8 @@ use std::future::poll_fn;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use idtoken::client::{AddIdTokenLayer, Audience, Tokens};
+use idtoken::attach::{Audience, Tokens};
+use idtoken::integrations::tower::AddIdTokenLayer;
 use tower_layer::Layer as _;
 use tower_service::Service as _;
 

@@ -64,7 +64,7 @@ const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 /// What Application Default Credentials looked at, in order, and what each
 /// place gave: the report behind `idtoken doctor`.
 ///
-/// Made by [`Credentials::discover_explained`]. Holds no secrets (paths,
+/// Made by [`Credentials::discover_explained`](crate::Credentials::discover_explained). Holds no secrets (paths,
 /// hosts and outcomes only).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]

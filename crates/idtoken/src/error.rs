@@ -10,8 +10,9 @@ use std::time::Duration;
 ///
 /// Every message names where the problem is (a file and field, or an
 /// endpoint) and what to do next. Errors are `Clone` so that one failed fetch
-/// can be reported to every caller that waited for it.
-#[derive(Debug, Clone, thiserror::Error)]
+/// can be reported to every caller that waited for it, and compare by value
+/// (every cause is plain data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A credentials file (or JSON document) could not be used.

@@ -37,7 +37,7 @@ pub fn parse_jws(token: &str) -> Result<Jws, String> {
 
 /// A claim set read into [`Claims`].
 pub fn claims_from_map(map: Map<String, Value>) -> Result<Claims, String> {
-    Claims::from_map(map)
+    Claims::from_map(map).map_err(|e| e.to_string())
 }
 
 /// Every check [`Verifier::verify`] makes before it needs a key, at `now`

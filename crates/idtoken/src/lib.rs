@@ -12,20 +12,12 @@
 //! - **Verify** incoming tokens ([`Verifier`]): Google ID tokens (RS256)
 //!   and IAP assertions (ES256), with a key cache that never makes a
 //!   verification wait while its keys are valid.
+//! - **Attach** tokens to outgoing requests ([`attach::Tokens`]): fixed or
+//!   per-URL audiences with one cache each, `Authorization` or
+//!   `X-Serverless-Authorization` ([`TokenHeader`]), and
+//!   [`attach::Rejection`] for a target's 401.
 //!
 //! Tokens ([`IdToken`]) and private keys never print themselves.
-//!
-//! Cargo features (none by default):
-//!
-//! - `reqwest-middleware`: `idtoken::client::IdTokenMiddleware` for
-//!   `reqwest-middleware`, and `idtoken::client::new_client`, the one-call client
-//!   of Go's `idtoken.NewClient`.
-//! - `tower-client`: `idtoken::client::AddIdTokenLayer`, a tower `Layer` that adds
-//!   tokens to any `http::Request` service (hyper clients, tonic channels).
-//!
-//! Both share `idtoken::client::Tokens`: fixed or per-URL audiences with one cache
-//! each, `Authorization` or `X-Serverless-Authorization`, and
-//! `idtoken::client::Rejection` for a target's 401.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), idtoken::Error> {
@@ -41,12 +33,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Features (none by default):
+//! Cargo features (none by default), one per framework; each adds one
+//! folder of [`integrations`]:
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `tower` | `integrations::tower::VerifyLayer`: verifies bearer tokens, claims into request extensions, 401/503 with `WWW-Authenticate` |
-//! | `axum` | `integrations::axum::VerifiedClaims`, an extractor for those claims |
+//! | `tower` | `integrations::tower`: `AddIdTokenLayer`, a tower `Layer` that adds tokens to any `http::Request` service (hyper clients, tonic channels); `VerifyLayer`, which verifies bearer tokens, puts the claims into request extensions, and answers 401/503 with `WWW-Authenticate` |
+//! | `axum` | `integrations::axum::VerifiedClaims`, an extractor for those claims (implies `tower`) |
+//! | `reqwest-middleware` | `integrations::reqwest_middleware`: `IdTokenMiddleware` for `reqwest-middleware`, `client_with`, and `new_client`, the one-call client of Go's `idtoken.NewClient` |
+//!
+//! (One more, `fuzzing`, opens crate-private parsers to `fuzz/`: unstable
+//! and hidden from these docs.)
 //!
 //! Supported credentials: service account key files, the metadata server,
 //! gcloud user logins (`authorized_user`; their tokens carry the OAuth
@@ -55,11 +52,12 @@
 //! federation (`external_account` with a file or URL subject token), and
 //! impersonation on request from any of them ([`Credentials::impersonate`]).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod adc;
+pub mod attach;
 mod audience;
 mod cache;
-#[cfg(any(feature = "reqwest-middleware", feature = "tower-client"))]
-pub mod client;
 mod clock;
 mod credentials;
 mod env;
@@ -86,5 +84,5 @@ pub use env::{ALLOW_INSECURE_HTTP, Env};
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use header::TokenHeader;
 pub use jws::{DecodeError, UnverifiedToken, decode_unverified};
-pub use token::{Claims, IdToken};
+pub use token::{Claims, IdToken, TokenError};
 pub use verify::{Kind, Verifier, VerifierBuilder, VerifyError};

@@ -9,7 +9,57 @@ use reqwest::header::HeaderValue;
 use serde_json::{Map, Value};
 
 use crate::clock::unix_time;
-use crate::jws;
+use crate::jws::{self, DecodeError};
+
+/// Why [`IdToken::parse`] refused a token. Messages never quote the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not a compact JWS (three base64url segments of JSON objects).
+    #[error("not a JWT: {source}")]
+    Malformed {
+        /// Why it could not be decoded.
+        #[from]
+        source: DecodeError,
+    },
+    /// A well-known claim ([`Claims`]' typed fields) has the wrong JSON type.
+    #[error("claims: `{claim}` is not {expected}")]
+    ClaimType {
+        /// The claim's name, e.g. `exp`.
+        claim: &'static str,
+        /// What it should be: `a string`, `a number`, `a non-negative
+        /// number` or `a boolean`.
+        expected: &'static str,
+    },
+    /// There is no `exp` claim: without it the token cannot be cached.
+    #[error("the token has no numeric `exp` claim")]
+    MissingExpiry,
+    /// The token holds bytes an HTTP header cannot carry (control
+    /// characters, non-ASCII), so it could not be sent.
+    #[error("the token contains characters not allowed in a header")]
+    NotHeaderSafe,
+}
+
+/// A well-known claim present with the wrong JSON type, as
+/// [`Claims::from_map`] finds it; the token's and the verifier's errors
+/// each carry its two fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WrongType {
+    pub claim: &'static str,
+    pub expected: &'static str,
+}
+
+impl From<WrongType> for TokenError {
+    fn from(WrongType { claim, expected }: WrongType) -> Self {
+        TokenError::ClaimType { claim, expected }
+    }
+}
+
+impl fmt::Display for WrongType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not {}", self.claim, self.expected)
+    }
+}
 
 /// A Google-signed OIDC ID token, as minted for this process.
 ///
@@ -37,8 +87,9 @@ struct Inner {
 impl IdToken {
     /// Parses a token as received from a token endpoint.
     ///
-    /// Fails when the text is not a JWT or has no numeric `exp`. The error
-    /// message never contains the token.
+    /// Fails when the text is not a JWT, a well-known claim has the wrong
+    /// type, or it has no numeric `exp` ([`TokenError`]). The error message
+    /// never contains the token.
     ///
     /// ```
     /// # use base64::Engine as _;
@@ -49,15 +100,13 @@ impl IdToken {
     /// assert_eq!(token.claims().aud.as_deref(), Some("https://svc.example"));
     /// assert!(!format!("{token:?}").contains(&raw));
     /// ```
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, TokenError> {
         let raw = raw.trim();
-        let parts = jws::parse(raw).map_err(|e| format!("not a JWT: {e}"))?;
-        let claims = Claims::from_map(parts.claims).map_err(|e| format!("claims: {e}"))?;
-        let exp = claims
-            .exp
-            .ok_or_else(|| "the token has no numeric `exp` claim".to_owned())?;
+        let parts = jws::parse(raw)?;
+        let claims = Claims::from_map(parts.claims)?;
+        let exp = claims.exp.ok_or(TokenError::MissingExpiry)?;
         let mut header = HeaderValue::from_str(&format!("Bearer {raw}"))
-            .map_err(|_| "the token contains characters not allowed in a header".to_owned())?;
+            .map_err(|_| TokenError::NotHeaderSafe)?;
         header.set_sensitive(true);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -175,12 +224,13 @@ pub struct Claims {
 
 impl Claims {
     /// Reads claims from a JSON object, checking the types of known claims.
-    pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self, String> {
-        let mut string = |name: &str| -> Result<Option<String>, String> {
+    pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self, WrongType> {
+        let wrong = |claim, expected| WrongType { claim, expected };
+        let mut string = |name: &'static str| -> Result<Option<String>, WrongType> {
             match map.remove(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s)),
-                Some(_) => Err(format!("`{name}` is not a string")),
+                Some(_) => Err(wrong(name, "a string")),
             }
         };
         let iss = string("iss")?;
@@ -189,15 +239,15 @@ impl Claims {
         let azp = string("azp")?;
         let email = string("email")?;
         let hd = string("hd")?;
-        let mut number = |name: &str| -> Result<Option<u64>, String> {
+        let mut number = |name: &'static str| -> Result<Option<u64>, WrongType> {
             match map.remove(name) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::Number(n)) => n
                     .as_u64()
                     .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
                     .map(Some)
-                    .ok_or_else(|| format!("`{name}` is not a non-negative number")),
-                Some(_) => Err(format!("`{name}` is not a number")),
+                    .ok_or_else(|| wrong(name, "a non-negative number")),
+                Some(_) => Err(wrong(name, "a number")),
             }
         };
         let iat = number("iat")?;
@@ -208,7 +258,7 @@ impl Claims {
             Some(Value::Bool(b)) => Some(b),
             // Some Google tokens have carried "true" as a string.
             Some(Value::String(s)) if s == "true" || s == "false" => Some(s == "true"),
-            Some(_) => return Err("`email_verified` is not a boolean".into()),
+            Some(_) => return Err(wrong("email_verified", "a boolean")),
         };
         Ok(Self {
             iss,

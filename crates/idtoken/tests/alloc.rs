@@ -11,7 +11,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use idtoken::Credentials;
-use idtoken::client::{AddIdTokenLayer, Audience, Tokens};
+use idtoken::attach::{Audience, Tokens};
+use idtoken::integrations::tower::AddIdTokenLayer;
 use idtoken_emulator::Emulator;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower_layer::Layer as _;

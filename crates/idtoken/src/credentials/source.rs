@@ -97,7 +97,7 @@ impl IdTokenSource {
     /// one is due), `None` when a fetch is needed. For the client
     /// integrations, whose futures only box on the cold path.
     #[cfg_attr(
-        not(any(feature = "reqwest-middleware", feature = "tower-client")),
+        not(any(feature = "reqwest-middleware", feature = "tower")),
         allow(dead_code)
     )]
     pub(crate) fn ready(&self) -> Option<IdToken> {

@@ -27,14 +27,16 @@ impl Policy {
         let iss = claims
             .iss
             .as_deref()
-            .ok_or(VerifyError::MissingClaim("iss"))?;
+            .ok_or(VerifyError::MissingClaim { claim: "iss" })?;
         if !self.issuers.iter().any(|i| i == iss) {
-            return Err(VerifyError::WrongIssuer(iss.to_owned()));
+            return Err(VerifyError::WrongIssuer {
+                seen: iss.to_owned(),
+            });
         }
         let aud = claims
             .aud
             .as_deref()
-            .ok_or(VerifyError::MissingClaim("aud"))?;
+            .ok_or(VerifyError::MissingClaim { claim: "aud" })?;
         if !self.audiences.iter().any(|a| a == aud) {
             return Err(VerifyError::WrongAudience {
                 seen: aud.to_owned(),
@@ -56,8 +58,12 @@ impl Policy {
 
     fn check_times(&self, claims: &Claims, now: u64) -> Result<(), VerifyError> {
         let skew = self.skew.as_secs();
-        let exp = claims.exp.ok_or(VerifyError::MissingClaim("exp"))?;
-        let iat = claims.iat.ok_or(VerifyError::MissingClaim("iat"))?;
+        let exp = claims
+            .exp
+            .ok_or(VerifyError::MissingClaim { claim: "exp" })?;
+        let iat = claims
+            .iat
+            .ok_or(VerifyError::MissingClaim { claim: "iat" })?;
         if now >= exp.saturating_add(skew) {
             return Err(VerifyError::Expired { exp, now, skew });
         }
@@ -71,7 +77,7 @@ impl Policy {
         let lifetime = exp.saturating_sub(iat);
         let max = self.max_lifetime.as_secs();
         if lifetime > max {
-            return Err(VerifyError::LifetimeTooLong(lifetime, max));
+            return Err(VerifyError::LifetimeTooLong { lifetime, max });
         }
         Ok(())
     }
@@ -84,7 +90,9 @@ impl Policy {
         // IAP vouches for the email it puts in its own assertion and sends
         // no `email_verified`; Google ID tokens must say it is verified.
         if self.kind == Kind::Google && claims.email_verified != Some(true) {
-            return Err(VerifyError::EmailNotVerified(email.to_owned()));
+            return Err(VerifyError::EmailNotVerified {
+                email: email.to_owned(),
+            });
         }
         let lower = email.to_ascii_lowercase();
         let domain_ok = lower
@@ -93,7 +101,9 @@ impl Policy {
         if domain_ok || self.emails.contains(&lower) {
             Ok(())
         } else {
-            Err(VerifyError::EmailNotAllowed(email.to_owned()))
+            Err(VerifyError::EmailNotAllowed {
+                email: email.to_owned(),
+            })
         }
     }
 }

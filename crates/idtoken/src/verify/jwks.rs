@@ -34,6 +34,7 @@ use serde::Deserialize;
 
 use super::VerifyError;
 use crate::clock::{Clock, later, unix_millis};
+use crate::error::{EndpointProblem, Error};
 use crate::flight::Flight;
 use crate::http::{Answer, Http};
 
@@ -57,6 +58,8 @@ const NEGATIVE_CACHE: Duration = Duration::from_secs(5);
 const UNKNOWN_KID_WAIT: Duration = Duration::from_secs(3);
 /// Longest head start of a background refresh before the keys lapse.
 const MAX_REFRESH_AHEAD: Duration = Duration::from_secs(300);
+/// The step named in fetch errors.
+const STEP: &str = "key set";
 
 /// A public key from a JWK set.
 #[derive(Debug, Clone)]
@@ -88,7 +91,7 @@ pub(crate) struct KeyCache {
     retry_after_ms: AtomicU64,
     /// Why the last fetch failed, for verifications that fail fast in the
     /// window after it.
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<Arc<Error>>>,
     /// The current outage has been logged.
     warned: AtomicBool,
     interval: Duration,
@@ -113,7 +116,9 @@ impl KeyCache {
     /// The key for `kid`, fetching the key set when needed.
     pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<PublicKey>, VerifyError> {
         let now = self.clock.now();
-        let unknown = || VerifyError::UnknownKey(kid.to_owned());
+        let unknown = || VerifyError::UnknownKey {
+            kid: kid.to_owned(),
+        };
         if let Some(set) = self.current.load_full()
             && now < later(set.expires_at, STALE_IF_ERROR)
         {
@@ -130,7 +135,9 @@ impl KeyCache {
         // Cold, or too old to serve. Right after a failed fetch, fail fast
         // instead of asking a failing endpoint once per verification.
         if unix_millis(now) < self.retry_after_ms.load(Ordering::Acquire) {
-            return Err(VerifyError::KeysUnavailable(self.last_error()));
+            return Err(VerifyError::KeysUnavailable {
+                source: self.last_error(),
+            });
         }
         let set = self.fetch_shared().await?;
         set.keys.get(kid).cloned().ok_or_else(unknown)
@@ -207,10 +214,13 @@ impl KeyCache {
                 }
             }
         }
-        Err(VerifyError::KeysUnavailable(format!(
-            "the key set fetch from {} ended without an answer: its task was dropped (its runtime shut down), or no Tokio runtime is running",
-            self.url
-        )))
+        // The same cause as the token cache gives for its own dropped fetch.
+        Err(VerifyError::KeysUnavailable {
+            source: Arc::new(Error::InvalidArgument(format!(
+                "the key set fetch from {} ended without an answer: its task was dropped (its runtime shut down), or no Tokio runtime is running",
+                self.url
+            ))),
+        })
     }
 
     /// What the flight runs: one fetch; on success the new set replaces
@@ -236,6 +246,7 @@ impl KeyCache {
                     Ok(set)
                 }
                 Err(why) => {
+                    let why = Arc::new(why);
                     let current = this.current.load_full();
                     let serving = current
                         .as_ref()
@@ -245,39 +256,47 @@ impl KeyCache {
                     } else {
                         NEGATIVE_CACHE.mul_f64(1.0 + fastrand::f64() / 2.0)
                     };
+                    // The cause first, the window second: whoever sees the
+                    // window (Acquire) finds its cause.
+                    *this.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Arc::clone(&why));
                     this.retry_after_ms
                         .store(unix_millis(later(now, wait)), Ordering::Release);
-                    *this.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
                     if !this.warned.swap(true, Ordering::AcqRel) {
                         tracing::warn!(url = %this.url, error = %why, serving_cached = serving,
                             "key set fetch failed; logged once until it answers again");
                     }
                     match current {
                         Some(set) if serving => Ok(set),
-                        _ => Err(VerifyError::KeysUnavailable(why)),
+                        _ => Err(VerifyError::KeysUnavailable { source: why }),
                     }
                 }
             }
         }
     }
 
-    fn last_error(&self) -> String {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| format!("the key set at {} is unavailable", self.url))
+    fn last_error(&self) -> Arc<Error> {
+        let last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        last.clone().unwrap_or_else(|| {
+            // Not reached: the window is opened only after its cause is kept.
+            Arc::new(Error::endpoint(
+                STEP,
+                &self.url,
+                EndpointProblem::InvalidResponse("the last fetch failed".into()),
+            ))
+        })
     }
 
-    async fn fetch(&self) -> Result<KeySet, String> {
+    async fn fetch(&self) -> Result<KeySet, Error> {
         let url = self.url.as_str();
         let answer = Http::PUBLIC
-            .send("key set", url, |c| c.get(url), |_, _| "")
-            .await
-            .map_err(|e| e.to_string())?;
-        let keys = usable_keys(&answer).map_err(|e| format!("key set at {url}: {e}"))?;
+            .send(STEP, url, |c| c.get(url), |_, _| "")
+            .await?;
+        let unusable =
+            |why: String| Error::endpoint(STEP, url, EndpointProblem::InvalidResponse(why));
+        let keys = usable_keys(&answer).map_err(unusable)?;
         if keys.is_empty() {
-            return Err(format!("the key set at {url} holds no usable keys"));
+            return Err(unusable("the key set holds no usable keys".into()));
         }
         // Lifetimes count from the answer, not from the request: a slow
         // answer is no fresher than it is.

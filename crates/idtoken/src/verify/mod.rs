@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use error::VerifyError;
+pub use error::{BuildError, VerifyError};
 use jwks::{KeyCache, PublicKey};
 
 use crate::clock::{Clock, SystemClock, unix_seconds};
@@ -193,7 +193,12 @@ impl Verifier {
             )
             .verify(message, &parts.signature)
             .is_ok(),
-            _ => return Err(VerifyError::KeyMismatch(kid.to_owned(), kind.algorithm())),
+            _ => {
+                return Err(VerifyError::KeyMismatch {
+                    kid: kid.to_owned(),
+                    algorithm: kind.algorithm(),
+                });
+            }
         };
         if ok {
             Ok(claims)
@@ -212,32 +217,33 @@ impl Verifier {
     ) -> Result<Offline<'t>, VerifyError> {
         let kind = self.inner.policy.kind;
         let mut parts =
-            crate::jws::parse(token).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+            crate::jws::parse(token).map_err(|source| VerifyError::Malformed { source })?;
         let header = &parts.header;
         match header.get("alg") {
             Some(Value::String(alg)) if alg == kind.algorithm() => {}
             Some(Value::String(other)) => {
-                return Err(VerifyError::Algorithm(other.clone(), kind.algorithm()));
+                return Err(VerifyError::Algorithm {
+                    found: other.clone(),
+                    expected: kind.algorithm(),
+                });
             }
-            _ => return Err(VerifyError::MissingClaim("alg")),
+            _ => return Err(VerifyError::MissingClaim { claim: "alg" }),
         }
         if header.contains_key("crit") {
             return Err(VerifyError::CriticalExtension);
         }
         if !matches!(header.get("kid"), Some(Value::String(_))) {
-            return Err(VerifyError::MissingClaim("kid"));
+            return Err(VerifyError::MissingClaim { claim: "kid" });
         }
         if kind == Kind::Iap && parts.signature.len() != 64 {
-            return Err(VerifyError::Malformed(format!(
-                "an ES256 signature is 64 bytes, this one is {}",
-                parts.signature.len()
-            )));
+            return Err(VerifyError::SignatureLength {
+                len: parts.signature.len(),
+            });
         }
         if matches!(parts.claims.get("aud"), Some(Value::Array(_))) {
             return Err(VerifyError::MultipleAudiences);
         }
-        let claims =
-            Claims::from_map(std::mem::take(&mut parts.claims)).map_err(VerifyError::Malformed)?;
+        let claims = Claims::from_map(std::mem::take(&mut parts.claims))?;
         self.inner.policy.check(&claims, now)?;
         Ok(Offline { parts, claims })
     }
@@ -308,22 +314,22 @@ impl VerifierBuilder {
         self
     }
 
-    /// Builds the verifier. Fails when no audience was given: a verifier
-    /// that accepts any audience accepts tokens minted for other services.
+    /// Builds the verifier. Fails when no audience was given (or an empty
+    /// one), or no issuer: a verifier that accepts any audience accepts
+    /// tokens minted for other services.
     ///
     /// Never spawns: the key cache starts its background refreshes from
     /// within [`Verifier::verify`], so building outside a runtime is fine.
-    pub fn build(self) -> Result<Verifier, crate::Error> {
+    pub fn build(self) -> Result<Verifier, BuildError> {
         let p = &self.policy;
-        if p.audiences.is_empty() || p.audiences.iter().any(|a| a.is_empty()) {
-            return Err(crate::Error::InvalidArgument(
-                "a verifier needs at least one non-empty audience (your service's URL)".into(),
-            ));
+        if p.audiences.is_empty() {
+            return Err(BuildError::NoAudience);
+        }
+        if p.audiences.iter().any(|a| a.is_empty()) {
+            return Err(BuildError::EmptyAudience);
         }
         if p.issuers.is_empty() {
-            return Err(crate::Error::InvalidArgument(
-                "a verifier needs at least one issuer".into(),
-            ));
+            return Err(BuildError::NoIssuer);
         }
         Ok(Verifier {
             inner: Arc::new(Inner {

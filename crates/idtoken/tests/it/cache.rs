@@ -131,11 +131,14 @@ async fn crossing_many_expiries_never_hands_out_an_expired_token() {
 
 #[tokio::test]
 async fn failed_background_refresh_keeps_the_valid_token_and_backs_off() {
+    let logs = Logs::global();
     let clock = manual_clock();
     let emu = emulator_on(&clock).await;
     let creds =
         Credentials::metadata_server(&emu.metadata_host()).with_clock(Arc::new(clock.clone()));
-    let source = creds.token_source("https://svc.example");
+    // An audience of its own: the log lines below are found by it.
+    let audience = "https://backoff.svc.example";
+    let source = creds.token_source(audience);
     let old = source.token().await.expect("first token");
     clock.set(old.expires_at() - Duration::from_secs(200));
 
@@ -144,14 +147,25 @@ async fn failed_background_refresh_keeps_the_valid_token_and_backs_off() {
     let got = source.token().await.expect("cached token");
     assert_eq!(got.as_str(), old.as_str());
     wait_for_count(&emu, Endpoint::MetadataIdentity, 4).await;
-    // Let the background task record its failure.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The failure is recorded (the backoff set) before it is logged.
+    eventually("the failed refresh is recorded", || {
+        logs.count("ID token fetch failed", audience) > 0
+    })
+    .await;
 
-    // Within the backoff, calls serve the valid token and start nothing.
+    // Within the backoff, calls serve the valid token and start nothing:
+    // a refresh would be a task of its own, counted as soon as it is
+    // spawned (this test's runtime has one thread, and these warm calls
+    // never yield to it).
+    let before = alive_tasks();
     for _ in 0..20 {
         assert_eq!(source.token().await.expect("token").as_str(), old.as_str());
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        alive_tasks(),
+        before,
+        "no refresh started within the backoff"
+    );
     assert_eq!(
         emu.counters().get(Endpoint::MetadataIdentity),
         4,
@@ -180,13 +194,13 @@ async fn cold_callers_share_the_error_of_a_failed_fetch() {
         Credentials::metadata_server(&emu.metadata_host()).token_source("https://svc.example");
     emu.inject_fault(Endpoint::MetadataIdentity, Fault::Status(404), 1);
     let hold = emu.hold(Endpoint::MetadataIdentity);
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
+    // Every caller has joined the one fetch before it is let go.
+    let tasks = first_polled((0..20).map(|_| {
         let source = source.clone();
-        tasks.push(tokio::spawn(async move { source.token().await }));
-    }
+        async move { source.token().await }
+    }))
+    .await;
     wait_for_count(&emu, Endpoint::MetadataIdentity, 1).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
     hold.release();
     for t in tasks {
         let err = within("a waiting caller", t)

@@ -2,7 +2,9 @@
 //! policy, redirects that never carry the token away, 401s not retried.
 
 use idtoken::Credentials;
-use idtoken::client::{Audience, IdTokenMiddleware, Rejection, TokenHeader, Tokens, client_with};
+use idtoken::TokenHeader;
+use idtoken::attach::{Audience, Rejection, Tokens};
+use idtoken::integrations::reqwest_middleware::{IdTokenMiddleware, client_with};
 use idtoken_emulator::Endpoint;
 use reqwest::StatusCode;
 

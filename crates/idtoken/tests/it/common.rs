@@ -1,7 +1,9 @@
 //! Shared test setup: emulators, key files, bounded waiting.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use idtoken::{Clock, Credentials, ManualClock};
@@ -67,4 +69,96 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
     tokio::time::timeout(Duration::from_secs(10), fut)
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish: it blocked"))
+}
+
+/// Waits (bounded) until `done` holds.
+pub async fn eventually(what: &str, done: impl Fn() -> bool) {
+    within(what, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// Polls each call once, then lets it go on in a task of its own. A cache
+/// joins the fetch in flight (or starts it) in its first poll, so when this
+/// returns every caller waits on that one fetch: no sleep to let them
+/// gather. A call that finished in its first poll yields its outcome.
+pub async fn first_polled<F>(
+    calls: impl IntoIterator<Item = F>,
+) -> Vec<tokio::task::JoinHandle<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut tasks = Vec::new();
+    for call in calls {
+        let mut call = Box::pin(call);
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+        tasks.push(match first {
+            Poll::Ready(out) => tokio::spawn(async move { out }),
+            Poll::Pending => tokio::spawn(call),
+        });
+    }
+    tasks
+}
+
+/// Tasks alive on this runtime. On a current-thread runtime, between two
+/// reads with no `.await` that yields in between, it changes only by the
+/// tasks spawned there: a cache that started a fetch (a task of its own)
+/// shows up at once, without waiting for its request to arrive anywhere.
+pub fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// Collects formatted log output.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Lines that hold both `needle` and `about`.
+    pub fn count(&self, needle: &str, about: &str) -> usize {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains(needle) && l.contains(about))
+            .count()
+    }
+
+    /// The process-wide log, installed once. Global rather than a scoped
+    /// subscriber: the refreshes run in tasks of their own, and tracing's
+    /// per-callsite interest cache, filled from whichever thread first
+    /// logs there, can hide a scoped subscriber's events from them when
+    /// other tests run alongside.
+    pub fn global() -> Logs {
+        static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Logs::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("the only global log");
+            logs
+        })
+        .clone()
+    }
 }

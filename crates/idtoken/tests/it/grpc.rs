@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use idtoken::client::{AddIdToken, AddIdTokenLayer, Audience, Tokens};
-use idtoken::integrations::tower::VerifyLayer;
+use idtoken::attach::{Audience, Tokens};
+use idtoken::integrations::tower::{AddIdToken, AddIdTokenLayer, VerifyLayer};
 use idtoken::{Claims, Credentials, Verifier};
 use idtoken_emulator::{Emulator, Endpoint};
 use tonic::transport::server::TcpIncoming;
@@ -211,7 +211,7 @@ async fn concurrent_calls_on_a_cold_channel_share_one_token_fetch() {
 
 #[test]
 fn the_verifying_layer_and_the_client_share_one_token_header_type() {
-    let sent: idtoken::client::TokenHeader = idtoken::TokenHeader::XServerlessAuthorization;
-    let read: idtoken::integrations::tower::TokenHeader = sent;
+    let sent: idtoken::TokenHeader = idtoken::TokenHeader::XServerlessAuthorization;
+    let read: idtoken::TokenHeader = sent;
     assert_eq!(read.name(), "x-serverless-authorization");
 }

@@ -181,18 +181,18 @@ async fn concurrent_first_calls_share_one_source_access_token_fetch() {
     let (_dir, files) = all_files(&emu);
     let creds = Credentials::from_file(&files.external_account_file).expect("loads");
     let hold = emu.hold(Endpoint::Sts);
-    let calls: Vec<_> = (0..8)
-        .map(|i| {
-            let creds = creds.clone();
-            tokio::spawn(async move {
-                creds
-                    .fetch_id_token(&format!("https://{i}.example"), &TokenOptions::default())
-                    .await
-            })
-        })
-        .collect();
+    // Every call has joined the one source access token fetch before it is
+    // let go.
+    let calls = first_polled((0..8).map(|i| {
+        let creds = creds.clone();
+        async move {
+            creds
+                .fetch_id_token(&format!("https://{i}.example"), &TokenOptions::default())
+                .await
+        }
+    }))
+    .await;
     wait_for_count(&emu, Endpoint::Sts, 1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     hold.release();
     for call in calls {
         within("impersonated fetch", call)

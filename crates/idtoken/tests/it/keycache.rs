@@ -169,16 +169,20 @@ async fn key_endpoint_down_with_a_warm_cache_causes_no_failures() {
     assert_eq!(hammer(&v, 20, 100, move |_| t.clone()).await, 0);
     // One background refresh for the lapsed set (a fetch is up to 3 HTTP
     // tries), not one per verification; the next waits out the 30 s retry
-    // interval.
+    // interval, which is set before the failure is logged.
     wait_for_count(&emu, Endpoint::JwksV3, 1 + 3).await;
-    settle().await;
+    let (logs, url) = (Logs::global(), emu.jwks_url());
+    eventually("the failed refresh is recorded", || {
+        logs.count("key set fetch failed", &url) > 0
+    })
+    .await;
     assert_eq!(hammer(&v, 20, 100, move |_| tok.clone()).await, 0);
     assert_eq!(emu.counters().get(Endpoint::JwksV3), 1 + 3);
     clock.advance(Duration::from_secs(31));
     let tok = token(&emu, clock.now());
     v.verify(&tok).await.expect("still served from cache");
     wait_for_count(&emu, Endpoint::JwksV3, 1 + 3 + 3).await;
-    settle().await;
+    // No verification follows that could start another fetch.
     assert_eq!(emu.counters().get(Endpoint::JwksV3), 1 + 3 + 3);
 }
 
@@ -243,55 +247,6 @@ async fn a_key_set_served_with_max_age_zero_is_still_held_briefly() {
     assert_eq!(emu.counters().get(Endpoint::JwksV3), 1);
 }
 
-/// Collects formatted log output.
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Lines that hold both `needle` and `about`.
-    fn count(&self, needle: &str, about: &str) -> usize {
-        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter(|l| l.contains(needle) && l.contains(about))
-            .count()
-    }
-
-    /// The process-wide log, installed once. Global rather than a scoped
-    /// subscriber: the refreshes run in tasks of their own, and tracing's
-    /// per-callsite interest cache, filled from whichever thread first
-    /// logs there, can hide a scoped subscriber's events from them when
-    /// other tests run alongside.
-    fn global() -> Logs {
-        static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
-        LOGS.get_or_init(|| {
-            let logs = Logs::default();
-            let writer = logs.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::INFO)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish();
-            tracing::subscriber::set_global_default(subscriber).expect("the only global log");
-            logs
-        })
-        .clone()
-    }
-}
-
 #[tokio::test]
 async fn a_key_endpoint_outage_is_logged_once_not_per_request() {
     let all = Logs::global();
@@ -302,6 +257,8 @@ async fn a_key_endpoint_outage_is_logged_once_not_per_request() {
     let url = emu.jwks_url();
     let logs = |needle: &str| all.count(needle, &url);
     v.verify(&tok).await.expect("warm");
+    // Fetches run one at a time, so the first request of a new fetch says
+    // the one before it has ended, its logging included.
     // Two refresh attempts (3 HTTP tries each) fail; the one after succeeds.
     emu.inject_fault(Endpoint::JwksV3, Fault::Status(503), 6);
     for round in 1..=2 {
@@ -309,21 +266,46 @@ async fn a_key_endpoint_outage_is_logged_once_not_per_request() {
         for _ in 0..300 {
             v.verify(&tok).await.expect("served from cache");
         }
-        // The refresh runs in the background: let it fail.
+        verify_until(&emu, &v, &tok, 1 + 3 * (round - 1) + 1).await;
         wait_for_count(&emu, Endpoint::JwksV3, 1 + 3 * round).await;
         eventually("the failure is logged", || logs("key set fetch failed") > 0).await;
-        settle().await;
     }
-    assert_eq!(logs("key set fetch failed"), 1, "one line per outage");
+    // The second failure is not logged, so nothing says it is recorded, and
+    // its retry interval counts from then. A verification with an unknown
+    // `kid` waits for the fetch in flight, if any, and within the interval
+    // starts none: after it, the failure is recorded, before the clock moves.
+    let err = v
+        .verify(&forged(clock.now(), "forged-kid"))
+        .await
+        .expect_err("unknown kid");
+    assert!(
+        matches!(err, idtoken::VerifyError::UnknownKey { .. }),
+        "{err}"
+    );
     clock.advance(Duration::from_secs(61));
+    verify_until(&emu, &v, &tok, 1 + 3 * 2 + 1).await;
+    // The second failed fetch has ended: whatever it logged is written.
+    assert_eq!(logs("key set fetch failed"), 1, "one line per outage");
     v.verify(&tok).await.expect("fresh keys");
-    wait_for_count(&emu, Endpoint::JwksV3, 1 + 3 * 2 + 1).await;
     eventually("the recovery is logged", || {
         logs("key set endpoint answers again") > 0
     })
     .await;
-    settle().await;
+    // No fetch runs any more (the keys are fresh): nothing else can log.
     assert_eq!(logs("key set endpoint answers again"), 1);
+}
+
+/// Verifies `tok` (served from the cache) until the emulator has seen `n`
+/// key-set requests: the verifications start the background refresh.
+async fn verify_until(emu: &Emulator, v: &Verifier, tok: &str, n: u64) {
+    let what = format!("a background refresh (request {n})");
+    within(&what, async {
+        while emu.counters().get(Endpoint::JwksV3) < n {
+            v.verify(tok).await.expect("served from cache");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -377,11 +359,11 @@ async fn a_cold_cache_during_an_outage_makes_one_fetch_sequence_then_fails_fast(
     assert!(
         outcomes
             .iter()
-            .all(|e| matches!(e, Some(idtoken::VerifyError::KeysUnavailable(_)))),
+            .all(|e| matches!(e, Some(idtoken::VerifyError::KeysUnavailable { .. }))),
         "{:?}",
         outcomes
             .iter()
-            .find(|e| !matches!(e, Some(idtoken::VerifyError::KeysUnavailable(_))))
+            .find(|e| !matches!(e, Some(idtoken::VerifyError::KeysUnavailable { .. })))
     );
     assert_eq!(
         emu.counters().get(Endpoint::JwksV3),
@@ -415,22 +397,6 @@ async fn verifications_that_give_up_do_not_abort_the_shared_key_fetch() {
         .await
         .expect("verifies");
     assert_eq!(emu.counters().get(Endpoint::JwksV3), 1);
-}
-
-/// Lets a background fetch whose last answer has arrived record its
-/// outcome (a few steps of local work, no I/O).
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(200)).await;
-}
-
-/// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, done: impl Fn() -> bool) {
-    within(what, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
 }
 
 /// A well-formed RS256 token for `AUD` under `kid`, signed by no one.
@@ -493,6 +459,9 @@ async fn a_forged_kid_does_not_wait_out_a_slow_refresh() {
     let err = within("a forged kid during a slow refresh", v.verify(&forged))
         .await
         .expect_err("unknown kid");
-    assert!(matches!(err, idtoken::VerifyError::UnknownKey(_)), "{err}");
+    assert!(
+        matches!(err, idtoken::VerifyError::UnknownKey { .. }),
+        "{err}"
+    );
     hold.release();
 }

@@ -6,22 +6,24 @@ mod cache;
 mod chain_errors;
 #[cfg(feature = "reqwest-middleware")]
 mod client_reqwest;
-#[cfg(feature = "tower-client")]
+#[cfg(feature = "tower")]
 mod client_tower;
 mod common;
 mod crosscheck;
 mod discovery;
 mod errors;
 mod flows;
-#[cfg(all(feature = "tower", feature = "tower-client"))]
+#[cfg(feature = "tower")]
 mod grpc;
 mod hostile_numbers;
 mod impersonation;
 mod insecure_endpoints;
 mod keycache;
+#[cfg(feature = "axum")]
+mod layer;
 #[cfg(feature = "reqwest-middleware")]
 mod new_client;
 mod requests;
-#[cfg(any(feature = "reqwest-middleware", feature = "tower-client"))]
+#[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
 mod upstream;
 mod verify;

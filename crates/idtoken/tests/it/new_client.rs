@@ -1,4 +1,4 @@
-//! `client::new_client` reads Application Default Credentials from the
+//! `integrations::reqwest_middleware::new_client` reads Application Default Credentials from the
 //! process environment, which tests must not change. So each case re-runs
 //! this test binary for one ignored `child_*` test, with the environment set
 //! on the child only (and nothing inherited), and checks how it ended. The
@@ -153,9 +153,12 @@ async fn child_new_client_request_carries_a_token() {
     let Some(audience) = child_audience() else {
         return;
     };
-    let client = within("new_client", idtoken::client::new_client(audience.clone()))
-        .await
-        .expect("credentials found");
+    let client = within(
+        "new_client",
+        idtoken::integrations::reqwest_middleware::new_client(audience.clone()),
+    )
+    .await
+    .expect("credentials found");
     let resp = within("a request", client.get(format!("{audience}/child")).send())
         .await
         .expect("sent");
@@ -169,9 +172,12 @@ async fn child_new_client_without_credentials_is_an_error() {
     let Some(audience) = child_audience() else {
         return;
     };
-    let err = within("new_client", idtoken::client::new_client(audience))
-        .await
-        .expect_err("no credentials");
+    let err = within(
+        "new_client",
+        idtoken::integrations::reqwest_middleware::new_client(audience),
+    )
+    .await
+    .expect_err("no credentials");
     assert!(
         matches!(err, idtoken::Error::NoCredentials { .. }),
         "{err:?}"

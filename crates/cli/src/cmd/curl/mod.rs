@@ -50,7 +50,7 @@ pub(crate) async fn run(config: CurlConfig) -> Result<(), Failure> {
         // The library's rule, for both headers: the token never follows a
         // redirect to another origin.
         .redirect(if follow {
-            idtoken::client::redirect_policy(token_header)
+            idtoken::attach::redirect_policy(token_header)
         } else {
             redirect::Policy::none()
         })

@@ -14,7 +14,7 @@ use ::reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
 /// A target's refusal of a token: its status and the reason it gave.
 ///
 /// ```
-/// use idtoken::client::Rejection;
+/// use idtoken::attach::Rejection;
 /// use reqwest::{StatusCode, header::{HeaderMap, HeaderValue}};
 /// let mut headers = HeaderMap::new();
 /// headers.insert("www-authenticate", HeaderValue::from_static(

@@ -6,9 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::routing::get;
+use idtoken::TokenHeader;
 use idtoken::Verifier;
 use idtoken::integrations::axum::VerifiedClaims;
-use idtoken::integrations::tower::{TokenHeader, VerifyLayer};
+use idtoken::integrations::tower::VerifyLayer;
 use idtoken_emulator::{Emulator, Endpoint};
 use serde_json::json;
 

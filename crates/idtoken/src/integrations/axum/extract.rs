@@ -1,18 +1,4 @@
-//! An axum extractor for claims verified by the tower layer (feature `axum`).
-//!
-//! ```no_run
-//! use axum::{Router, routing::get};
-//! use idtoken::integrations::axum::VerifiedClaims;
-//! use idtoken::integrations::tower::VerifyLayer;
-//!
-//! async fn hello(VerifiedClaims(claims): VerifiedClaims) -> String {
-//!     format!("hello {}", claims.email.unwrap_or_default())
-//! }
-//!
-//! # fn app(verifier: idtoken::Verifier) -> Router {
-//! Router::new().route("/", get(hello)).layer(VerifyLayer::new(verifier))
-//! # }
-//! ```
+//! [`VerifiedClaims`], the extractor, and [`MissingClaims`], its rejection.
 
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};

@@ -3,14 +3,15 @@
 use tower_layer::Layer;
 
 use super::AddIdToken;
-use crate::client::Tokens;
+use crate::attach::Tokens;
 
 /// Wraps services so that their requests carry ID tokens, as [`Tokens`]
 /// says (audience, header, whether to replace an existing header).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use idtoken::client::{AddIdTokenLayer, Audience, Tokens};
+/// use idtoken::attach::{Audience, Tokens};
+/// use idtoken::integrations::tower::AddIdTokenLayer;
 /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 /// use tower_layer::Layer as _;
 /// let creds = idtoken::Credentials::discover().await?;

@@ -1,4 +1,4 @@
-//! [`ResponseFuture`]: the inner service's future as it is when the token
+//! [`AddIdTokenFuture`]: the inner service's future as it is when the token
 //! was cached; a boxed future only when the request waits for a fetch.
 
 use std::future::Future;
@@ -13,7 +13,7 @@ type Boxed<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
 
 pin_project! {
     /// The response future of [`AddIdToken`](super::AddIdToken).
-    pub struct ResponseFuture<F, R> {
+    pub struct AddIdTokenFuture<F, R> {
         #[pin]
         state: State<F, R>,
     }
@@ -28,7 +28,7 @@ pin_project! {
     }
 }
 
-impl<F, R> ResponseFuture<F, R> {
+impl<F, R> AddIdTokenFuture<F, R> {
     pub(super) fn calling(fut: F) -> Self {
         Self {
             state: State::Calling { fut },
@@ -48,7 +48,7 @@ impl<F, R> ResponseFuture<F, R> {
     }
 }
 
-impl<F, R, E> Future for ResponseFuture<F, R>
+impl<F, R, E> Future for AddIdTokenFuture<F, R>
 where
     F: Future<Output = Result<R, E>>,
     E: Into<BoxError>,
@@ -66,8 +66,8 @@ where
     }
 }
 
-impl<F, R> std::fmt::Debug for ResponseFuture<F, R> {
+impl<F, R> std::fmt::Debug for AddIdTokenFuture<F, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResponseFuture")
+        f.write_str("AddIdTokenFuture")
     }
 }

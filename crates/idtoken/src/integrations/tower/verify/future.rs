@@ -1,4 +1,4 @@
-//! [`ResponseFuture`]: verification, then the inner service's answer.
+//! [`VerifyFuture`]: verification, then the inner service's answer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,4 +6,4 @@ use std::pin::Pin;
 /// The future of [`VerifyService`](super::VerifyService): verifies the
 /// token (awaiting keys only on a cold cache), then calls the inner service
 /// or answers the rejection.
-pub type ResponseFuture<Res, E> = Pin<Box<dyn Future<Output = Result<Res, E>> + Send + 'static>>;
+pub type VerifyFuture<Res, E> = Pin<Box<dyn Future<Output = Result<Res, E>> + Send + 'static>>;

@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 use http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 
-use super::{ResponseFuture, TokenHeader, VerifyLayer};
-use crate::VerifyError;
+use super::{VerifyFuture, VerifyLayer};
+use crate::{TokenHeader, VerifyError};
 
 /// The middleware made by [`VerifyLayer`].
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+    type Future = VerifyFuture<Response<ResBody>, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

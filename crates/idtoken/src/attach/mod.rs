@@ -1,15 +1,22 @@
-//! Outgoing requests that carry ID tokens: the shared policy behind the
-//! `reqwest-middleware` and `tower-client` integrations.
+//! Attaching ID tokens to outgoing requests: the policy every client
+//! integration shares, independent of any HTTP framework. The mirror of
+//! [`verify`](crate::verify) on the sending side.
 //!
 //! - [`Tokens`]: credentials, which audience to mint for ([`Audience`]),
-//!   which header to set ([`TokenHeader`]) and whether to replace a header
-//!   the request already has. One cached [`IdTokenSource`]
-//!   per audience. Cheap to clone; clones share the caches.
-//! - [`IdTokenMiddleware`] and [`new_client`] (feature `reqwest-middleware`).
-//! - [`AddIdTokenLayer`] (feature `tower-client`): hyper clients, tonic channels.
+//!   which header to set ([`TokenHeader`]) and whether
+//!   to replace a header the request already has. One cached
+//!   [`IdTokenSource`] per audience. Cheap to clone; clones share the
+//!   caches.
 //! - [`Rejection`]: why the target refused the token, read from its
 //!   `WWW-Authenticate` header. The integrations never retry a 401: the
 //!   response comes back as it is, and [`Rejection::from_response`] says why.
+//! - [`redirect_policy`]: a reqwest redirect policy that never carries a
+//!   token to another origin.
+//!
+//! The integrations built on [`Tokens`] live in
+//! `idtoken::integrations`, one feature each: the reqwest
+//! middleware and `new_client` (`reqwest-middleware`), the tower layer
+//! `AddIdTokenLayer` for hyper clients and tonic channels (`tower`).
 //!
 //! On the hot path (token cached) a request costs an atomic load of the
 //! audience map, a hash lookup (the audience key is built on the stack), a
@@ -22,7 +29,8 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use idtoken::client::{Audience, TokenHeader, Tokens};
+//! use idtoken::TokenHeader;
+//! use idtoken::attach::{Audience, Tokens};
 //! let creds = idtoken::Credentials::discover().await?;
 //! // One audience per origin, the token in the header Cloud Run strips.
 //! let tokens = Tokens::new(creds, Audience::FromUrl)
@@ -32,11 +40,8 @@
 //! ```
 
 mod audiences;
+mod redirect;
 mod rejection;
-#[cfg(feature = "reqwest-middleware")]
-mod reqwest;
-#[cfg(feature = "tower-client")]
-pub mod tower;
 
 use std::sync::Arc;
 
@@ -45,14 +50,12 @@ use ::reqwest::header::HeaderName;
 use crate::credentials::IdTokenSource;
 use crate::credentials::{Credentials, TokenOptions};
 use crate::error::Result;
-use audiences::{AudienceMap, OriginKey};
+use crate::header::TokenHeader;
+use audiences::AudienceMap;
 
-pub use crate::header::TokenHeader;
+pub(crate) use audiences::OriginKey;
+pub use redirect::redirect_policy;
 pub use rejection::Rejection;
-#[cfg(feature = "reqwest-middleware")]
-pub use reqwest::{IdTokenMiddleware, client_with, new_client, redirect_policy};
-#[cfg(feature = "tower-client")]
-pub use tower::{AddIdToken, AddIdTokenLayer};
 
 /// Which audience tokens are minted for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,14 +72,16 @@ pub enum Audience {
 }
 
 /// The policy for adding ID tokens to outgoing requests, with one token
-/// cache per audience. Shared by the reqwest middleware and the tower layer.
+/// cache per audience. Shared by the reqwest middleware and the tower layer
+/// (`idtoken::integrations`).
 ///
 /// Clones share the caches; the setters ([`Tokens::header`],
 /// [`Tokens::replace_existing`], [`Tokens::options`]) return a policy with
 /// fresh caches, so configure before sharing.
 ///
 /// ```
-/// use idtoken::client::{Audience, TokenHeader, Tokens};
+/// use idtoken::TokenHeader;
+/// use idtoken::attach::{Audience, Tokens};
 /// let creds = idtoken::Credentials::metadata_server("127.0.0.1:8080");
 /// let tokens = Tokens::new(creds, Audience::Fixed("https://hello-abc123-uc.a.run.app".into()))
 ///     .header(TokenHeader::Authorization)
@@ -175,11 +180,19 @@ impl Tokens {
     }
 
     /// Whether a request that has `headers` should get a token.
+    #[cfg_attr(
+        not(any(feature = "reqwest-middleware", feature = "tower")),
+        allow(dead_code)
+    )]
     pub(crate) fn wants_token(&self, headers: &::reqwest::header::HeaderMap) -> bool {
         self.inner.replace_existing || !headers.contains_key(&self.inner.header_name)
     }
 
     /// The token source for a request to `origin` (ignored with a fixed audience).
+    #[cfg_attr(
+        not(any(feature = "reqwest-middleware", feature = "tower")),
+        allow(dead_code)
+    )]
     pub(crate) fn source(
         &self,
         origin: impl FnOnce() -> Result<OriginKey>,

@@ -6,9 +6,8 @@ use std::task::{Context, Poll};
 use http::Request;
 use tower_service::Service;
 
-use super::BoxError;
-use super::future::ResponseFuture;
-use crate::client::{OriginKey, Tokens};
+use super::{AddIdTokenFuture, BoxError};
+use crate::attach::{OriginKey, Tokens};
 use crate::error::{Error, Result};
 use crate::token::IdToken;
 
@@ -59,7 +58,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, S::Response>;
+    type Future = AddIdTokenFuture<S::Future, S::Response>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -67,23 +66,23 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         if !self.tokens.wants_token(req.headers()) {
-            return ResponseFuture::calling(self.inner.call(req));
+            return AddIdTokenFuture::calling(self.inner.call(req));
         }
         let source = match self.tokens.source(|| origin_of(req.uri())) {
             Ok(source) => source,
-            Err(err) => return ResponseFuture::failed(err.into()),
+            Err(err) => return AddIdTokenFuture::failed(err.into()),
         };
         let header = self.tokens.header_name().clone();
         let kind = self.tokens.token_header();
         if let Some(token) = source.ready() {
             set_token(&mut req, header, kind, &token);
-            return ResponseFuture::calling(self.inner.call(req));
+            return AddIdTokenFuture::calling(self.inner.call(req));
         }
         // Cold: the call waits for a fetch. Take the service that was
         // polled ready and leave a clone in its place (tower's pattern).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::boxed(async move {
+        AddIdTokenFuture::boxed(async move {
             let token = source.token().await.map_err(|e| Box::new(e) as BoxError)?;
             set_token(&mut req, header, kind, &token);
             inner.call(req).await.map_err(Into::into)
