@@ -24,4 +24,5 @@ mod new_client;
 mod requests;
 #[cfg(any(feature = "reqwest-middleware", feature = "tower-client"))]
 mod upstream;
+mod verified_cache;
 mod verify;
