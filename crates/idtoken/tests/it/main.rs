@@ -26,3 +26,4 @@ mod requests;
 mod upstream;
 mod verified_cache;
 mod verify;
+mod valgrind;
