@@ -7,9 +7,12 @@
 //! # PYTHON: the interpreter with google-auth (../.venv-interop/bin/python)
 //! ```
 //!
-//! Warm-cache figures are single-threaded loops (verifications per second
-//! per core); the load figures run 64 tasks x 100 verifications on a cold
-//! cache and count failures. Prints Markdown for docs/BENCHMARKS.md.
+//! Warm-cache figures are loops on one thread (verifications per second
+//! per core; the median of five rounds) and on two threads; rows of raw
+//! aws-lc-rs RSA-2048 and P-256 verifications in the same run are the
+//! ceiling every other row is a ratio of. The load figures run 64 tasks x
+//! 100 verifications on a cold cache and count failures. Prints Markdown
+//! for docs/BENCHMARKS.md.
 
 use std::future::Future;
 use std::path::Path;
@@ -61,7 +64,6 @@ fn main() -> Result<(), BoxError> {
     let local = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut rows = Vec::new();
     let ours = |v: &Verifier, t: &str| {
         let (v, t) = (v.clone(), t.to_owned());
         move || {
@@ -78,33 +80,166 @@ fn main() -> Result<(), BoxError> {
             async move { v.verify(&t).await.map(|_| ()).map_err(|e| e.to_string()) }
         }
     };
-    rows.push((
-        "idtoken",
-        "RS256",
-        local.block_on(warm(secs, ours(&ours_rs, &rs256))),
-    ));
-    rows.push((
-        "idtoken",
-        "ES256 (IAP)",
-        local.block_on(warm(secs, ours(&ours_es, &es256))),
-    ));
-    rows.push((
-        "google-cloud-auth",
-        "RS256",
-        local.block_on(warm(secs, gca(&gca_rs, &rs256))),
-    ));
-    rows.push((
-        "google-cloud-auth",
-        "ES256 (IAP)",
-        local.block_on(warm(secs, gca(&gca_es, &es256))),
-    ));
+    let raw = raw_keys(&rs256)?;
+    let raw_rsa = {
+        let r = Arc::clone(&raw);
+        move || {
+            let r = Arc::clone(&r);
+            async move { r.rsa_parsed() }
+        }
+    };
+    let raw_rsa_unparsed = {
+        let r = Arc::clone(&raw);
+        move || {
+            let r = Arc::clone(&r);
+            async move { r.rsa_unparsed() }
+        }
+    };
+    let raw_p256 = {
+        let r = Arc::clone(&raw);
+        move || {
+            let r = Arc::clone(&r);
+            async move { r.p256_parsed() }
+        }
+    };
+    let two = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut calls: Vec<(String, String, Call)> = Vec::new();
+    macro_rules! measure {
+        ($who:expr, $what:expr, $call:expr) => {{
+            calls.push(($who.to_owned(), $what.to_owned(), boxed($call)));
+        }};
+    }
+    measure!(
+        "aws-lc-rs, raw",
+        "RSA-2048 PKCS#1 SHA-256, key parsed once",
+        raw_rsa
+    );
+    measure!(
+        "aws-lc-rs, raw",
+        "RSA-2048, key parsed per call",
+        raw_rsa_unparsed
+    );
+    measure!(
+        "aws-lc-rs, raw",
+        "P-256 ECDSA SHA-256, key parsed once",
+        raw_p256
+    );
 
-    println!("| verifier | token | warm verifications/s (1 core) | errors |");
-    println!("|---|---|---:|---|");
-    for (who, what, r) in &rows {
-        match r {
-            Ok(per_s) => println!("| {who} | {what} | {per_s:.0} | 0 |"),
-            Err(e) => println!("| {who} | {what} | - | every call: {e} |"),
+    // The verified-token cache: 1, 100 and 10,000 distinct tokens repeated.
+    let pool = |n: usize| -> Result<Vec<String>, BoxError> {
+        (0..n)
+            .map(|i| {
+                let claims = json!({"iss": "https://accounts.google.com", "aud": AUD,
+                    "sub": i.to_string(), "azp": "1",
+                    "email": "svc@example.iam.gserviceaccount.com", "email_verified": true,
+                    "iat": now, "exp": now + 3600});
+                Ok(emu.sign_google(&header.to_string(), &claims.to_string())?)
+            })
+            .collect()
+    };
+    let many = pool(10_000)?;
+    for n in [1usize, 100, 10_000] {
+        let tokens: Arc<[String]> = many[..n].into();
+        measure!(
+            "idtoken",
+            &format!("RS256, {n} distinct token(s) repeated"),
+            cycle(&ours_rs, &tokens)
+        );
+    }
+    // Unique tokens: a cache too small to hold any of 2,000 tokens
+    // cycled, so every verification misses, checks and inserts.
+    let tiny = Verifier::builder()
+        .audience(AUD)
+        .jwks_url(emu.jwks_url())
+        .verified_cache_capacity(4 * 1024)
+        .build()?;
+    let unique: Arc<[String]> = many[..2000].into();
+    measure!(
+        "idtoken",
+        "RS256, every token new (cache misses)",
+        cycle(&tiny, &unique)
+    );
+    let off = Verifier::builder()
+        .audience(AUD)
+        .jwks_url(emu.jwks_url())
+        .verified_cache_capacity(0)
+        .build()?;
+    measure!("idtoken", "RS256, cache off", ours(&off, &rs256));
+    measure!(
+        "idtoken",
+        "ES256 (IAP), 1 token repeated",
+        ours(&ours_es, &es256)
+    );
+    let off_es = Verifier::iap()
+        .audience(IAP_AUD)
+        .jwks_url(emu.iap_jwks_url())
+        .verified_cache_capacity(0)
+        .build()?;
+    measure!("idtoken", "ES256 (IAP), cache off", ours(&off_es, &es256));
+    measure!("google-cloud-auth", "RS256", gca(&gca_rs, &rs256));
+    measure!("google-cloud-auth", "ES256 (IAP)", gca(&gca_es, &es256));
+
+    // Rounds interleave the rows, so a change in the machine's load (it is
+    // shared) falls on every row alike; each row's figure is its median.
+    let budget = Duration::from_secs_f64(secs / 5.0);
+    let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); calls.len()];
+    let mut failed: Vec<Option<String>> = vec![None; calls.len()];
+    for (i, (_, _, call)) in calls.iter().enumerate() {
+        if let Err(e) = local.block_on(warm_up(call)) {
+            failed[i] = Some(e);
+        }
+    }
+    for _ in 0..5 {
+        for (i, (_, _, call)) in calls.iter().enumerate() {
+            if failed[i].is_none() {
+                match local.block_on(round(budget, call)) {
+                    Ok(rate) => rounds[i].push(rate),
+                    Err(e) => failed[i] = Some(e),
+                }
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (i, (who, what, call)) in calls.iter().enumerate() {
+        let one = match &failed[i] {
+            Some(e) => Err(e.clone()),
+            None => Ok(median(&mut rounds[i])),
+        };
+        let both = two.block_on(warm_parallel(secs / 2.0, 2, Arc::clone(call)));
+        rows.push((who.clone(), what.clone(), one, both));
+    }
+
+    let ceiling = |label: &str| {
+        rows.iter()
+            .find(|(_, what, _, _)| what.starts_with(label))
+            .and_then(|(_, _, one, _)| one.as_ref().ok().copied())
+    };
+    let (rsa_ceiling, ec_ceiling) = (ceiling("RSA-2048 PKCS#1"), ceiling("P-256"));
+    println!(
+        "| verifier | token | warm verifications/s, 1 thread (median of 5 rounds) | x raw (same algorithm) | 2 threads: verifications/s | 2 threads: failed |"
+    );
+    println!("|---|---|---:|---:|---:|---|");
+    for (who, what, one, (both, errors)) in &rows {
+        let base = if what.contains("ES256") || what.contains("P-256") {
+            ec_ceiling
+        } else {
+            rsa_ceiling
+        };
+        let errors = match errors {
+            (0, _) => "0".to_owned(),
+            (n, why) => format!("{n}: {why}"),
+        };
+        match one {
+            Ok(one) => {
+                let ratio = base.map_or("-".to_owned(), |b| format!("{:.2}", one / b));
+                println!("| {who} | {what} | {one:.0} | {ratio} | {both:.0} | {errors} |");
+            }
+            Err(e) => {
+                println!("| {who} | {what} | - (every call: {e}) | - | {both:.0} | {errors} |")
+            }
         }
     }
     if let Some(py) = &python {
@@ -123,7 +258,7 @@ fn main() -> Result<(), BoxError> {
                         ("jwt_decode_cached_certs", "`jwt.decode`, keys fetched once"),
                     ] {
                         println!(
-                            "| Python google-auth, {label} | {what} | {:.0} | {} |",
+                            "| Python google-auth, {label} | {what} | {:.0} | - | - | {} |",
                             v[mode]["per_s"].as_f64().unwrap_or_default(),
                             v[mode]["errors"]
                         );
@@ -183,18 +318,45 @@ fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Verifications per second of `call` in a loop for `secs` after a warm-up;
-/// the first error ends it.
-async fn warm<F, Fut>(secs: f64, call: F) -> Result<f64, String>
+/// A call that verifies each of `tokens` in turn.
+fn cycle(v: &Verifier, tokens: &Arc<[String]>) -> impl Fn() -> BoxFuture + Send + Sync + 'static {
+    let (v, tokens) = (v.clone(), Arc::clone(tokens));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    move || {
+        let (v, tokens, next) = (v.clone(), Arc::clone(&tokens), Arc::clone(&next));
+        Box::pin(async move {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % tokens.len();
+            v.verify(&tokens[i])
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+type BoxFuture = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+/// One row's work: one verification per call.
+type Call = Arc<dyn Fn() -> BoxFuture + Send + Sync>;
+
+fn boxed<F, Fut>(call: F) -> Call
 where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
+    Arc::new(move || Box::pin(call()) as BoxFuture)
+}
+
+async fn warm_up(call: &Call) -> Result<(), String> {
     for _ in 0..100 {
         call().await?;
     }
+    Ok(())
+}
+
+/// Verifications per second of `call` in a loop for `budget`; the first
+/// error ends it.
+async fn round(budget: Duration, call: &Call) -> Result<f64, String> {
     let start = Instant::now();
-    let budget = Duration::from_secs_f64(secs);
     let mut n = 0u64;
     while start.elapsed() < budget {
         for _ in 0..256 {
@@ -203,6 +365,107 @@ where
         n += 256;
     }
     Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Calls per second of `tasks` loops of `call` together, on the current
+/// multi-thread runtime, for `secs`; failures are counted, not fatal.
+async fn warm_parallel(secs: f64, tasks: usize, call: Call) -> (f64, (u64, String)) {
+    let budget = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..tasks {
+        let call = Arc::clone(&call);
+        set.spawn(async move {
+            let (mut n, mut failed, mut why) = (0u64, 0u64, String::new());
+            while start.elapsed() < budget {
+                for _ in 0..256 {
+                    if let Err(e) = call().await {
+                        failed += 1;
+                        why = e;
+                    }
+                }
+                n += 256;
+            }
+            (n, failed, why)
+        });
+    }
+    let (mut total, mut failed, mut why) = (0, 0, String::new());
+    while let Some(r) = set.join_next().await {
+        let (n, f, w) = r.unwrap_or((0, 1, "task panicked".into()));
+        total += n;
+        failed += f;
+        if why.is_empty() {
+            why = w;
+        }
+    }
+    (total as f64 / start.elapsed().as_secs_f64(), (failed, why))
+}
+
+/// Keys and signatures for the raw rows: a message as long as a real
+/// token's signing input, signed by fresh RSA-2048 and P-256 keys.
+struct RawKeys {
+    message: Vec<u8>,
+    rsa_der: Vec<u8>,
+    rsa: aws_lc_rs::signature::ParsedPublicKey,
+    rsa_sig: Vec<u8>,
+    p256: aws_lc_rs::signature::ParsedPublicKey,
+    p256_sig: Vec<u8>,
+}
+
+fn raw_keys(token: &str) -> Result<Arc<RawKeys>, BoxError> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, ParsedPublicKey};
+    let message = token
+        .rsplit_once('.')
+        .map(|(m, _)| m.as_bytes().to_vec())
+        .ok_or("token has no signature")?;
+    let rng = SystemRandom::new();
+    let rsa = KeyPair::generate(KeySize::Rsa2048)?;
+    let mut rsa_sig = vec![0; rsa.public_modulus_len()];
+    rsa.sign(&signature::RSA_PKCS1_SHA256, &rng, &message, &mut rsa_sig)?;
+    let rsa_der = rsa.public_key().as_ref().to_vec();
+    let ec = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)?;
+    let p256_sig = ec.sign(&rng, &message)?.as_ref().to_vec();
+    Ok(Arc::new(RawKeys {
+        rsa: ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &rsa_der)?,
+        p256: ParsedPublicKey::new(
+            &signature::ECDSA_P256_SHA256_FIXED,
+            ec.public_key().as_ref(),
+        )?,
+        message,
+        rsa_der,
+        rsa_sig,
+        p256_sig,
+    }))
+}
+
+impl RawKeys {
+    fn rsa_parsed(&self) -> Result<(), String> {
+        self.rsa
+            .verify_sig(&self.message, &self.rsa_sig)
+            .map_err(|_| "bad RSA signature".to_owned())
+    }
+
+    fn rsa_unparsed(&self) -> Result<(), String> {
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            &self.rsa_der,
+        )
+        .verify(&self.message, &self.rsa_sig)
+        .map_err(|_| "bad RSA signature".to_owned())
+    }
+
+    fn p256_parsed(&self) -> Result<(), String> {
+        self.p256
+            .verify_sig(&self.message, &self.p256_sig)
+            .map_err(|_| "bad P-256 signature".to_owned())
+    }
 }
 
 /// Failures among 64 x 100 concurrent verifications, and the first reason.

@@ -57,10 +57,11 @@ pub fn parse_key_set(body: &[u8]) -> Result<BTreeMap<String, (&'static str, usiz
     Ok(keys
         .into_iter()
         .map(|(kid, key)| {
-            let what = match &*key {
-                jwks::PublicKey::Rsa { n, .. } => ("RSA", n.len()),
-                jwks::PublicKey::P256 { point } => ("P-256", point.len()),
+            let kind = match key.kind {
+                jwks::KeyKind::Rsa => "RSA",
+                jwks::KeyKind::P256 => "P-256",
             };
+            let what = (kind, key.der_len());
             (kid, what)
         })
         .collect())

@@ -85,4 +85,4 @@ pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use header::TokenHeader;
 pub use jws::{DecodeError, UnverifiedToken, decode_unverified};
 pub use token::{Claims, IdToken, TokenError};
-pub use verify::{Kind, Verifier, VerifierBuilder, VerifyError};
+pub use verify::{Kind, Verifier, VerifierBuilder, VerifierStats, VerifyError};

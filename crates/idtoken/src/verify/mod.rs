@@ -18,18 +18,21 @@
 mod claims;
 mod error;
 pub(crate) mod jwks;
+mod verified;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 
 pub use error::{BuildError, VerifyError};
-use jwks::{KeyCache, PublicKey};
+use jwks::KeyCache;
 
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::token::Claims;
 use claims::Policy;
+use verified::Verified;
 
 /// Google's OIDC key set.
 pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
@@ -101,6 +104,25 @@ struct Inner {
     policy: Policy,
     keys: Arc<KeyCache>,
     clock: Arc<dyn Clock>,
+    /// Tokens whose signature verified; `None` when turned off.
+    verified: Option<Verified>,
+    /// Signature checks made (cache misses that got that far).
+    signature_checks: AtomicU64,
+}
+
+/// What a [`Verifier`] has done so far, from [`Verifier::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct VerifierStats {
+    /// Public-key signature checks made: verifications that the
+    /// verified-token cache could not answer and that got past every
+    /// check that needs no key.
+    pub signature_checks: u64,
+    /// Tokens in the verified-token cache.
+    pub cached_tokens: u64,
+    /// The verified-token cache's weight (about its bytes), at most the
+    /// bound set by [`VerifierBuilder::verified_cache_capacity`].
+    pub cached_bytes: u64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -128,6 +150,7 @@ pub struct VerifierBuilder {
     jwks_url: String,
     unknown_kid_interval: Duration,
     clock: Arc<dyn Clock>,
+    verified_cache_bytes: u64,
 }
 
 impl Verifier {
@@ -157,6 +180,7 @@ impl Verifier {
             jwks_url: kind.default_jwks_url().to_owned(),
             unknown_kid_interval: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            verified_cache_bytes: verified::DEFAULT_CAPACITY_BYTES,
         }
     }
 
@@ -168,42 +192,77 @@ impl Verifier {
     /// Verifies `token` and returns its claims.
     ///
     /// Everything that can be checked without keys is checked first, so a
-    /// malformed or expired token costs no network traffic.
+    /// malformed or expired token costs no network traffic. A token whose
+    /// signature verified before is answered from the verified-token cache
+    /// (see [`VerifierBuilder::verified_cache_capacity`]) after its claims
+    /// are checked again at the current time and its key is found still
+    /// in the key set.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &self.inner;
+        if let Some(verified) = &inner.verified
+            && let Some(hit) = verified.get(token)
+        {
+            let now = inner.clock.now();
+            if let Err(e) = inner.policy.check(&hit.claims, unix_seconds(now)) {
+                verified.remove(token);
+                return Err(e);
+            }
+            if inner.keys.still_lists(&hit.kid, &hit.key, now) {
+                return Ok(hit.claims.clone());
+            }
+            // The key left the key set (or the set is too old to serve):
+            // verify afresh, which fetches or refuses.
+            verified.remove(token);
+        }
         let kind = inner.policy.kind;
         let Offline { parts, claims } =
             self.check_offline(token, unix_seconds(inner.clock.now()))?;
         let kid = parts.kid();
         let key = inner.keys.key(kid).await?;
-        let message = parts.signing_input.as_bytes();
-        let ok = match (kind, &*key) {
-            (Kind::Google, PublicKey::Rsa { n, e }) => {
-                aws_lc_rs::signature::RsaPublicKeyComponents { n, e }
-                    .verify(
-                        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-                        message,
-                        &parts.signature,
-                    )
-                    .is_ok()
-            }
-            (Kind::Iap, PublicKey::P256 { point }) => aws_lc_rs::signature::UnparsedPublicKey::new(
-                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
-                point,
-            )
-            .verify(message, &parts.signature)
-            .is_ok(),
-            _ => {
-                return Err(VerifyError::KeyMismatch {
-                    kid: kid.to_owned(),
-                    algorithm: kind.algorithm(),
-                });
-            }
+        let expected = match kind {
+            Kind::Google => jwks::KeyKind::Rsa,
+            Kind::Iap => jwks::KeyKind::P256,
         };
-        if ok {
-            Ok(claims)
-        } else {
-            Err(VerifyError::BadSignature)
+        if key.kind != expected {
+            return Err(VerifyError::KeyMismatch {
+                kid: kid.to_owned(),
+                algorithm: kind.algorithm(),
+            });
+        }
+        inner.signature_checks.fetch_add(1, Ordering::Relaxed);
+        // The algorithm is the key's, fixed when the key set was parsed:
+        // RS256 for RSA keys, ES256 for P-256 ones.
+        if key
+            .parsed
+            .verify_sig(parts.signing_input.as_bytes(), &parts.signature)
+            .is_err()
+        {
+            return Err(VerifyError::BadSignature);
+        }
+        if let Some(verified) = &inner.verified {
+            verified.insert(
+                token,
+                verified::Entry {
+                    claims: claims.clone(),
+                    kid: kid.into(),
+                    key,
+                },
+            );
+        }
+        Ok(claims)
+    }
+
+    /// Counters of what this verifier (and its clones) did so far.
+    pub fn stats(&self) -> VerifierStats {
+        let inner = &self.inner;
+        let (tokens, bytes) = inner
+            .verified
+            .as_ref()
+            .map_or((0, 0), |v| (v.len(), v.weight()));
+        VerifierStats {
+            signature_checks: inner.signature_checks.load(Ordering::Relaxed),
+            cached_tokens: u64::try_from(tokens).unwrap_or(u64::MAX),
+            cached_bytes: bytes,
         }
     }
 
@@ -308,6 +367,21 @@ impl VerifierBuilder {
         self
     }
 
+    /// Bound on the verified-token cache, in bytes of tokens and claims
+    /// (default 16 MiB, about 8,000 typical tokens); 0 turns it off.
+    ///
+    /// The cache keeps, for each token whose signature verified, what that
+    /// check proved, so a repeated token costs a hash lookup instead of a
+    /// public-key operation. Hits are re-checked at the current time
+    /// (`exp`, `iat`, `nbf`), against this verifier's policy, and against
+    /// the current key set (a key that left it no longer vouches for its
+    /// tokens). Only verified tokens enter, so forged ones cannot evict
+    /// anything.
+    pub fn verified_cache_capacity(mut self, bytes: u64) -> Self {
+        self.verified_cache_bytes = bytes;
+        self
+    }
+
     /// The clock to check times against (for tests).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -340,6 +414,8 @@ impl VerifierBuilder {
                 )),
                 policy: self.policy,
                 clock: self.clock,
+                verified: Verified::new(self.verified_cache_bytes),
+                signature_checks: AtomicU64::new(0),
             }),
         })
     }

@@ -26,4 +26,6 @@ mod new_client;
 mod requests;
 #[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
 mod upstream;
+mod valgrind;
+mod verified_cache;
 mod verify;
