@@ -10,7 +10,10 @@ use bytes::Bytes;
 use http::StatusCode;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::ProxyBody;
+use http_body_util::combinators::BoxBody;
+
+/// A response body as the proxy makes it, before the access log wraps it.
+pub(super) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// What the access-log line says besides the bytes.
 pub(super) struct LogLine {

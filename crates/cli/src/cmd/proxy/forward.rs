@@ -1,0 +1,244 @@
+//! Forwarding one request: [`Proxy`], the running proxy's shared state,
+//! and [`Proxy::handle`]: the guard, hop-by-hop headers out, `Host` for
+//! the target, `X-Forwarded-*` in, the token in its header, bodies
+//! streamed both ways, upgrades tunnelled, `Location` rewritten, and
+//! the access-log line when the response body ends.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use idtoken::TokenHeader;
+
+use super::config::Target;
+use super::guard::Guard;
+use super::headers::{
+    add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol,
+};
+use super::log::{LogLine, Logged, ProxyBody};
+use super::target::HttpsClient;
+
+/// The resolved configuration and shared state of a running proxy.
+pub(super) struct Proxy {
+    pub(super) target: Target,
+    /// The token source, or why there are no credentials.
+    pub(super) tokens: Result<idtoken::IdTokenSource, String>,
+    pub(super) header: TokenHeader,
+    pub(super) client: HttpsClient,
+    /// HTTP/1.1 only, for requests that ask for an upgrade.
+    pub(super) upgrade_client: HttpsClient,
+    pub(super) timeout: Duration,
+    pub(super) local: SocketAddr,
+    /// Refuses requests from web pages that are not the user's.
+    pub(super) guard: Guard,
+}
+
+impl Proxy {
+    /// Forwards one request and answers with the target's response, or
+    /// with a 500/502/504 that says what went wrong.
+    pub(super) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Logged> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let resp = match self.forward(req, peer).await {
+            Ok(resp) => resp,
+            Err((status, why)) => {
+                eprintln!("idtoken: proxy: {method} {path}: {why}");
+                error_response(status, why)
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let log = LogLine {
+            method,
+            path,
+            status: parts.status,
+            started,
+        };
+        Response::from_parts(parts, Logged::new(body, log))
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>, (StatusCode, String)> {
+        // CONNECT asks for a tunnel to a host of the client's choosing (or,
+        // over HTTP/2, a WebSocket by RFC 8441); neither is forwarded, and
+        // no token is fetched for it.
+        if req.method() == http::Method::CONNECT {
+            return Err((
+                StatusCode::NOT_IMPLEMENTED,
+                "CONNECT is not supported: this is a reverse proxy to one target, not a forward proxy; \
+                 for WebSocket use HTTP/1.1 (Upgrade), not HTTP/2 extended CONNECT"
+                    .to_owned(),
+            ));
+        }
+        self.guard
+            .check(
+                req.method(),
+                req.headers(),
+                req.uri().authority().map(|a| a.as_str()),
+            )
+            .map_err(|why| (StatusCode::FORBIDDEN, why))?;
+        let source = self.tokens.as_ref().map_err(|why| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{why}\nRun `gcloud auth application-default login`, then `idtoken doctor` to check, and restart the proxy."),
+            )
+        })?;
+        let token = source.token().await.map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot get an ID token: {e}\nRun `idtoken doctor` to see why."),
+            )
+        })?;
+
+        // An upgrade (WebSocket) keeps its `Upgrade` header; both sides'
+        // connections are joined once the target answers 101.
+        let upgrade = upgrade_protocol(req.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        // HTTP/2 clients name the host in the URI, not in `Host`.
+        let local_host = parts
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| {
+                let a = parts.uri.authority()?;
+                HeaderValue::from_str(a.as_str()).ok()
+            })
+            .unwrap_or_else(|| host_value(&self.local));
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(protocol) = &upgrade {
+            keep_upgrade(&mut parts.headers, protocol.clone());
+        }
+        add_forwarded(&mut parts.headers, peer, &local_host);
+        // The client sets `Host` (HTTP/1.1) or `:authority` (HTTP/2) from
+        // the target URI.
+        parts.headers.remove(header::HOST);
+        parts
+            .headers
+            .insert(self.header.header_name(), self.header.value(&token));
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = Uri::builder()
+            .scheme(self.target.scheme.clone())
+            .authority(self.target.authority.clone())
+            .path_and_query(format!("{}{path}", self.target.prefix))
+            .build()
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
+        parts.version = http::Version::HTTP_11;
+
+        let client = if upgrade.is_some() {
+            &self.upgrade_client
+        } else {
+            &self.client
+        };
+        let resp = tokio::time::timeout(
+            self.timeout,
+            client.request(Request::from_parts(parts, body)),
+        )
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the target {} sent no response within {:?} (--upstream-timeout)",
+                    self.target.origin, self.timeout
+                ),
+            )
+        })?
+        .map_err(|e| {
+            (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "cannot reach the target {}: {}",
+                    self.target.origin,
+                    cause_chain(&e)
+                ),
+            )
+        })?;
+
+        let mut resp = resp;
+        let tunnel = match (client_upgrade, resp.status()) {
+            (Some(client), StatusCode::SWITCHING_PROTOCOLS) => {
+                upgrade_protocol(resp.headers()).map(|p| (client, hyper::upgrade::on(&mut resp), p))
+            }
+            _ => None,
+        };
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some((client, target, protocol)) = tunnel {
+            keep_upgrade(&mut parts.headers, protocol);
+            tokio::spawn(join_upgraded(client, target));
+        }
+        if let Some(loc) = parts.headers.get(header::LOCATION)
+            && let Some(local) =
+                rewrite_location(loc, &self.target.origin, &self.target.prefix, &local_host)
+        {
+            parts.headers.insert(header::LOCATION, local);
+        }
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and target
+/// connections until either side closes.
+async fn join_upgraded(client: hyper::upgrade::OnUpgrade, target: hyper::upgrade::OnUpgrade) {
+    match tokio::try_join!(client, target) {
+        Ok((client, target)) => {
+            let (mut client, mut target) = (TokioIo::new(client), TokioIo::new(target));
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut target).await;
+        }
+        Err(e) => eprintln!("idtoken: proxy: upgrade failed: {e}"),
+    }
+}
+
+fn host_value(addr: &SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&addr.to_string()).unwrap_or(HeaderValue::from_static("localhost"))
+}
+
+/// Every cause of an error, outermost first, joined by `: `.
+fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn error_response(status: StatusCode, why: String) -> Response<ProxyBody> {
+    let body = format!(
+        "idtoken proxy: {} {}\n{why}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut resp = Response::new(
+        http_body_util::Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
