@@ -54,6 +54,12 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The README's Rust examples, compiled as doctests (the README is the
+// package's own, a link to the repository's front page).
+#[cfg(all(doctest, feature = "reqwest-middleware"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod adc;
 pub mod attach;
 mod audience;

@@ -14,7 +14,7 @@
 //!   come back pointing at the proxy.
 //! - `listen` accepts connections and shuts down gracefully; `target`
 //!   builds the pooled clients to the target.
-//! - [`Logged`] (in `log`) wraps each response body and writes the access-log line
+//! - [`log::Logged`] wraps each response body and writes the access-log line
 //!   (method, path, status, duration, bytes) when the body ends.
 //!
 //! The token goes only to the target: the client talks to one origin.
