@@ -7,7 +7,7 @@ mod exit;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Google-signed OIDC ID tokens: mint, send, verify, emulate.
 #[derive(Parser, Debug)]
@@ -36,6 +36,10 @@ enum Command {
     Emulator(cmd::emulator::Args),
     /// Start the emulator and a protected service, and show authenticated requests succeed.
     Demo(cmd::demo::Args),
+    /// Print a completion script for bash, zsh, fish, elvish or powershell.
+    Completions(cmd::shell::CompletionsArgs),
+    /// Print the idtoken(1) man page (roff), or write every page with --out-dir.
+    Man(cmd::shell::ManArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -68,6 +72,16 @@ impl From<idtoken::verify::BuildError> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let result = match cli.command {
+        // Generated from the definition above: no runtime, no logging.
+        Command::Completions(args) => cmd::shell::completions(Cli::command(), args),
+        Command::Man(args) => cmd::shell::man(Cli::command(), args),
+        command => return run(command),
+    };
+    finish(result)
+}
+
+fn run(command: Command) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("IDTOKEN_LOG")
@@ -86,7 +100,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Token(args) => cmd::token::run(args).await,
             // Flags are checked and resolved before anything is read,
             // fetched or bound.
@@ -103,8 +117,15 @@ fn main() -> ExitCode {
             Command::Doctor(args) => cmd::doctor::run(args).await,
             Command::Emulator(args) => cmd::emulator::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
+            // Answered by `main` before any runtime starts.
+            Command::Completions(_) | Command::Man(_) => Ok(()),
         }
     });
+    finish(result)
+}
+
+/// The exit code of a result; a failure's message on stderr.
+fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

@@ -6,6 +6,7 @@ pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod emulator;
 pub(crate) mod proxy;
+pub(crate) mod shell;
 pub(crate) mod token;
 pub(crate) mod verify;
 

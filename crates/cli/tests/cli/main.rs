@@ -29,6 +29,7 @@ mod doctor;
 mod emulator;
 mod help;
 mod proxy;
+mod shell;
 mod tls;
 mod token;
 mod verify;
