@@ -40,6 +40,9 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         "environment": idtoken::Env::VARIABLES.iter().map(|v| (v.to_string(), json!(env.get(v)))).collect::<serde_json::Map<_, _>>(),
         // Decides METADATA_SERVER_DETECTION=bios-only, and residency when unset.
         "bios_vendor": env.bios_vendor(),
+        "endpoint_overrides": super::ENDPOINT_OVERRIDES.iter().map(|(v, _)| {
+            (v.to_string(), json!(std::env::var(v).ok().filter(|s| !s.is_empty())))
+        }).collect::<serde_json::Map<_, _>>(),
     });
     let (found, discovery) = match &args.creds.credentials {
         Some(path) => {
@@ -178,6 +181,13 @@ fn print_human(r: &Value, audience: &str) {
     match r["bios_vendor"].as_str() {
         Some(v) => println!("  BIOS vendor: {v}"),
         None => println!("  BIOS vendor: unknown"),
+    }
+    println!("\nEndpoint overrides");
+    for (k, what) in super::ENDPOINT_OVERRIDES {
+        match r["endpoint_overrides"][k].as_str() {
+            Some(v) => println!("  {k}={v}: {what}"),
+            None => println!("  {k} (not set): {what}"),
+        }
     }
     println!("\nApplication Default Credentials, in order");
     for (i, step) in r["discovery"].as_array().into_iter().flatten().enumerate() {

@@ -103,9 +103,8 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         files.external_account_url.display(),
     );
     eprintln!(
-        "# impersonate on request with --impersonate-service-account {} --iam-endpoint {}",
+        "# impersonate on request with --impersonate-service-account {} (the IAM endpoint is exported below)",
         emu.target_service_account_email(),
-        emu.url()
     );
     let host = emu.metadata_host();
     println!("export GCE_METADATA_HOST={host}");
@@ -114,8 +113,15 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         "export GOOGLE_APPLICATION_CREDENTIALS={}",
         files.service_account.display()
     );
-    println!("export IDTOKEN_JWKS_URL={}", emu.jwks_url());
-    println!("export IDTOKEN_IAP_JWKS_URL={}", emu.iap_jwks_url());
+    println!("export {}={}", super::JWKS_URL_OVERRIDE, emu.jwks_url());
+    println!(
+        "export {}={}",
+        super::IAP_JWKS_URL_OVERRIDE,
+        emu.iap_jwks_url()
+    );
+    // gcloud's form: a base URL ending in `/` (gcloud itself then sends
+    // its IAM Credentials calls here too).
+    println!("export {}={}/", super::IAM_ENDPOINT_OVERRIDE, emu.url());
     if !emu.addr().ip().is_loopback() {
         // Reached by name (a container network): its endpoints are plain
         // HTTP off this machine, which idtoken refuses unless told.

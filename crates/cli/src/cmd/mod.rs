@@ -31,10 +31,39 @@ pub(crate) struct CredsArgs {
     /// With impersonation: put `email` and `email_verified` in the token.
     #[arg(long)]
     pub include_email: bool,
-    /// IAM Credentials endpoint for --impersonate-service-account (e.g. an emulator).
-    #[arg(long, value_name = "URL", default_value = idtoken::DEFAULT_IAM_ENDPOINT)]
+    /// IAM Credentials endpoint for --impersonate-service-account (e.g. an
+    /// emulator); gcloud's override variable sets it too.
+    #[arg(long, value_name = "URL", env = IAM_ENDPOINT_OVERRIDE,
+          default_value = idtoken::DEFAULT_IAM_ENDPOINT)]
     pub iam_endpoint: String,
 }
+
+/// gcloud's override of the IAM Credentials endpoint (its property
+/// `api_endpoint_overrides/iamcredentials`): the default of
+/// `--iam-endpoint`, and what `idtoken emulator` exports.
+pub(crate) const IAM_ENDPOINT_OVERRIDE: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS";
+/// The key set `idtoken verify` uses unless `--jwks-url` says otherwise.
+pub(crate) const JWKS_URL_OVERRIDE: &str = "IDTOKEN_JWKS_URL";
+/// The same for `idtoken verify --iap`.
+pub(crate) const IAP_JWKS_URL_OVERRIDE: &str = "IDTOKEN_IAP_JWKS_URL";
+
+/// The variables that point the CLI at other endpoints than Google's, and
+/// what each changes, for `idtoken doctor` (the library's own, such as
+/// `GCE_METADATA_HOST`, are in `idtoken::Env::VARIABLES`).
+pub(crate) const ENDPOINT_OVERRIDES: &[(&str, &str)] = &[
+    (
+        IAM_ENDPOINT_OVERRIDE,
+        "IAM Credentials endpoint for impersonation (--iam-endpoint)",
+    ),
+    (
+        JWKS_URL_OVERRIDE,
+        "key set for `idtoken verify` (--jwks-url)",
+    ),
+    (
+        IAP_JWKS_URL_OVERRIDE,
+        "key set for `idtoken verify --iap` (--jwks-url)",
+    ),
+];
 
 impl CredsArgs {
     /// Checks the flags and reads the impersonation chain, without reading

@@ -53,9 +53,9 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         };
     }
     let env_name = if args.iap {
-        "IDTOKEN_IAP_JWKS_URL"
+        super::IAP_JWKS_URL_OVERRIDE
     } else {
-        "IDTOKEN_JWKS_URL"
+        super::JWKS_URL_OVERRIDE
     };
     if let Some(url) = args
         .jwks_url

@@ -16,12 +16,26 @@ async fn prints_export_lines_that_work() {
         .args(["emulator", "--token-lifetime", "120", "--credentials-dir"])
         .arg(&creds)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawned");
+    // The hint on stderr names the service account to impersonate.
+    let mut notes = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let target = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), notes.next_line())
+            .await
+            .expect("notes in time")
+            .expect("read")
+            .expect("a line");
+        if let Some(rest) =
+            line.strip_prefix("# impersonate on request with --impersonate-service-account ")
+        {
+            break rest.split_whitespace().next().expect("an email").to_owned();
+        }
+    };
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut exports = std::collections::HashMap::new();
-    while exports.len() < 4 {
+    while !exports.contains_key("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS") {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
             .expect("export lines in time")
@@ -54,5 +68,35 @@ async fn prints_export_lines_that_work() {
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(exports["IDTOKEN_JWKS_URL"].ends_with("/oauth2/v3/certs"));
+    // Impersonation reaches its IAM endpoint through gcloud's override
+    // variable, with no --iam-endpoint.
+    let iam = &exports["CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS"];
+    assert!(
+        iam.starts_with("http://127.0.0.1:") && iam.ends_with('/'),
+        "{iam}"
+    );
+    let out = run(idtoken(home.path())
+        .env("GOOGLE_APPLICATION_CREDENTIALS", key)
+        .env("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS", iam)
+        .args(["token", "--audience", "https://svc.example", "--json"])
+        .args(["--impersonate-service-account", &target, "--include-email"]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(v["claims"]["email"], target.as_str());
+    // And doctor shows the override in effect.
+    let out = run(idtoken(home.path())
+        .env("GOOGLE_APPLICATION_CREDENTIALS", key)
+        .env("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS", iam)
+        .args(["doctor", "--audience", "https://svc.example"]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS={iam}"
+        )),
+        "{}",
+        stdout(&out)
+    );
     child.kill().await.expect("killed");
 }
