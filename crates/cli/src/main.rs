@@ -15,6 +15,15 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More of the log on stderr: -v info, -vv debug (each request to an
+    /// identity endpoint), -vvv trace. Without it: IDTOKEN_LOG, then
+    /// RUST_LOG (env-filter syntax), else warnings.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors in the log (no warnings). Notes a command prints itself,
+    /// such as the proxy's access log, are not part of the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,17 +85,38 @@ fn main() -> ExitCode {
         // Generated from the definition above: no runtime, no logging.
         Command::Completions(args) => cmd::shell::completions(Cli::command(), args),
         Command::Man(args) => cmd::shell::man(Cli::command(), args),
-        command => return run(command),
+        command => return run(command, log_filter(cli.verbose, cli.quiet)),
     };
     finish(result)
 }
 
-fn run(command: Command) -> ExitCode {
+/// What the log shows: -v/-q when given, else IDTOKEN_LOG, else RUST_LOG,
+/// else warnings and errors.
+fn log_filter(verbose: u8, quiet: bool) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => Some("error"),
+        (false, 0) => None,
+        (false, 1) => Some("info"),
+        (false, 2) => Some("debug"),
+        (false, _) => Some("trace"),
+    };
+    match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_env("IDTOKEN_LOG")
+            .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+            .unwrap_or_else(|_| EnvFilter::new("warn")),
+    }
+}
+
+fn run(command: Command, filter: tracing_subscriber::EnvFilter) -> ExitCode {
+    use std::io::IsTerminal as _;
+    // Colours only on a terminal, and never with NO_COLOR set (no-color.org).
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("IDTOKEN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -257,8 +257,9 @@ fn format_tried(tried: &[String]) -> String {
         .join("\n")
 }
 
-fn strip_query(url: &str) -> &str {
-    // Audiences are not secret, but keep URLs in messages short and stable.
+pub(crate) fn strip_query(url: &str) -> &str {
+    // Audiences are not secret, but keep URLs in messages and logs short
+    // and stable, and a query never carries anything into a log.
     url.split_once('?').map_or(url, |(base, _)| base)
 }
 

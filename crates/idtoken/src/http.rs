@@ -97,6 +97,11 @@ impl Http {
             let result = self
                 .send_once(client, step, url, &make, hint, self.timeout.min(left))
                 .await;
+            let logged_url = crate::error::strip_query(url);
+            if result.is_ok() {
+                let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                tracing::debug!(step, url = logged_url, attempt, elapsed_ms, "answered");
+            }
             match result {
                 Err((e, retry_after)) if e.is_transient() && attempt < ATTEMPTS => {
                     let wait =
@@ -104,10 +109,10 @@ impl Http {
                     let left = CALL_DEADLINE.saturating_sub(started.elapsed());
                     // Another attempt needs time of its own after the wait.
                     if wait.saturating_add(Duration::from_millis(100)) >= left {
-                        tracing::debug!(step, url, attempt, error = %e, "no time left to retry");
+                        tracing::debug!(step, url = logged_url, attempt, error = %e, "no time left to retry");
                         return Err(e);
                     }
-                    tracing::debug!(step, url, attempt, error = %e, "retrying in {wait:?}");
+                    tracing::debug!(step, url = logged_url, attempt, error = %e, "retrying in {wait:?}");
                     tokio::time::sleep(wait).await;
                 }
                 other => return other.map_err(|(e, _)| e),

@@ -28,6 +28,7 @@ mod demo;
 mod doctor;
 mod emulator;
 mod help;
+mod logging;
 mod proxy;
 mod shell;
 mod tls;
