@@ -160,3 +160,62 @@ async fn iap_flag_verifies_iap_assertions_and_checks_the_email() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not allowed"), "{}", stderr(&out));
 }
+
+/// docs/TROUBLESHOOTING.md quotes `idtoken verify`'s refusals: each quote
+/// is what the command says today for the case the guide describes.
+#[tokio::test]
+async fn the_troubleshooting_guide_quotes_real_refusals() {
+    let emu = Emulator::start().await.expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/TROUBLESHOOTING.md"
+    ))
+    .expect("the guide");
+    let run_url = "https://hello-abc123-uc.a.run.app";
+    let token = google_token(&emu, run_url).await;
+    let files = emu.write_credentials(home.path()).expect("files");
+    let user = run(idtoken(home.path())
+        .env("GOOGLE_APPLICATION_CREDENTIALS", &files.authorized_user)
+        .args(["token", "--audience", run_url]))
+    .await;
+    assert!(user.status.success(), "{}", stderr(&user));
+    let user = stdout(&user).trim().to_owned();
+    let iap_aud = "/projects/123/global/backendServices/456";
+    let iap = emu.iap_token(iap_aud, "alice@example.com").expect("iap");
+    let cases: [(&str, &str, &[&str]); 6] = [
+        (&token, "https://other-xyz-uc.a.run.app", &[]),
+        (&token, "https://hello-abc123-uc.a.run.app/items", &[]),
+        (&user, run_url, &[]),
+        (&token, run_url, &["--issuer", "https://example.com"]),
+        (&iap, iap_aud, &[]),
+        (&iap, "/projects/123/apps/my-project", &["--iap"]),
+    ];
+    for (token, audience, extra) in cases {
+        let iap_case = extra.contains(&"--iap");
+        let jwks = if iap_case {
+            emu.iap_jwks_url()
+        } else {
+            emu.jwks_url()
+        };
+        let out = run(idtoken(home.path())
+            .args(["verify", token, "--audience", audience, "--jwks-url", &jwks])
+            .args(extra))
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{audience} {extra:?}");
+        let err = stderr(&out);
+        let reason = err
+            .trim()
+            .strip_prefix("idtoken: token refused: ")
+            .unwrap_or_else(|| panic!("a refusal: {err}"));
+        // The guide abbreviates long expectations with "...".
+        let quoted = reason
+            .split("; expected one of [\"https://hello")
+            .next()
+            .unwrap_or(reason);
+        assert!(
+            guide.contains(quoted),
+            "docs/TROUBLESHOOTING.md does not quote `{reason}`"
+        );
+    }
+}
