@@ -31,6 +31,7 @@ mod help;
 mod proxy;
 mod tls;
 mod token;
+mod token_cache;
 mod verify;
 
 /// The audience of the tokens `verify` and `decode` are given.

@@ -21,7 +21,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -77,6 +77,9 @@ struct Proxy {
     target: Target,
     /// The token source, or why there are no credentials.
     tokens: Result<idtoken::IdTokenSource, String>,
+    /// A token from the token cache, used until its refresh margin
+    /// (`stale_at`); by then `tokens` has fetched its own.
+    seed: Option<(idtoken::IdToken, SystemTime)>,
     header: TokenHeader,
     client: HttpsClient,
     /// HTTP/1.1 only, for requests that ask for an upgrade.
@@ -98,14 +101,31 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         upstream_timeout,
         http2,
         creds,
+        cache,
     } = config;
+    // A token cached by `idtoken token`, `curl` or an earlier proxy
+    // serves the first requests; the library's source takes over at its
+    // refresh margin.
+    let options = creds.token_options();
+    let source = creds.source(&cache);
+    let slot = source
+        .as_ref()
+        .and_then(|s| creds.slot(&cache, s, &audience, &options));
+    let seed = slot
+        .as_ref()
+        .and_then(|s| s.lookup(SystemTime::now()))
+        .map(|e| {
+            let stale_at = crate::token_cache::stale_at(&e.token);
+            (e.token, stale_at)
+        });
     // Missing credentials do not stop the proxy: every request answers
     // 500 with what to run, which a browser user sees.
-    let tokens = match creds.load().await {
-        Ok(c) => Ok(c.token_source_with(audience.clone(), creds.token_options())),
+    let loaded = creds.load_from(source.as_ref()).await;
+    let tokens = match &loaded {
+        Ok(c) => Ok(c.token_source_with(audience.clone(), options.clone())),
         Err(f) => {
             eprintln!("idtoken: proxy: {}", f.message);
-            Err(f.message)
+            Err(f.message.clone())
         }
     };
 
@@ -145,14 +165,27 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         timeout: upstream_timeout,
         local,
         guard: Guard::new(&allowed_hosts),
+        seed,
     });
-    if let Ok(src) = &proxy.tokens {
-        // Mint the first token now: credential problems show at start,
-        // and the first request does not wait.
+    if let (Ok(src), Ok(creds)) = (&proxy.tokens, loaded) {
+        // Mint the first token now, or when the cached one is due for
+        // refresh: credential problems show at start, and the first
+        // request does not wait. The first token goes into the cache.
         let src = src.clone();
+        let refresh_at = proxy.seed.as_ref().map(|(_, at)| *at);
+        let format = crate::token_cache::format_name(options.format);
         tokio::spawn(async move {
+            if let Some(at) = refresh_at {
+                let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+                tokio::time::sleep(wait).await;
+            }
             match src.token().await {
-                Ok(t) => super::warn_if_client_id_audience(&t, src.audience()),
+                Ok(t) => {
+                    super::warn_if_client_id_audience(&t, src.audience());
+                    if let Some(slot) = slot {
+                        slot.store(&creds, &t, &format);
+                    }
+                }
                 Err(e) => eprintln!("idtoken: proxy: cannot get an ID token yet: {e}"),
             }
         });
@@ -224,12 +257,15 @@ impl Proxy {
                 format!("{why}\nRun `gcloud auth application-default login`, then `idtoken doctor` to check, and restart the proxy."),
             )
         })?;
-        let token = source.token().await.map_err(|e| {
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot get an ID token: {e}\nRun `idtoken doctor` to see why."),
-            )
-        })?;
+        let token = match &self.seed {
+            Some((seed, stale_at)) if SystemTime::now() < *stale_at => seed.clone(),
+            _ => source.token().await.map_err(|e| {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot get an ID token: {e}\nRun `idtoken doctor` to see why."),
+                )
+            })?,
+        };
 
         // An upgrade (WebSocket) keeps its `Upgrade` header; both sides'
         // connections are joined once the target answers 101.
