@@ -57,9 +57,25 @@ impl Http {
     }
 
     pub(crate) fn client(&self) -> Result<&'static Client> {
+        self.client_for(false)
+    }
+
+    /// The client for this kind of endpoint; `plain` for an `http://` URL
+    /// (loopback endpoints, an emulator), which needs no trust roots.
+    /// Building a client with roots reads the system's certificate store
+    /// (about 150 files and 18 M instructions on Linux, most of a
+    /// short-lived process's start-up), so that happens only when a flow
+    /// first speaks TLS. The metadata server is always plain HTTP
+    /// (`metadata_base`).
+    fn client_for(&self, plain: bool) -> Result<&'static Client> {
         static PUBLIC: OnceLock<Result<Client, String>> = OnceLock::new();
+        static PUBLIC_PLAIN: OnceLock<Result<Client, String>> = OnceLock::new();
         static DIRECT: OnceLock<Result<Client, String>> = OnceLock::new();
-        let cell = if self.direct { &DIRECT } else { &PUBLIC };
+        let cell = match (self.direct, plain) {
+            (true, _) => &DIRECT,
+            (false, true) => &PUBLIC_PLAIN,
+            (false, false) => &PUBLIC,
+        };
         cell.get_or_init(|| {
             let mut b = Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -69,13 +85,10 @@ impl Http {
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("idtoken/", env!("CARGO_PKG_VERSION")));
             if self.direct {
-                // The metadata server speaks plain HTTP (`metadata_base`):
-                // no trust roots, so building this client does not read
-                // the system's certificate store (about 150 files and
-                // 18 M instructions at start-up on Linux).
-                b = b
-                    .no_proxy()
-                    .tls_certs_only(std::iter::empty::<reqwest::Certificate>());
+                b = b.no_proxy();
+            }
+            if self.direct || plain {
+                b = b.tls_certs_only(std::iter::empty::<reqwest::Certificate>());
             }
             b.build().map_err(|e| e.to_string())
         })
@@ -95,7 +108,12 @@ impl Http {
         make: impl Fn(&Client) -> RequestBuilder,
         hint: fn(u16, Option<&str>) -> &'static str,
     ) -> Result<Answer> {
-        let client = self.client()?;
+        // Redirects are never followed, so an `http://` URL never leads
+        // to TLS.
+        let plain = url
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+        let client = self.client_for(plain)?;
         let started = Instant::now();
         let mut attempt = 0;
         loop {
