@@ -225,7 +225,9 @@ pub(crate) fn warn_if_client_id_audience(token: &IdToken, asked: &str) {
     }
 }
 
-fn warn_client_id_audience(token: &IdToken, asked: &str) {
+/// The warning itself, for a token known to carry the client id (a token
+/// read back from the cache no longer knows it).
+pub(crate) fn warn_client_id_audience(token: &IdToken, asked: &str) {
     eprintln!(
         "idtoken: warning: gcloud user credentials give a token whose aud is the OAuth client id ({}), not {asked}; Cloud Run accepts it for users with the invoker role, IAP and services that check aud refuse it. Add --impersonate-service-account EMAIL for a token with the requested audience.",
         token.claims().aud.as_deref().unwrap_or("?")

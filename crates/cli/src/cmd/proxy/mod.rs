@@ -115,6 +115,9 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         .as_ref()
         .and_then(|s| s.lookup(SystemTime::now()))
         .map(|e| {
+            if e.facts.audience_is_client_id {
+                super::warn_client_id_audience(&e.token, &audience);
+            }
             let stale_at = crate::token_cache::stale_at(&e.token);
             (e.token, stale_at)
         });
