@@ -4,6 +4,7 @@
 
 mod cmd;
 mod exit;
+mod token_cache;
 
 use std::process::ExitCode;
 

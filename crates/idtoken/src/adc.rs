@@ -44,6 +44,11 @@ pub(crate) fn metadata_base(host: &str) -> String {
     format!("http://{host}")
 }
 
+/// How credentials from the metadata server at `host` name their origin.
+pub(crate) fn metadata_origin(host: &str) -> String {
+    format!("metadata server at http://{host}")
+}
+
 /// Where discovery found credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Found {
@@ -121,7 +126,91 @@ impl Discovery {
     }
 }
 
+/// Where Application Default Credentials will take credentials from,
+/// decided from the environment alone: no file is read and no server is
+/// asked (discovery probes the metadata server; this does not). Made by
+/// [`adc_source`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdcSource {
+    /// A credentials file: `GOOGLE_APPLICATION_CREDENTIALS`, or gcloud's
+    /// `application_default_credentials.json`.
+    File {
+        /// The file, as named.
+        path: PathBuf,
+        /// How it was named: `GOOGLE_APPLICATION_CREDENTIALS` or
+        /// `gcloud application-default credentials`.
+        via: &'static str,
+    },
+    /// The metadata server: `GCE_METADATA_HOST`, else `GCE_METADATA_IP`,
+    /// else `metadata.google.internal`.
+    MetadataServer {
+        /// `HOST[:PORT]`.
+        host: String,
+    },
+}
+
+impl AdcSource {
+    /// A credentials file given explicitly (`--credentials`,
+    /// [`Credentials::from_file`](crate::Credentials::from_file)), not found
+    /// by discovery.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        AdcSource::File {
+            path: path.into(),
+            via: EXPLICIT_VIA,
+        }
+    }
+
+    /// Where the credentials come from, in the words errors and
+    /// [`Credentials::origin`](crate::Credentials::origin) use; pass it to
+    /// [`Credentials::from_json`](crate::Credentials::from_json) with the
+    /// file's bytes.
+    pub fn origin(&self) -> String {
+        match self {
+            AdcSource::File { path, via } => crate::error::file_origin(path, via),
+            AdcSource::MetadataServer { host } => metadata_origin(host),
+        }
+    }
+}
+
+/// Where [`Credentials::discover_with`](crate::Credentials::discover_with)
+/// will take credentials from, in the same order (a credentials file, then
+/// gcloud's file, then the metadata server), without reading a file or
+/// probing a server: for a cache keyed by credentials, such as the CLI's
+/// token cache. `None` when discovery would not use a metadata server at
+/// all (`METADATA_SERVER_DETECTION=none`, `NO_GCE_CHECK=true`, `bios-only`
+/// off Google) or refuses the environment; discovery then says why.
+pub fn adc_source(env: &Env) -> Option<AdcSource> {
+    if let Some(path) = env.get(GAC) {
+        return Some(AdcSource::File {
+            path: PathBuf::from(path),
+            via: GAC,
+        });
+    }
+    if let Some(path) = env.gcloud_adc_file().filter(|p| p.exists()) {
+        return Some(AdcSource::File {
+            path,
+            via: GCLOUD_VIA,
+        });
+    }
+    match detection(env).ok()? {
+        Detection::Skip(_) => None,
+        Detection::Assume(_) | Detection::Probe => {
+            let host = env
+                .get("GCE_METADATA_HOST")
+                .or_else(|| env.get("GCE_METADATA_IP"))
+                .unwrap_or(DEFAULT_METADATA_HOST);
+            Some(AdcSource::MetadataServer {
+                host: host.to_owned(),
+            })
+        }
+    }
+}
+
 const GAC: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+const GCLOUD_VIA: &str = "gcloud application-default credentials";
+/// How a file given explicitly is named in messages.
+pub(crate) const EXPLICIT_VIA: &str = "given explicitly";
 const GCLOUD: &str = "gcloud credentials file";
 const METADATA: &str = "metadata server";
 
@@ -148,7 +237,7 @@ async fn discover_into(env: &Env, report: &mut Discovery) -> Result<Found> {
             report.push(GCLOUD, path.display().to_string(), started, true);
             return Ok(Found::File {
                 path,
-                via: "gcloud application-default credentials",
+                via: GCLOUD_VIA,
             });
         }
         Some(path) => report.push(

@@ -105,12 +105,22 @@ struct Cached<T> {
     usable_until: SystemTime,
 }
 
+/// When a cache refreshes `token`: `min(225 s, lifetime / 4)` before it
+/// expires. The one place this rule lives; `IdToken::refresh_at` and the
+/// CLI's token cache ask here.
+pub(crate) fn refresh_at<T: Expiring>(token: &T) -> SystemTime {
+    earlier(
+        token.expires_at(),
+        MAX_REFRESH_AHEAD.min(token.lifetime() / 4),
+    )
+}
+
 impl<T: Expiring> Cached<T> {
     fn new(token: T) -> Self {
         let life = token.lifetime();
         let exp = token.expires_at();
         Self {
-            refresh_at: earlier(exp, MAX_REFRESH_AHEAD.min(life / 4)),
+            refresh_at: refresh_at(&token),
             usable_until: earlier(exp, MIN_REMAINING.min(life / 10)),
             token,
         }
@@ -175,6 +185,21 @@ impl<F: Fetcher> Cache<F> {
     /// What fills this cache.
     pub(crate) fn fetcher(&self) -> &F {
         &self.shared.fetcher
+    }
+
+    /// Puts `token` in the cache unless it holds one that lasts as long;
+    /// no fetch, no refresh started. Whatever phase the token is in, the
+    /// usual rules apply from here: a token past its refresh point starts
+    /// a background refresh on the next read, an expired one is never
+    /// handed out.
+    pub(crate) fn seed(&self, token: F::Token) {
+        let fresh = Arc::new(Cached::new(token));
+        self.shared.current.rcu(|current| match current {
+            Some(old) if old.token.expires_at() >= fresh.token.expires_at() => {
+                Some(Arc::clone(old))
+            }
+            _ => Some(Arc::clone(&fresh)),
+        });
     }
 
     /// Whether a token is cached (usable or not).

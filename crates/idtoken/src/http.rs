@@ -33,7 +33,8 @@ const MAX_BODY: usize = 1024 * 1024;
 /// Timeouts and proxy choice for one kind of endpoint.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Http {
-    /// Metadata servers are link-local: never reached through a proxy.
+    /// Metadata servers are link-local and plain HTTP: never reached
+    /// through a proxy, and no trust roots loaded.
     direct: bool,
     timeout: Duration,
 }
@@ -56,9 +57,25 @@ impl Http {
     }
 
     pub(crate) fn client(&self) -> Result<&'static Client> {
+        self.client_for(false)
+    }
+
+    /// The client for this kind of endpoint; `plain` for an `http://` URL
+    /// (loopback endpoints, an emulator), which needs no trust roots.
+    /// Building a client with roots reads the system's certificate store
+    /// (about 150 files and 18 M instructions on Linux, most of a
+    /// short-lived process's start-up), so that happens only when a flow
+    /// first speaks TLS. The metadata server is always plain HTTP
+    /// (`metadata_base`).
+    fn client_for(&self, plain: bool) -> Result<&'static Client> {
         static PUBLIC: OnceLock<Result<Client, String>> = OnceLock::new();
+        static PUBLIC_PLAIN: OnceLock<Result<Client, String>> = OnceLock::new();
         static DIRECT: OnceLock<Result<Client, String>> = OnceLock::new();
-        let cell = if self.direct { &DIRECT } else { &PUBLIC };
+        let cell = match (self.direct, plain) {
+            (true, _) => &DIRECT,
+            (false, true) => &PUBLIC_PLAIN,
+            (false, false) => &PUBLIC,
+        };
         cell.get_or_init(|| {
             let mut b = Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -69,6 +86,9 @@ impl Http {
                 .user_agent(concat!("idtoken/", env!("CARGO_PKG_VERSION")));
             if self.direct {
                 b = b.no_proxy();
+            }
+            if self.direct || plain {
+                b = b.tls_certs_only(std::iter::empty::<reqwest::Certificate>());
             }
             b.build().map_err(|e| e.to_string())
         })
@@ -88,7 +108,12 @@ impl Http {
         make: impl Fn(&Client) -> RequestBuilder,
         hint: fn(u16, Option<&str>) -> &'static str,
     ) -> Result<Answer> {
-        let client = self.client()?;
+        // Redirects are never followed, so an `http://` URL never leads
+        // to TLS.
+        let plain = url
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+        let client = self.client_for(plain)?;
         let started = Instant::now();
         let mut attempt = 0;
         loop {

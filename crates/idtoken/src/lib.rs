@@ -79,7 +79,7 @@ mod jws;
 mod token;
 pub mod verify;
 
-pub use adc::{Discovery, DiscoveryStep};
+pub use adc::{AdcSource, Discovery, DiscoveryStep, adc_source};
 pub use audience::audience_for_url;
 pub use clock::{Clock, ManualClock, SystemClock, unix_time, unix_time_checked};
 pub use credentials::{

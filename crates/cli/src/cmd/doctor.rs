@@ -2,12 +2,13 @@
 //! and how a token will be minted, then mints one and shows its claims.
 //! Never prints a token or a secret. Exit 1 when no token can be had.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use idtoken::{Credentials, Discovery, Env, TokenOptions};
 use serde_json::{Value, json};
 
 use crate::Failure;
+use crate::token_cache::{self, Cache};
 
 /// The audience used when none is given.
 const PLACEHOLDER_AUDIENCE: &str = "https://idtoken-doctor.example";
@@ -67,6 +68,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             examine(&creds, &audience, &args, &mut report).await
         }
     };
+    report["token_cache"] = cache_report(&Cache::locate(false), SystemTime::now());
     if let Err(why) = &result {
         report["error"] = json!(why);
     }
@@ -88,6 +90,45 @@ fn impersonated(args: &Args, creds: Credentials) -> Result<Credentials, Failure>
     };
     let how = super::impersonation(chain)?.iam_endpoint(&args.creds.iam_endpoint);
     Ok(creds.impersonate(how))
+}
+
+/// Where the token cache is, whether it can be used, and what each entry
+/// is for and until when. Never a token.
+fn cache_report(cache: &Cache, now: SystemTime) -> Value {
+    let usable = cache.usable();
+    let mut out = json!({
+        "folder": cache.folder().map(|d| d.display().to_string()),
+        "usable": usable.is_ok(),
+        "note": usable.err(),
+    });
+    let Some(dir) = cache.folder() else {
+        return out;
+    };
+    out["entries"] = match token_cache::list(dir, now) {
+        Ok(entries) => entries
+            .into_iter()
+            .map(|l| match l.entry {
+                Ok((facts, expires_at, fresh)) => json!({
+                    "file": l.name,
+                    "audience": facts.audience,
+                    "kind": facts.kind,
+                    "origin": facts.origin,
+                    "impersonate": facts.impersonate,
+                    "format": facts.format,
+                    "expires_at": super::rfc3339(expires_at),
+                    "fresh": fresh,
+                }),
+                Err(why) => json!({"file": l.name, "ignored": why.to_string()}),
+            })
+            .collect(),
+        Err(token_cache::Refusal::Missing) => json!([]),
+        Err(why) => {
+            out["usable"] = json!(false);
+            out["note"] = json!(format!("{} {why}: not used", dir.display()));
+            json!([])
+        }
+    };
+    out
 }
 
 fn steps(d: &Discovery) -> Vec<Value> {
@@ -252,9 +293,51 @@ fn print_human(r: &Value, audience: &str) {
             None => println!("  not minted ({} ms)", t["elapsed_ms"]),
         }
     }
+    print_cache(&r["token_cache"], &s);
     if let Some(e) = r["error"].as_str() {
         println!("\nProblem\n  {}", e.replace('\n', "\n  "));
     } else {
         println!("\nOK: a token can be had.");
+    }
+}
+
+fn print_cache(c: &Value, s: &dyn Fn(&Value) -> String) {
+    println!("\nToken cache (shared by token, curl and proxy)");
+    match c["folder"].as_str() {
+        Some(dir) => println!("  folder: {dir}"),
+        None => println!("  folder: none"),
+    }
+    match c["note"].as_str() {
+        Some(why) => println!("  not used: {why}"),
+        None => println!("  usable: yes"),
+    }
+    let entries = c["entries"].as_array().map_or(&[][..], Vec::as_slice);
+    if c["folder"].is_string() && c["note"].is_null() {
+        println!("  entries: {}", entries.len());
+    }
+    for e in entries {
+        if let Some(why) = e["ignored"].as_str() {
+            println!(
+                "  - {}…: ignored ({why})",
+                &s(&e["file"]).get(..12).unwrap_or("")
+            );
+            continue;
+        }
+        let state = if e["fresh"] == true {
+            "usable"
+        } else {
+            "due for refresh"
+        };
+        let mut line = format!(
+            "  - {} [{}] expires {} ({state}); {}",
+            s(&e["audience"]),
+            s(&e["format"]),
+            s(&e["expires_at"]),
+            s(&e["kind"]),
+        );
+        if let Some(t) = e["impersonate"].as_str() {
+            line.push_str(&format!(", impersonating {t}"));
+        }
+        println!("{line}\n      from {}", s(&e["origin"]));
     }
 }

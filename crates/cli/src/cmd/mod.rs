@@ -11,8 +11,11 @@ pub(crate) mod token;
 pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use idtoken::{Credentials, Env, IdToken, Impersonate};
+use idtoken::{Credentials, CredentialsKind, Env, IdToken, Impersonate, TokenOptions};
+
+use crate::token_cache::{self, Cache, Slot, Source};
 
 pub(crate) use decode::render::rfc3339;
 
@@ -82,13 +85,9 @@ impl CredsArgs {
         Ok(CredsConfig {
             file: self.credentials.clone(),
             impersonate,
+            iam_endpoint: self.iam_endpoint.clone(),
             include_email: self.include_email,
         })
-    }
-
-    /// The credentials, impersonating when asked.
-    pub(crate) async fn load(&self) -> Result<Credentials, crate::Failure> {
-        self.resolve()?.load().await
     }
 }
 
@@ -99,23 +98,132 @@ pub(crate) struct CredsConfig {
     /// `--credentials`; `None` means Application Default Credentials.
     pub(crate) file: Option<PathBuf>,
     pub(crate) impersonate: Option<Impersonate>,
+    /// `--iam-endpoint`, which the token cache keys on.
+    pub(crate) iam_endpoint: String,
     pub(crate) include_email: bool,
 }
 
 impl CredsConfig {
     /// The credentials, impersonating when asked. Only I/O can fail here:
-    /// the file, discovery.
-    pub(crate) async fn load(&self) -> Result<Credentials, crate::Failure> {
-        let creds = load_credentials(self.file.as_deref()).await?;
+    /// the file, discovery. A file the token cache already read is parsed
+    /// from those bytes (so the bytes keyed are the bytes that mint); the
+    /// metadata server, and anything the cache could not read, go through
+    /// the library's own loading and discovery.
+    pub(crate) async fn load_from(
+        &self,
+        source: Option<&Source>,
+    ) -> Result<Credentials, crate::Failure> {
+        let creds = match source {
+            Some(Source::File { bytes, origin, .. }) => Credentials::from_json(bytes, origin)?,
+            Some(Source::Metadata { .. }) | None => load_credentials(self.file.as_deref()).await?,
+        };
         Ok(match &self.impersonate {
             Some(how) => creds.impersonate(how.clone()),
             None => creds,
         })
     }
 
+    /// Where the credentials come from, as the token cache keys them;
+    /// `None` when the cache is off or cannot tell without the network.
+    pub(crate) fn source(&self, cache: &Cache) -> Option<Source> {
+        cache.folder()?;
+        match &self.file {
+            Some(path) => Source::resolve(Some(path), &Env::empty()),
+            None => Source::resolve(None, &Env::from_process()),
+        }
+    }
+
+    /// This request's entry in the token cache.
+    pub(crate) fn slot(
+        &self,
+        cache: &Cache,
+        source: &Source,
+        audience: &str,
+        options: &TokenOptions,
+    ) -> Option<Slot> {
+        let request = token_cache::Request {
+            audience,
+            options,
+            impersonate: self.impersonate.as_ref(),
+            iam_endpoint: &self.iam_endpoint,
+        };
+        Slot::new(cache, source, &request)
+    }
+
+    /// A token for `audience`: from the token cache when it holds one
+    /// with more than the refresh margin left, else minted (and stored).
+    pub(crate) async fn token(
+        &self,
+        audience: &str,
+        options: &TokenOptions,
+        cache: &Cache,
+    ) -> Result<Obtained, crate::Failure> {
+        let source = self.source(cache);
+        let slot = source
+            .as_ref()
+            .and_then(|s| self.slot(cache, s, audience, options));
+        if let Some(entry) = slot.as_ref().and_then(|s| s.lookup(SystemTime::now())) {
+            return Ok(Obtained {
+                token: entry.token,
+                origin: entry.facts.origin,
+                audience_is_client_id: entry.facts.audience_is_client_id,
+                from_cache: true,
+            });
+        }
+        let creds = self.load_from(source.as_ref()).await?;
+        let token = creds.fetch_id_token(audience, options).await?;
+        // Discovery found something other than the metadata server the
+        // key names (a gcloud file appeared): keep it out of that entry.
+        let same_source = !matches!(source, Some(Source::Metadata { .. }))
+            || creds.kind() == CredentialsKind::MetadataServer;
+        if let Some(slot) = slot.filter(|_| same_source) {
+            slot.store(&creds, &token, &token_cache::format_name(options.format));
+        }
+        Ok(Obtained {
+            origin: creds.origin().to_owned(),
+            audience_is_client_id: token.audience_is_client_id(),
+            token,
+            from_cache: false,
+        })
+    }
+
     /// Token options the flags ask for.
     pub(crate) fn token_options(&self) -> idtoken::TokenOptions {
         idtoken::TokenOptions::default().include_email(self.include_email)
+    }
+}
+
+/// A token and what is known of where it came from.
+pub(crate) struct Obtained {
+    pub(crate) token: IdToken,
+    /// `Credentials::origin`, from the credentials or the cache entry.
+    pub(crate) origin: String,
+    /// The token's `aud` is an OAuth client id (gcloud user credentials).
+    pub(crate) audience_is_client_id: bool,
+    pub(crate) from_cache: bool,
+}
+
+impl Obtained {
+    /// Warns on stderr when the token's `aud` is an OAuth client id.
+    pub(crate) fn warn_if_client_id_audience(&self, asked: &str) {
+        if self.audience_is_client_id {
+            warn_client_id_audience(&self.token, asked);
+        }
+    }
+}
+
+/// `--no-cache`, for the subcommands that use the token cache.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct CacheArgs {
+    /// Neither read nor write the token cache (also: IDTOKEN_NO_CACHE=1).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    /// Where the cache is, or why it is off.
+    pub(crate) fn resolve(&self) -> Cache {
+        Cache::locate(self.no_cache)
     }
 }
 
@@ -137,11 +245,17 @@ pub(crate) fn impersonation(chain: &str) -> Result<Impersonate, crate::Failure> 
 /// Warns on stderr when the token's `aud` is an OAuth client id.
 pub(crate) fn warn_if_client_id_audience(token: &IdToken, asked: &str) {
     if token.audience_is_client_id() {
-        eprintln!(
-            "idtoken: warning: gcloud user credentials give a token whose aud is the OAuth client id ({}), not {asked}; Cloud Run accepts it for users with the invoker role, IAP and services that check aud refuse it. Add --impersonate-service-account EMAIL for a token with the requested audience.",
-            token.claims().aud.as_deref().unwrap_or("?")
-        );
+        warn_client_id_audience(token, asked);
     }
+}
+
+/// The warning itself, for a token known to carry the client id (a token
+/// read back from the cache no longer knows it).
+pub(crate) fn warn_client_id_audience(token: &IdToken, asked: &str) {
+    eprintln!(
+        "idtoken: warning: gcloud user credentials give a token whose aud is the OAuth client id ({}), not {asked}; Cloud Run accepts it for users with the invoker role, IAP and services that check aud refuse it. Add --impersonate-service-account EMAIL for a token with the requested audience.",
+        token.claims().aud.as_deref().unwrap_or("?")
+    );
 }
 
 use crate::Failure;

@@ -22,6 +22,8 @@ pub(crate) struct Args {
     licenses: bool,
     #[command(flatten)]
     creds: super::CredsArgs,
+    #[command(flatten)]
+    cache: super::CacheArgs,
     /// Print the token, its expiry and its claims as JSON.
     #[arg(long)]
     json: bool,
@@ -46,7 +48,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             "--licenses needs --format full",
         ));
     }
-    let creds = args.creds.load().await?;
+    let creds = args.creds.resolve()?;
     let options = TokenOptions::default()
         .format(match args.format {
             FormatArg::Standard => Format::Standard,
@@ -54,8 +56,11 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         })
         .licenses(args.licenses)
         .include_email(args.creds.include_email);
-    let token = creds.fetch_id_token(&audience, &options).await?;
-    super::warn_if_client_id_audience(&token, &audience);
+    let got = creds
+        .token(&audience, &options, &args.cache.resolve())
+        .await?;
+    got.warn_if_client_id_audience(&audience);
+    let token = &got.token;
     if args.json {
         let expires_in = token
             .expires_at()
@@ -65,8 +70,9 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             "token": token.as_str(),
             "expires_at": super::rfc3339(token.expires_at()),
             "expires_in": expires_in,
-            "credentials": creds.origin(),
-            "audience_is_client_id": token.audience_is_client_id(),
+            "credentials": got.origin,
+            "audience_is_client_id": got.audience_is_client_id,
+            "from_cache": got.from_cache,
             "claims": token.claims().to_json(),
         });
         println!("{out:#}");

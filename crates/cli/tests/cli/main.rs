@@ -33,6 +33,7 @@ mod proxy;
 mod shell;
 mod tls;
 mod token;
+mod token_cache;
 mod verify;
 
 /// The audience of the tokens `verify` and `decode` are given.

@@ -135,7 +135,7 @@ impl Credentials {
 
     /// Loads a credentials JSON file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_file_via(path.as_ref(), "given explicitly")
+        Self::from_file_via(path.as_ref(), crate::adc::EXPLICIT_VIA)
     }
 
     pub(crate) fn from_file_via(path: &Path, via: &str) -> Result<Self> {
@@ -240,7 +240,7 @@ impl Credentials {
     pub fn metadata_server(host: &str) -> Self {
         Self::new(
             Flow::Metadata(Metadata::new(host)),
-            format!("metadata server at http://{host}"),
+            crate::adc::metadata_origin(host),
         )
     }
 

@@ -108,6 +108,25 @@ impl IdTokenSource {
     pub fn cached(&self) -> Option<IdToken> {
         self.cache.cached()
     }
+
+    /// Starts the cache with `token`, one this source would have minted
+    /// (the same credentials and audience) and kept elsewhere, such as the
+    /// CLI's token cache across processes. Kept unless the cache holds a
+    /// token that lasts as long; from then on the usual rules apply: it is
+    /// refreshed ahead of [`IdToken::refresh_at`] in the background, and
+    /// never handed out expired.
+    pub fn seed(&self, token: IdToken) {
+        self.cache.seed(token);
+    }
+}
+
+impl IdToken {
+    /// When the library's caches start refreshing this token in the
+    /// background: `min(225 s, lifetime / 4)` before it expires. A token
+    /// kept elsewhere is best reused only before this point.
+    pub fn refresh_at(&self) -> SystemTime {
+        crate::cache::refresh_at(self)
+    }
 }
 
 impl fmt::Debug for IdTokenSource {

@@ -316,3 +316,49 @@ fn a_refresh_dropped_with_its_runtime_does_not_stop_later_refreshes() {
         .await;
     });
 }
+
+/// A token kept elsewhere (the CLI's cache across processes) starts a
+/// source: served with no fetch, refreshed from `refresh_at` on as the
+/// source's own would be, and never handed out expired.
+#[tokio::test]
+async fn a_seeded_token_is_served_without_a_fetch_and_refreshed_at_its_refresh_point() {
+    let clock = manual_clock();
+    let emu = emulator_on(&clock).await;
+    let creds =
+        Credentials::metadata_server(&emu.metadata_host()).with_clock(Arc::new(clock.clone()));
+    let kept = creds
+        .token_source("https://svc.example")
+        .token()
+        .await
+        .expect("a token minted by another source");
+    assert_eq!(emu.counters().get(Endpoint::MetadataIdentity), 1);
+    assert_eq!(
+        kept.expires_at().duration_since(kept.refresh_at()).ok(),
+        Some(Duration::from_secs(225)),
+        "an hour's token is refreshed 225 s ahead"
+    );
+
+    let source = creds.token_source("https://svc.example");
+    source.seed(kept.clone());
+    for _ in 0..10 {
+        assert_eq!(source.token().await.expect("token").as_str(), kept.as_str());
+    }
+    assert_eq!(
+        emu.counters().get(Endpoint::MetadataIdentity),
+        1,
+        "a seeded token needs no fetch"
+    );
+    // Past its refresh point: still served, and one refresh starts.
+    clock.set(kept.refresh_at() + Duration::from_secs(1));
+    let got = source.token().await.expect("token");
+    assert_eq!(got.as_str(), kept.as_str(), "still valid: served at once");
+    wait_for_count(&emu, Endpoint::MetadataIdentity, 2).await;
+
+    // Seeding an expired token never hands it out.
+    let other = creds.token_source("https://svc.example");
+    clock.set(kept.expires_at() + Duration::from_secs(1));
+    other.seed(kept.clone());
+    let fresh = other.token().await.expect("token");
+    assert_ne!(fresh.as_str(), kept.as_str());
+    assert!(fresh.expires_at() > kept.expires_at());
+}

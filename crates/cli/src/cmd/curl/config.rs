@@ -11,6 +11,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 
 use crate::Failure;
 use crate::cmd::CredsConfig;
+use crate::token_cache::Cache;
 
 /// Arguments of `idtoken curl`.
 #[derive(clap::Args, Debug)]
@@ -48,6 +49,8 @@ pub(crate) struct Args {
     max_time: Option<f64>,
     #[command(flatten)]
     creds: super::super::CredsArgs,
+    #[command(flatten)]
+    cache: super::super::CacheArgs,
 }
 
 /// The request `idtoken curl` was asked to make, checked. Its `Debug`
@@ -69,6 +72,8 @@ pub(crate) struct CurlConfig {
     pub(super) follow: bool,
     pub(super) max_time: Option<Duration>,
     pub(super) creds: CredsConfig,
+    /// The token cache, or why it is off.
+    pub(super) cache: Cache,
 }
 
 impl std::fmt::Debug for CurlConfig {
@@ -86,6 +91,7 @@ impl std::fmt::Debug for CurlConfig {
             .field("follow", &self.follow)
             .field("max_time", &self.max_time)
             .field("creds", &self.creds)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -181,6 +187,7 @@ pub(crate) fn resolve(args: Args) -> Result<CurlConfig, Failure> {
         follow: args.location,
         max_time,
         creds,
+        cache: args.cache.resolve(),
     })
 }
 

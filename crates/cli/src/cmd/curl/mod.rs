@@ -30,19 +30,17 @@ pub(crate) async fn run(config: CurlConfig) -> Result<(), Failure> {
         follow,
         max_time,
         creds,
+        cache,
     } = config;
     let body = match &data {
         None => None,
         Some(d) => Some(read_data(d).await?),
     };
-    let token = creds
-        .load()
-        .await?
-        .token_source_with(audience.clone(), creds.token_options())
-        .token()
+    let got = creds
+        .token(&audience, &creds.token_options(), &cache)
         .await?;
-    super::warn_if_client_id_audience(&token, &audience);
-    headers.insert(token_header.header_name(), token_header.value(&token));
+    got.warn_if_client_id_audience(&audience);
+    headers.insert(token_header.header_name(), token_header.value(&got.token));
 
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))

@@ -11,6 +11,7 @@ use idtoken::TokenHeader;
 
 use crate::Failure;
 use crate::cmd::CredsConfig;
+use crate::token_cache::Cache;
 
 /// Arguments of `idtoken proxy`.
 #[derive(clap::Args, Debug)]
@@ -50,6 +51,8 @@ pub(crate) struct Args {
     http2: bool,
     #[command(flatten)]
     creds: super::super::CredsArgs,
+    #[command(flatten)]
+    cache: super::super::CacheArgs,
 }
 
 /// `--header`: the library's [`TokenHeader`], the two a proxy may set.
@@ -77,6 +80,8 @@ pub(crate) struct ProxyConfig {
     pub(super) upstream_timeout: Duration,
     pub(super) http2: bool,
     pub(super) creds: CredsConfig,
+    /// The token cache: read once at start, written with the first token.
+    pub(super) cache: Cache,
 }
 
 /// The target URL in the parts the proxy uses.
@@ -128,6 +133,7 @@ pub(crate) fn resolve(args: Args) -> Result<ProxyConfig, Failure> {
         upstream_timeout,
         http2: args.http2,
         creds,
+        cache: args.cache.resolve(),
     })
 }
 

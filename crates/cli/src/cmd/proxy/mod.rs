@@ -20,6 +20,7 @@
 //! The token goes only to the target: the client talks to one origin.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::Failure;
 pub(crate) use config::{Args, ProxyConfig, resolve};
@@ -69,14 +70,36 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         upstream_timeout,
         http2,
         creds,
+        cache,
     } = config;
+    // A token cached by `idtoken token`, `curl` or an earlier proxy
+    // starts the library's source: it serves the first requests, and the
+    // source refreshes it ahead of expiry as it would its own.
+    let options = creds.token_options();
+    let source = creds.source(&cache);
+    let slot = source
+        .as_ref()
+        .and_then(|s| creds.slot(&cache, s, &audience, &options));
+    let cached = slot.as_ref().and_then(|s| s.lookup(SystemTime::now()));
+    if let Some(e) = &cached
+        && e.facts.audience_is_client_id
+    {
+        super::warn_client_id_audience(&e.token, &audience);
+    }
     // Missing credentials do not stop the proxy: every request answers
     // 500 with what to run, which a browser user sees.
-    let tokens = match creds.load().await {
-        Ok(c) => Ok(c.token_source_with(audience.clone(), creds.token_options())),
+    let loaded = creds.load_from(source.as_ref()).await;
+    let tokens = match &loaded {
+        Ok(c) => {
+            let src = c.token_source_with(audience.clone(), options.clone());
+            if let Some(e) = &cached {
+                src.seed(e.token.clone());
+            }
+            Ok(src)
+        }
         Err(f) => {
             eprintln!("idtoken: proxy: {}", f.message);
-            Err(f.message)
+            Err(f.message.clone())
         }
     };
 
@@ -117,13 +140,20 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         local,
         guard: Guard::new(&allowed_hosts),
     });
-    if let Ok(src) = &proxy.tokens {
-        // Mint the first token now: credential problems show at start,
-        // and the first request does not wait.
+    if let (Ok(src), Ok(creds), None) = (&proxy.tokens, loaded, &cached) {
+        // Without a cached token, mint the first now: credential problems
+        // show at start, and the first request does not wait. It goes into
+        // the token cache.
         let src = src.clone();
+        let format = crate::token_cache::format_name(options.format);
         tokio::spawn(async move {
             match src.token().await {
-                Ok(t) => super::warn_if_client_id_audience(&t, src.audience()),
+                Ok(t) => {
+                    super::warn_if_client_id_audience(&t, src.audience());
+                    if let Some(slot) = slot {
+                        slot.store(&creds, &t, &format);
+                    }
+                }
                 Err(e) => eprintln!("idtoken: proxy: cannot get an ID token yet: {e}"),
             }
         });
