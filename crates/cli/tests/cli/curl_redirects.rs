@@ -15,21 +15,21 @@ use crate::tls::{test_ca, tls_acceptor, write_ca};
 
 /// One request as the recorder saw it.
 #[derive(Debug, Clone)]
-struct Seen {
+pub(crate) struct Seen {
     /// `scheme://host:port` as the request reached it.
-    origin: String,
-    path: String,
+    pub(crate) origin: String,
+    pub(crate) path: String,
     /// The ID token headers it carried (a `Bearer ey...` value).
-    token_headers: Vec<&'static str>,
+    pub(crate) token_headers: Vec<&'static str>,
 }
 
-type Log = Arc<Mutex<Vec<Seen>>>;
+pub(crate) type Log = Arc<Mutex<Vec<Seen>>>;
 
 /// A server on 127.0.0.1 that speaks plain HTTP and HTTPS on the same
 /// port (by the first byte: 0x16 starts a TLS handshake), so that a
 /// redirect can change the scheme alone. `/hop/CODE/CASE?to=URL` answers
 /// CODE with `Location: URL`; anything else answers 200.
-async fn recorder(acceptor: tokio_rustls::TlsAcceptor, log: Log) -> u16 {
+pub(crate) async fn recorder(acceptor: tokio_rustls::TlsAcceptor, log: Log) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -26,6 +26,7 @@ mod curl_redirects;
 mod decode;
 mod demo;
 mod doctor;
+mod egress;
 mod emulator;
 mod help;
 mod logging;
