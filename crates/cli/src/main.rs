@@ -75,10 +75,15 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The proxy is I/O-bound and forwards each request through two tasks
+    // (the client's connection and the pooled connection to the target):
+    // on one thread they hand the request over without waking another
+    // worker (docs/BENCHMARKS.md, `idtoken proxy`).
+    let mut builder = match &cli.command {
+        Command::Proxy(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("idtoken: cannot start the async runtime: {e}");
