@@ -120,10 +120,15 @@ fn run(command: Command, filter: tracing_subscriber::EnvFilter) -> ExitCode {
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The proxy is I/O-bound and forwards each request through two tasks
+    // (the client's connection and the pooled connection to the target):
+    // on one thread they hand the request over without waking another
+    // worker (docs/BENCHMARKS.md, `idtoken proxy`).
+    let mut builder = match &command {
+        Command::Proxy(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("idtoken: cannot start the async runtime: {e}");

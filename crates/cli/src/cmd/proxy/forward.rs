@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -48,10 +49,12 @@ impl Proxy {
     ) -> Response<Logged> {
         let started = Instant::now();
         let method = req.method().clone();
+        // A shared reference to the request's bytes, not a copy.
         let path = req
             .uri()
             .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let resp = match self.forward(req, peer).await {
             Ok(resp) => resp,
             Err((status, why)) => {
@@ -131,11 +134,23 @@ impl Proxy {
         parts
             .headers
             .insert(self.header.header_name(), self.header.value(&token));
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        // Without a target path prefix the request's path goes as it is,
+        // not copied and parsed again.
+        let path = if self.target.prefix.is_empty() {
+            path
+        } else {
+            PathAndQuery::try_from(format!("{}{path}", self.target.prefix))
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?
+        };
         parts.uri = Uri::builder()
             .scheme(self.target.scheme.clone())
             .authority(self.target.authority.clone())
-            .path_and_query(format!("{}{path}", self.target.prefix))
+            .path_and_query(path)
             .build()
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
         parts.version = http::Version::HTTP_11;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::forward::Proxy;
+use super::target::MAX_BUF;
 
 /// How long in-flight requests may run after Ctrl-C.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -47,11 +48,13 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, 
                 tokio::spawn(async move {
                     let _alive = alive;
                     if http2 {
-                        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        builder.http1().max_buf_size(MAX_BUF);
                         let conn = builder.serve_connection_with_upgrades(io, service);
                         until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
                     } else {
                         let conn = hyper::server::conn::http1::Builder::new()
+                            .max_buf_size(MAX_BUF)
                             .serve_connection(io, service)
                             .with_upgrades();
                         until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;

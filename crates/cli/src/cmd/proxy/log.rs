@@ -2,6 +2,7 @@
 //! response body ends (method, path, status, duration, bytes; never a
 //! header, so never the token).
 
+use std::io::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -18,7 +19,7 @@ pub(super) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 /// What the access-log line says besides the bytes.
 pub(super) struct LogLine {
     pub(super) method: http::Method,
-    pub(super) path: String,
+    pub(super) path: http::uri::PathAndQuery,
     pub(super) status: StatusCode,
     pub(super) started: Instant,
 }
@@ -42,14 +43,18 @@ impl Logged {
 
     fn finish(&mut self, outcome: &str) {
         if let Some(l) = self.log.take() {
-            eprintln!(
-                "{} {} {} {:.1}ms {}B{outcome}",
+            // One write per line: `eprintln!` writes each formatted piece
+            // on its own to the unbuffered stderr, a dozen write calls per
+            // request.
+            let line = format!(
+                "{} {} {} {:.1}ms {}B{outcome}\n",
                 l.method,
                 l.path,
                 l.status.as_u16(),
                 l.started.elapsed().as_secs_f64() * 1000.0,
                 self.bytes
             );
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
     }
 }
