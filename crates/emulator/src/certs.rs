@@ -49,24 +49,18 @@ fn answer(app: &App, status: StatusCode, body: String) -> Response {
 
 /// A fault as Google's APIs shape errors: `{"error": {code, message, status}}`.
 fn fault_answer(app: &App, fault: Fault) -> Response {
-    let code = match fault {
-        Fault::Body(body) => return answer(app, StatusCode::OK, body),
-        Fault::Status(code) => code,
-        // `arrive` serves hangs itself; this arm is never reached.
-        Fault::Hang => 503,
-        wire @ (Fault::Trickle
-        | Fault::ResetMidBody
-        | Fault::Oversized(_)
-        | Fault::Redirect(_)
-        | Fault::RetryAfter { .. }) => return crate::wire::answer(wire),
-    };
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = json!({"error": {
-        "code": status.as_u16(),
-        "message": format!("injected fault: HTTP {}", status.as_u16()),
-        "status": rpc_status(status),
-    }});
-    answer(app, status, body.to_string())
+    crate::wire::fault_answer(
+        fault,
+        |body| answer(app, StatusCode::OK, body),
+        |status| {
+            let body = json!({"error": {
+                "code": status.as_u16(),
+                "message": format!("injected fault: HTTP {}", status.as_u16()),
+                "status": rpc_status(status),
+            }});
+            answer(app, status, body.to_string())
+        },
+    )
 }
 
 async fn jwks(State(app): State<Arc<App>>) -> Response {

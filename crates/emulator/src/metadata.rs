@@ -15,7 +15,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use crate::app::{App, PROJECT_ID, PROJECT_NUMBER, ServiceAccount};
-use crate::state::{Endpoint, Fault};
+use crate::state::Endpoint;
 use crate::{endpoints, form};
 
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -53,22 +53,14 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 /// Counts, waits out holds, answers a fault, then checks the flavor header.
 async fn admit(app: &App, endpoint: Endpoint, headers: &HeaderMap) -> Result<(), Response> {
     if let Some(fault) = app.control.arrive(endpoint).await {
-        return Err(match fault {
-            Fault::Body(body) => text(StatusCode::OK, body),
-            Fault::Status(code) => {
-                let status =
-                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err(crate::wire::fault_answer(
+            fault,
+            |body| text(StatusCode::OK, body),
+            |status| {
                 let reason = status.canonical_reason().unwrap_or("Error");
                 text(status, format!("{reason}\n"))
-            }
-            // `arrive` turns Hang into a wait and then a 503.
-            Fault::Hang => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
-            wire @ (Fault::Trickle
-            | Fault::ResetMidBody
-            | Fault::Oversized(_)
-            | Fault::Redirect(_)
-            | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
-        });
+            },
+        ));
     }
     let flavored = headers
         .get("metadata-flavor")

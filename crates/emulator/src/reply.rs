@@ -51,22 +51,16 @@ fn oauth_error_code(status: StatusCode) -> &'static str {
 
 /// A fault as an OAuth2 endpoint (the token endpoint, STS) answers it.
 pub(crate) fn oauth_fault(fault: Fault) -> Response {
-    let code = match fault {
-        Fault::Body(body) => return json_answer(StatusCode::OK, body),
-        Fault::Status(code) => code,
-        // `arrive` serves hangs itself; this arm is never reached.
-        Fault::Hang => 503,
-        wire @ (Fault::Trickle
-        | Fault::ResetMidBody
-        | Fault::Oversized(_)
-        | Fault::Redirect(_)
-        | Fault::RetryAfter { .. }) => return crate::wire::answer(wire),
-    };
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    oauth_error(
-        status,
-        oauth_error_code(status),
-        format!("injected fault: HTTP {}", status.as_u16()),
+    crate::wire::fault_answer(
+        fault,
+        |body| json_answer(StatusCode::OK, body),
+        |status| {
+            oauth_error(
+                status,
+                oauth_error_code(status),
+                format!("injected fault: HTTP {}", status.as_u16()),
+            )
+        },
     )
 }
 
@@ -100,18 +94,9 @@ pub(crate) fn google_error(status: StatusCode, message: impl Into<String>) -> Re
 
 /// A fault as IAM Credentials answers it.
 pub(crate) fn google_fault(fault: Fault) -> Response {
-    match fault {
-        Fault::Body(body) => json_answer(StatusCode::OK, body),
-        Fault::Status(code) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            google_error(status, format!("injected fault: HTTP {}", status.as_u16()))
-        }
-        // `arrive` serves hangs itself.
-        Fault::Hang => google_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
-        wire @ (Fault::Trickle
-        | Fault::ResetMidBody
-        | Fault::Oversized(_)
-        | Fault::Redirect(_)
-        | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
-    }
+    crate::wire::fault_answer(
+        fault,
+        |body| json_answer(StatusCode::OK, body),
+        |status| google_error(status, format!("injected fault: HTTP {}", status.as_u16())),
+    )
 }

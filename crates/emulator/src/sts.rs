@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::app::{App, Federation};
 use crate::reply::{invalid_request, json_answer, oauth_error, oauth_fault};
-use crate::state::{Endpoint, Fault};
+use crate::state::Endpoint;
 use crate::{endpoints, form};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -140,23 +140,16 @@ async fn subject_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
         resp
     };
     if let Some(fault) = app.control.arrive(Endpoint::SubjectToken).await {
-        return match fault {
-            Fault::Body(body) => text(StatusCode::OK, body),
-            Fault::Status(code) => {
-                let status =
-                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return crate::wire::fault_answer(
+            fault,
+            |body| text(StatusCode::OK, body),
+            |status| {
                 text(
                     status,
                     format!("injected fault: HTTP {}\n", status.as_u16()),
                 )
-            }
-            Fault::Hang => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into()),
-            wire @ (Fault::Trickle
-            | Fault::ResetMidBody
-            | Fault::Oversized(_)
-            | Fault::Redirect(_)
-            | Fault::RetryAfter { .. }) => crate::wire::answer(wire),
-        };
+            },
+        );
     }
     let (name, value) = Federation::URL_HEADER;
     if headers

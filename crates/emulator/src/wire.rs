@@ -22,9 +22,29 @@ const TRICKLE_EVERY: Duration = Duration::from_millis(250);
 const RESET_PROMISED: u64 = 4096;
 const RESET_SENT: usize = 64;
 
-/// The answer for a wire fault; other faults answer 500 (families handle
-/// those themselves).
-pub(crate) fn answer(fault: Fault) -> Response {
+/// What an injected fault makes an endpoint answer. The wire-level faults
+/// (trickle, reset, oversized, redirect, `Retry-After`) answer the same
+/// everywhere; a body (`ok`, with 200) and an error status (`error`) each
+/// family shapes as its Google counterpart does. (`arrive` turns a hang
+/// into a wait and then a 503, so a hang reaching here is a 503 too.)
+pub(crate) fn fault_answer(
+    fault: Fault,
+    ok: impl FnOnce(String) -> Response,
+    error: impl FnOnce(StatusCode) -> Response,
+) -> Response {
+    match fault {
+        Fault::Body(body) => ok(body),
+        Fault::Status(code) => {
+            error(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+        Fault::Hang => error(StatusCode::SERVICE_UNAVAILABLE),
+        wire => answer(wire),
+    }
+}
+
+/// The answer for a wire fault; other faults answer 500 (`fault_answer`
+/// hands those to the family).
+fn answer(fault: Fault) -> Response {
     match fault {
         Fault::Trickle => with_type(Body::new(Trickle { sleep: None }), None),
         Fault::ResetMidBody => with_type(Body::new(Reset { sent: false }), Some(RESET_PROMISED)),
