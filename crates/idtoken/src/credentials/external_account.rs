@@ -4,8 +4,9 @@
 //! file's `service_account_impersonation_url` (or an impersonation asked
 //! for) turns it into one through IAM `generateIdToken`.
 //!
-//! Executable- and AWS-sourced files are refused as not supported, naming
-//! the source.
+//! AWS-sourced files sign an STS `GetCallerIdentity` request instead
+//! (`external_account/aws.rs`). Executable-sourced files are refused as
+//! not supported, naming the source.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ use crate::error::{CredentialsProblem, Error, Result};
 use crate::http::Http;
 
 use super::access::{AccessToken, CLOUD_PLATFORM};
+
+mod aws;
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -50,6 +53,8 @@ enum Source {
         headers: BTreeMap<String, String>,
         json_field: Option<String>,
     },
+    /// `environment_id` `aws1`: a signed AWS request.
+    Aws(aws::Aws),
 }
 
 #[derive(Deserialize)]
@@ -70,6 +75,9 @@ struct CredentialSource {
     format: Option<SourceFormat>,
     executable: Option<Value>,
     environment_id: Option<String>,
+    region_url: Option<String>,
+    regional_cred_verification_url: Option<String>,
+    imdsv2_session_token_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -88,13 +96,32 @@ impl ExternalAccount {
         if cs.executable.is_some() {
             return Err(CredentialsProblem::UnsupportedSource("executable"));
         }
-        if cs
-            .environment_id
-            .as_deref()
-            .is_some_and(|e| e.starts_with("aws"))
-        {
-            return Err(CredentialsProblem::UnsupportedSource("aws"));
+        let source = match cs.environment_id.as_deref().filter(|e| !e.is_empty()) {
+            Some(id) => Source::Aws(aws::Aws::from_source(id, &cs)?),
+            None => Self::file_or_url(cs)?,
+        };
+        let token_url = f
+            .token_url
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_STS.to_owned());
+        super::endpoint::check("token_url", &token_url)?;
+        let impersonation_url = f
+            .service_account_impersonation_url
+            .filter(|s| !s.is_empty());
+        if let Some(url) = &impersonation_url {
+            super::endpoint::check("service_account_impersonation_url", url)?;
         }
+        Ok(Self {
+            audience: required(f.audience, "audience")?,
+            subject_token_type: required(f.subject_token_type, "subject_token_type")?,
+            token_url,
+            source,
+            impersonation_url,
+        })
+    }
+
+    /// A file- or URL-sourced `credential_source`.
+    fn file_or_url(cs: CredentialSource) -> Result<Source, CredentialsProblem> {
         let json_field = match cs.format {
             Some(SourceFormat {
                 ty: Some(ty),
@@ -135,24 +162,7 @@ impl ExternalAccount {
                 });
             }
         };
-        let token_url = f
-            .token_url
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| DEFAULT_STS.to_owned());
-        super::endpoint::check("token_url", &token_url)?;
-        let impersonation_url = f
-            .service_account_impersonation_url
-            .filter(|s| !s.is_empty());
-        if let Some(url) = &impersonation_url {
-            super::endpoint::check("service_account_impersonation_url", url)?;
-        }
-        Ok(Self {
-            audience: required(f.audience, "audience")?,
-            subject_token_type: required(f.subject_token_type, "subject_token_type")?,
-            token_url,
-            source,
-            impersonation_url,
-        })
+        Ok(source)
     }
 
     /// Where its secrets go: the STS endpoint, and the subject-token URL.
@@ -169,9 +179,18 @@ impl ExternalAccount {
         &self.audience
     }
 
+    /// Where the subject token comes from, for people (no secrets).
+    pub(crate) fn source_description(&self) -> String {
+        match &self.source {
+            Source::File { path, .. } => format!("subject token file {}", path.display()),
+            Source::Url { url, .. } => format!("subject token URL {url}"),
+            Source::Aws(aws) => aws.describe(),
+        }
+    }
+
     /// Reads the subject token, then exchanges it at STS.
     pub(crate) async fn fetch_access_token(&self, now: SystemTime) -> Result<AccessToken> {
-        let subject = self.subject_token().await?;
+        let subject = self.subject_token(now).await?;
         let step = "external account: STS token exchange";
         let url = self.token_url.as_str();
         let answer = Http::PUBLIC
@@ -194,7 +213,7 @@ impl ExternalAccount {
         AccessToken::from_answer(&answer, step, url, now)
     }
 
-    async fn subject_token(&self) -> Result<String> {
+    async fn subject_token(&self, now: SystemTime) -> Result<String> {
         match &self.source {
             Source::File { path, json_field } => {
                 let origin = format!(
@@ -242,6 +261,7 @@ impl ExternalAccount {
                     )
                 })
             }
+            Source::Aws(aws) => aws.subject_token(&self.audience, now).await,
         }
     }
 }
