@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::aws_account::AwsAccount;
 use crate::keys::{EcKey, RsaKey, random_hex};
 use crate::state::Control;
 use crate::{Error, jwt};
@@ -93,6 +94,8 @@ pub(crate) struct App {
     pub user: User,
     /// The workload identity pool STS answers for.
     pub federation: Federation,
+    /// The AWS account of AWS-sourced federation: keys, role, IMDSv2 sessions.
+    pub aws: AwsAccount,
     /// Who may impersonate whom, as `(caller, target)`; a pair not here is
     /// refused, as Google refuses a principal without the Token Creator
     /// role on the target (itself included).
@@ -140,6 +143,7 @@ impl App {
             target,
             user: User::generate()?,
             federation: Federation::generate()?,
+            aws: AwsAccount::generate()?,
             grants,
             identity_cache: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),

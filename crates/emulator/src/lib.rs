@@ -48,6 +48,8 @@
 //! ```
 
 mod app;
+mod aws_account;
+mod aws_imds;
 mod certs;
 mod control;
 mod emulator;
@@ -63,6 +65,7 @@ mod reply;
 mod router;
 mod state;
 mod sts;
+mod sts_aws;
 mod wire;
 
 pub use emulator::{Builder, Emulator};

@@ -44,11 +44,22 @@ pub enum Endpoint {
     MetadataToken,
     /// IAP's ES256 keys as a map of `kid` to PEM, `GET /iap/verify/public_key`.
     IapPem,
+    /// AWS instance metadata: IMDSv2 session token, `PUT /latest/api/token`.
+    AwsImdsToken,
+    /// AWS instance metadata: availability zone,
+    /// `GET /latest/meta-data/placement/availability-zone`.
+    AwsZone,
+    /// AWS instance metadata: the instance profile's role name,
+    /// `GET /latest/meta-data/iam/security-credentials`.
+    AwsRole,
+    /// AWS instance metadata: the role's temporary keys,
+    /// `GET /latest/meta-data/iam/security-credentials/{role}`.
+    AwsRoleCredentials,
 }
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 14] = [
+    pub const ALL: [Endpoint; 18] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -63,6 +74,10 @@ impl Endpoint {
         Endpoint::SubjectToken,
         Endpoint::MetadataToken,
         Endpoint::IapPem,
+        Endpoint::AwsImdsToken,
+        Endpoint::AwsZone,
+        Endpoint::AwsRole,
+        Endpoint::AwsRoleCredentials,
     ];
 
     /// The endpoint named `name` ([`Endpoint::as_str`]).
@@ -87,6 +102,10 @@ impl Endpoint {
             Endpoint::SubjectToken => "subject_token",
             Endpoint::MetadataToken => "metadata_token",
             Endpoint::IapPem => "iap_pem",
+            Endpoint::AwsImdsToken => "aws_imds_token",
+            Endpoint::AwsZone => "aws_zone",
+            Endpoint::AwsRole => "aws_role",
+            Endpoint::AwsRoleCredentials => "aws_role_credentials",
         }
     }
 
@@ -106,6 +125,10 @@ impl Endpoint {
             Endpoint::SubjectToken => 11,
             Endpoint::MetadataToken => 12,
             Endpoint::IapPem => 13,
+            Endpoint::AwsImdsToken => 14,
+            Endpoint::AwsZone => 15,
+            Endpoint::AwsRole => 16,
+            Endpoint::AwsRoleCredentials => 17,
         }
     }
 }

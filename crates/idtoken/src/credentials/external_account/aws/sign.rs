@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn amz_date_is_compact_utc() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_440_938_160);
+        let t = crate::clock::unix_time(1_440_938_160);
         assert_eq!(
             amz_date(t).expect("a date"),
             ("20150830T123600Z".to_owned(), "20150830".to_owned())
@@ -282,7 +282,7 @@ mod tests {
             secret_access_key: "secret".into(),
             session_token: Some("session/token+".into()),
         };
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_440_938_160);
+        let t = crate::clock::unix_time(1_440_938_160);
         let url = "https://sts.us-east-1.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15";
         let token =
             subject_token(url, "us-east-1", &creds, "//iam.googleapis.com/x", t).expect("signs");
