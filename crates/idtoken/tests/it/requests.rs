@@ -53,6 +53,11 @@ async fn each_flow_makes_requests_for_its_first_token_only() {
             3,
         ),
         (
+            "external_account (AWS, IMDSv2)",
+            load(&files.external_account_aws),
+            6,
+        ),
+        (
             "metadata server + impersonate",
             Credentials::metadata_server(&emu.metadata_host()).impersonate(to_target),
             2,

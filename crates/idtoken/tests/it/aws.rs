@@ -1,0 +1,415 @@
+//! AWS-sourced external accounts (`environment_id` `aws1`) against the
+//! emulator's AWS instance metadata service and its STS, which checks the
+//! SigV4 signature as AWS would. The environment-variable paths
+//! (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...) run in child processes, in the
+//! CLI's tests, so this process's environment stays untouched: these tests
+//! expect no AWS variables set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use idtoken::{Credentials, Error};
+use idtoken_emulator::{Emulator, Endpoint, Fault};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const AUDIENCE: &str = "https://aws-caller.example.run.app";
+
+/// The AWS requests of the emulator so far: session token, zone, role,
+/// role keys.
+fn imds(emu: &Emulator) -> [u64; 4] {
+    let n = emu.counters();
+    [
+        n.get(Endpoint::AwsImdsToken),
+        n.get(Endpoint::AwsZone),
+        n.get(Endpoint::AwsRole),
+        n.get(Endpoint::AwsRoleCredentials),
+    ]
+}
+
+fn aws_file(emu: &Emulator, imdsv2: bool) -> Value {
+    serde_json::from_str(&emu.aws_external_account_json(imdsv2)).expect("JSON")
+}
+
+fn load(doc: &Value) -> Result<Credentials, Error> {
+    Credentials::from_json(doc.to_string().as_bytes(), "aws test file")
+}
+
+/// The role's secret key and session token: never in an error or `Debug`.
+fn assert_no_aws_secrets(emu: &Emulator, shown: &str) {
+    let (_, secret, session) = emu.aws_role_key();
+    let (_, user_secret) = emu.aws_access_key();
+    for s in [secret, session, user_secret] {
+        assert!(!shown.contains(&s), "an AWS secret leaked in {shown}");
+    }
+}
+
+fn assert_no_aws_variables() {
+    for v in [
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        assert!(
+            std::env::var_os(v).is_none(),
+            "{v} is set in the test environment; these tests read the instance metadata service"
+        );
+    }
+}
+
+#[tokio::test]
+async fn aws_imdsv2_file_mints_through_the_metadata_service_sts_and_iam() {
+    assert_no_aws_variables();
+    let emu = emulator().await;
+    emu.require_imdsv2(true);
+    let (_dir, files) = all_files(&emu);
+    let creds = Credentials::from_file(&files.external_account_aws).expect("loads");
+    let token = creds.token_source(AUDIENCE).token().await.expect("a token");
+    assert_eq!(token.claims().aud.as_deref(), Some(AUDIENCE));
+    assert_eq!(
+        token.claims().sub.as_deref(),
+        Some(emu.target_service_account_id().as_str())
+    );
+    // One session token for the whole fetch, then zone, role, keys.
+    assert_eq!(imds(&emu), [1, 1, 1, 1]);
+    assert_eq!(emu.counters().get(Endpoint::Sts), 1);
+    assert_no_aws_secrets(&emu, &format!("{creds:?}"));
+}
+
+#[tokio::test]
+async fn aws_file_without_imdsv2_url_uses_imdsv1_and_names_the_fix_when_v2_is_required() {
+    assert_no_aws_variables();
+    let emu = emulator().await;
+    let creds = load(&aws_file(&emu, false)).expect("loads");
+    creds
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect("IMDSv1 works");
+    assert_eq!(imds(&emu), [0, 1, 1, 1]);
+
+    emu.require_imdsv2(true);
+    let err = load(&aws_file(&emu, false))
+        .expect("loads")
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("IMDSv2 is required")
+        .to_string();
+    assert!(
+        err.contains("region_url")
+            && err.contains("401")
+            && err.contains("imdsv2_session_token_url"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn aws_role_credentials_are_kept_until_their_expiration_and_the_region_for_good() {
+    assert_no_aws_variables();
+    let clock = manual_clock();
+    let emu = emulator_on(&clock).await;
+    let creds = load(&aws_file(&emu, true))
+        .expect("loads")
+        .with_clock(Arc::new(clock.clone()));
+    let source = creds.token_source(AUDIENCE);
+    source.token().await.expect("first token");
+    assert_eq!(imds(&emu), [1, 1, 1, 1]);
+
+    // Tokens expired, the role's keys (6 h) not: STS again, no IMDS.
+    clock.advance(Duration::from_secs(2 * 3600));
+    source.token().await.expect("second token");
+    assert_eq!(emu.counters().get(Endpoint::Sts), 2);
+    assert_eq!(imds(&emu), [1, 1, 1, 1]);
+
+    // Past the keys' Expiration: new keys, the region still known.
+    clock.advance(Duration::from_secs(5 * 3600));
+    source.token().await.expect("third token");
+    assert_eq!(emu.counters().get(Endpoint::Sts), 3);
+    assert_eq!(imds(&emu), [2, 1, 2, 2]);
+}
+
+#[tokio::test]
+async fn aws_without_credentials_anywhere_names_the_variables_and_the_field() {
+    assert_no_aws_variables();
+    let emu = emulator().await;
+    let mut doc = aws_file(&emu, false);
+    doc["credential_source"]
+        .as_object_mut()
+        .expect("object")
+        .remove("url");
+    let err = load(&doc)
+        .expect("loads")
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("no credentials")
+        .to_string();
+    assert!(
+        err.contains("AWS_ACCESS_KEY_ID")
+            && err.contains("AWS_SECRET_ACCESS_KEY")
+            && err.contains("credential_source.url"),
+        "{err}"
+    );
+    assert_eq!(emu.counters().get(Endpoint::Sts), 0);
+}
+
+#[tokio::test]
+async fn aws_without_a_region_anywhere_names_the_variables_and_the_field() {
+    assert_no_aws_variables();
+    let emu = emulator().await;
+    let mut doc = aws_file(&emu, false);
+    doc["credential_source"]
+        .as_object_mut()
+        .expect("object")
+        .remove("region_url");
+    let err = load(&doc)
+        .expect("loads")
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("no region")
+        .to_string();
+    assert!(
+        err.contains("AWS_REGION") && err.contains("credential_source.region_url"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn aws_metadata_service_down_names_the_step_and_url() {
+    assert_no_aws_variables();
+    let emu = emulator().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let mut doc = aws_file(&emu, true);
+    let down = format!("http://{closed}/latest/api/token");
+    doc["credential_source"]["imdsv2_session_token_url"] = json!(down);
+    let err = load(&doc)
+        .expect("loads")
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("IMDS is down");
+    let text = err.to_string();
+    assert!(
+        text.contains("IMDSv2 session token")
+            && text.contains("imdsv2_session_token_url")
+            && text.contains(&down),
+        "{text}"
+    );
+    assert!(err.is_transient(), "{err:?}");
+}
+
+#[tokio::test]
+async fn aws_region_outside_aws_is_refused_by_sts_naming_the_region() {
+    assert_no_aws_variables();
+    let emu = emulator().await;
+    emu.inject_fault(Endpoint::AwsZone, Fault::Body("mars-north-1a".into()), 1);
+    let err = load(&aws_file(&emu, true))
+        .expect("loads")
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("STS refuses the region")
+        .to_string();
+    assert!(
+        err.contains("invalid_grant")
+            && err.contains("\"mars-north-1\" (from the url) is not an AWS region"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn aws_verification_url_in_another_region_than_the_signature_is_refused() {
+    assert_no_aws_variables();
+    let emu = emulator().await;
+    let mut doc = aws_file(&emu, true);
+    doc["credential_source"]["regional_cred_verification_url"] =
+        json!("https://sts.us-west-2.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15");
+    let err = load(&doc)
+        .expect("loads")
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("regions differ")
+        .to_string();
+    assert!(
+        err.contains("invalid_grant")
+            && err.contains(
+                "the signature is for region \"us-east-2\" but the url is in \"us-west-2\""
+            ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn aws_wrong_secret_key_is_refused_by_sts_and_no_secret_is_shown() {
+    assert_no_aws_variables();
+    let emu = emulator().await;
+    let (id, _, session) = emu.aws_role_key();
+    let wrong = json!({
+        "Code": "Success",
+        "AccessKeyId": id,
+        "SecretAccessKey": "not-the-secret-key-of-this-access-key",
+        "Token": session,
+        "Expiration": "2099-01-01T00:00:00Z",
+    });
+    emu.inject_fault(
+        Endpoint::AwsRoleCredentials,
+        Fault::Body(wrong.to_string()),
+        1,
+    );
+    let err = load(&aws_file(&emu, true))
+        .expect("loads")
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("STS refuses the signature");
+    let text = err.to_string();
+    assert!(
+        text.contains("STS token exchange")
+            && text.contains("invalid_grant")
+            && text.contains("SignatureDoesNotMatch"),
+        "{text}"
+    );
+    assert_no_aws_secrets(&emu, &format!("{err}\n{err:?}"));
+    assert!(!text.contains("not-the-secret-key"), "{text}");
+}
+
+#[tokio::test]
+async fn aws_metadata_answers_that_are_not_a_zone_a_role_or_keys_are_named() {
+    assert_no_aws_variables();
+    let emu = emulator().await;
+    let cases = [
+        (Endpoint::AwsZone, "", "region_url", "not a region name"),
+        (
+            Endpoint::AwsRole,
+            "../../../etc",
+            "credential_source.url",
+            "not an IAM role name",
+        ),
+        (
+            Endpoint::AwsRoleCredentials,
+            r#"{"Code":"Success","Token":"t"}"#,
+            "credential_source.url/<role>",
+            "no AccessKeyId or SecretAccessKey",
+        ),
+        (
+            Endpoint::AwsRoleCredentials,
+            "<html>",
+            "credential_source.url/<role>",
+            "not the JSON",
+        ),
+    ];
+    for (endpoint, body, field, why) in cases {
+        emu.inject_fault(endpoint, Fault::Body(body.into()), 1);
+        let err = load(&aws_file(&emu, false))
+            .expect("loads")
+            .token_source(AUDIENCE)
+            .token()
+            .await
+            .expect_err(body)
+            .to_string();
+        assert!(err.contains(field) && err.contains(why), "{body}: {err}");
+    }
+}
+
+#[test]
+fn aws_file_fields_are_checked_when_loaded() {
+    let base = json!({
+        "type": "external_account",
+        "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/aws",
+        "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+        "credential_source": {
+            "environment_id": "aws1",
+            "region_url": "http://169.254.169.254/latest/meta-data/placement/availability-zone",
+            "url": "http://169.254.169.254/latest/meta-data/iam/security-credentials",
+            "imdsv2_session_token_url": "http://[fd00:ec2::254]/latest/api/token",
+            "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
+        },
+    });
+    load(&base).expect("Google's own AWS file loads");
+    let cases = [
+        (
+            "environment_id",
+            json!("aws2"),
+            "credential_source.environment_id",
+            "\"2\" is not supported",
+        ),
+        (
+            "environment_id",
+            json!("azure1"),
+            "credential_source.environment_id",
+            "not an AWS environment",
+        ),
+        (
+            "regional_cred_verification_url",
+            json!(""),
+            "credential_source.regional_cred_verification_url",
+            "missing",
+        ),
+        (
+            "regional_cred_verification_url",
+            json!("http://sts.{region}.amazonaws.com"),
+            "credential_source.regional_cred_verification_url",
+            "https://",
+        ),
+        (
+            "region_url",
+            json!("http://metadata.evil.example/zone"),
+            "credential_source.region_url",
+            "plain http://",
+        ),
+        (
+            "url",
+            json!("http://10.0.0.1/creds"),
+            "credential_source.url",
+            "plain http://",
+        ),
+        (
+            "imdsv2_session_token_url",
+            json!("ftp://169.254.169.254/token"),
+            "credential_source.imdsv2_session_token_url",
+            "not an http(s) URL",
+        ),
+    ];
+    for (field, value, named, why) in cases {
+        let mut doc = base.clone();
+        doc["credential_source"][field] = value;
+        let err = load(&doc)
+            .err()
+            .unwrap_or_else(|| panic!("{field} accepted"))
+            .to_string();
+        assert!(err.contains(named) && err.contains(why), "{field}: {err}");
+    }
+}
+
+#[test]
+fn aws_flow_description_names_the_source_and_the_metadata_urls() {
+    assert_no_aws_variables();
+    let doc = json!({
+        "type": "external_account",
+        "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/aws",
+        "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+        "credential_source": {
+            "environment_id": "aws1",
+            "region_url": "http://169.254.169.254/latest/meta-data/placement/availability-zone",
+            "url": "http://169.254.169.254/latest/meta-data/iam/security-credentials",
+            "imdsv2_session_token_url": "http://169.254.169.254/latest/api/token",
+            "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
+        },
+    });
+    let flow = load(&doc).expect("loads").flow_description();
+    assert!(
+        flow.contains("AWS (aws1)")
+            && flow.contains("region from http://169.254.169.254/latest/meta-data/placement/availability-zone (region_url)")
+            && flow.contains("credentials of the instance role at http://169.254.169.254/latest/meta-data/iam/security-credentials (url)")
+            && flow.contains("IMDSv2"),
+        "{flow}"
+    );
+}
