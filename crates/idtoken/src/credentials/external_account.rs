@@ -4,6 +4,7 @@
 //! file's `service_account_impersonation_url` (or an impersonation asked
 //! for) turns it into one through IAM `generateIdToken`.
 //!
+//! Code can supply subject tokens itself (`external_account/supplier.rs`).
 //! Executable- and AWS-sourced files are refused as not supported, naming
 //! the source.
 
@@ -19,6 +20,8 @@ use crate::error::{CredentialsProblem, Error, Result};
 use crate::http::Http;
 
 use super::access::{AccessToken, CLOUD_PLATFORM};
+
+pub(crate) mod supplier;
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -50,6 +53,8 @@ enum Source {
         headers: BTreeMap<String, String>,
         json_field: Option<String>,
     },
+    /// A [`supplier::SubjectTokenSupplier`] given to [`supplier::Builder`].
+    Supplier(supplier::Supplier),
 }
 
 #[derive(Deserialize)]
@@ -85,9 +90,6 @@ impl ExternalAccount {
         let cs = f
             .credential_source
             .ok_or(CredentialsProblem::MissingField("credential_source"))?;
-        if cs.executable.is_some() {
-            return Err(CredentialsProblem::UnsupportedSource("executable"));
-        }
         if cs
             .environment_id
             .as_deref()
@@ -95,6 +97,32 @@ impl ExternalAccount {
         {
             return Err(CredentialsProblem::UnsupportedSource("aws"));
         }
+        if cs.executable.is_some() {
+            return Err(CredentialsProblem::UnsupportedSource("executable"));
+        }
+        let source = Self::file_or_url(cs)?;
+        let token_url = f
+            .token_url
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_STS.to_owned());
+        super::endpoint::check("token_url", &token_url)?;
+        let impersonation_url = f
+            .service_account_impersonation_url
+            .filter(|s| !s.is_empty());
+        if let Some(url) = &impersonation_url {
+            super::endpoint::check("service_account_impersonation_url", url)?;
+        }
+        Ok(Self {
+            audience: required(f.audience, "audience")?,
+            subject_token_type: required(f.subject_token_type, "subject_token_type")?,
+            token_url,
+            source,
+            impersonation_url,
+        })
+    }
+
+    /// A file- or URL-sourced `credential_source`.
+    fn file_or_url(cs: CredentialSource) -> Result<Source, CredentialsProblem> {
         let json_field = match cs.format {
             Some(SourceFormat {
                 ty: Some(ty),
@@ -135,24 +163,7 @@ impl ExternalAccount {
                 });
             }
         };
-        let token_url = f
-            .token_url
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| DEFAULT_STS.to_owned());
-        super::endpoint::check("token_url", &token_url)?;
-        let impersonation_url = f
-            .service_account_impersonation_url
-            .filter(|s| !s.is_empty());
-        if let Some(url) = &impersonation_url {
-            super::endpoint::check("service_account_impersonation_url", url)?;
-        }
-        Ok(Self {
-            audience: required(f.audience, "audience")?,
-            subject_token_type: required(f.subject_token_type, "subject_token_type")?,
-            token_url,
-            source,
-            impersonation_url,
-        })
+        Ok(source)
     }
 
     /// Where its secrets go: the STS endpoint, and the subject-token URL.
@@ -167,6 +178,15 @@ impl ExternalAccount {
     /// The workload identity pool provider (`audience`), for people.
     pub(crate) fn audience(&self) -> &str {
         &self.audience
+    }
+
+    /// Where the subject token comes from, for people (no secrets).
+    pub(crate) fn source_description(&self) -> String {
+        match &self.source {
+            Source::File { path, .. } => format!("subject token file {}", path.display()),
+            Source::Url { url, .. } => format!("subject token URL {url}"),
+            Source::Supplier(_) => "subject token supplier in code".to_owned(),
+        }
     }
 
     /// Reads the subject token, then exchanges it at STS.
@@ -241,6 +261,11 @@ impl ExternalAccount {
                         CredentialsProblem::SubjectToken(why),
                     )
                 })
+            }
+            Source::Supplier(supplier) => {
+                supplier
+                    .subject_token(&self.audience, &self.subject_token_type)
+                    .await
             }
         }
     }
