@@ -68,6 +68,17 @@ mod clock;
 mod credentials;
 mod env;
 mod error;
+pub mod external_account {
+    //! Workload identity federation built in code: [`Builder`] takes the
+    //! fields of an `external_account` file and a [`SubjectTokenSupplier`],
+    //! so a program can federate from anything (a secret manager, a
+    //! sidecar) without a file, as Google's Go, Python and Node libraries
+    //! allow. The credentials it builds behave as a file's do: the same STS
+    //! exchange, impersonation and caches.
+    pub use crate::credentials::external_account::supplier::{
+        Builder, SubjectTokenContext, SubjectTokenSupplier, SupplierError, SupplierFuture,
+    };
+}
 mod flight;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -5,8 +5,10 @@
 //! for) turns it into one through IAM `generateIdToken`.
 //!
 //! AWS-sourced files sign an STS `GetCallerIdentity` request instead
-//! (`external_account/aws.rs`). Executable-sourced files are refused as
-//! not supported, naming the source.
+//! (`external_account/aws.rs`). Code can supply subject tokens itself
+//! (`external_account/supplier.rs`), or AWS keys (`aws/supplier.rs`).
+//! Executable-sourced files are refused as not supported, naming the
+//! source.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,7 +23,8 @@ use crate::http::Http;
 
 use super::access::{AccessToken, CLOUD_PLATFORM};
 
-mod aws;
+pub(crate) mod aws;
+pub(crate) mod supplier;
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -55,6 +58,8 @@ enum Source {
     },
     /// `environment_id` `aws1`: a signed AWS request.
     Aws(aws::Aws),
+    /// A [`supplier::SubjectTokenSupplier`] given to [`supplier::Builder`].
+    Supplier(supplier::Supplier),
 }
 
 #[derive(Deserialize)]
@@ -185,6 +190,7 @@ impl ExternalAccount {
             Source::File { path, .. } => format!("subject token file {}", path.display()),
             Source::Url { url, .. } => format!("subject token URL {url}"),
             Source::Aws(aws) => aws.describe(),
+            Source::Supplier(_) => "subject token supplier in code".to_owned(),
         }
     }
 
@@ -262,6 +268,11 @@ impl ExternalAccount {
                 })
             }
             Source::Aws(aws) => aws.subject_token(&self.audience, now).await,
+            Source::Supplier(supplier) => {
+                supplier
+                    .subject_token(&self.audience, &self.subject_token_type)
+                    .await
+            }
         }
     }
 }
