@@ -73,8 +73,12 @@ pub mod external_account {
     //! fields of an `external_account` file and a [`SubjectTokenSupplier`],
     //! so a program can federate from anything (a secret manager, a
     //! sidecar) without a file, as Google's Go, Python and Node libraries
-    //! allow. The credentials it builds behave as a file's do: the same STS
+    //! allow; or an [`AwsSecurityCredentialsSupplier`] to federate from AWS
+    //! with keys the program has, without the instance metadata service. The credentials it builds behave as a file's do: the same STS
     //! exchange, impersonation and caches.
+    pub use crate::credentials::external_account::aws::supplier::{
+        AwsCredentialsFuture, AwsSecurityCredentials, AwsSecurityCredentialsSupplier,
+    };
     pub use crate::credentials::external_account::supplier::{
         Builder, SubjectTokenContext, SubjectTokenSupplier, SupplierError, SupplierFuture,
     };

@@ -413,3 +413,136 @@ fn aws_flow_description_names_the_source_and_the_metadata_urls() {
         "{flow}"
     );
 }
+
+/// An AWS supplier handing out the emulator's role keys (or `keys`),
+/// counting how often it is asked for the region and for keys.
+struct Keys {
+    region: String,
+    keys: Result<idtoken::external_account::AwsSecurityCredentials, String>,
+    asked: Arc<std::sync::Mutex<(u32, u32)>>,
+}
+
+impl idtoken::external_account::AwsSecurityCredentialsSupplier for Keys {
+    fn aws_region<'a>(
+        &'a self,
+        _: &'a idtoken::external_account::SubjectTokenContext,
+    ) -> idtoken::external_account::SupplierFuture<'a> {
+        Box::pin(async move {
+            self.asked.lock().expect("lock").0 += 1;
+            Ok(self.region.clone())
+        })
+    }
+
+    fn aws_security_credentials<'a>(
+        &'a self,
+        context: &'a idtoken::external_account::SubjectTokenContext,
+    ) -> idtoken::external_account::AwsCredentialsFuture<'a> {
+        Box::pin(async move {
+            assert_eq!(
+                context.subject_token_type(),
+                "urn:ietf:params:aws:token-type:aws4_request"
+            );
+            self.asked.lock().expect("lock").1 += 1;
+            self.keys.clone().map_err(Into::into)
+        })
+    }
+}
+
+fn supplier_credentials(
+    emu: &Emulator,
+    region: &str,
+    keys: Result<idtoken::external_account::AwsSecurityCredentials, String>,
+) -> (Credentials, Arc<std::sync::Mutex<(u32, u32)>>) {
+    let file = aws_file(emu, false);
+    let asked = Arc::new(std::sync::Mutex::new((0, 0)));
+    let creds = idtoken::external_account::Builder::new(
+        file["audience"].as_str().expect("audience"),
+        file["subject_token_type"].as_str().expect("type"),
+    )
+    .token_url(emu.sts_url())
+    .service_account_impersonation_url(
+        file["service_account_impersonation_url"]
+            .as_str()
+            .expect("url"),
+    )
+    .aws_security_credentials_supplier(Keys {
+        region: region.to_owned(),
+        keys,
+        asked: asked.clone(),
+    })
+    .build()
+    .expect("builds");
+    (creds, asked)
+}
+
+fn role_keys(emu: &Emulator) -> idtoken::external_account::AwsSecurityCredentials {
+    let (id, secret, session) = emu.aws_role_key();
+    idtoken::external_account::AwsSecurityCredentials::new(id, secret).with_session_token(session)
+}
+
+#[tokio::test]
+async fn aws_supplier_keys_sign_a_request_sts_accepts_asking_the_region_once() {
+    let clock = manual_clock();
+    let emu = emulator_on(&clock).await;
+    let (creds, asked) = supplier_credentials(&emu, "us-east-2", Ok(role_keys(&emu)));
+    let creds = creds.with_clock(Arc::new(clock.clone()));
+    assert!(
+        creds.origin().contains("aws_security_credentials_supplier"),
+        "{}",
+        creds.origin()
+    );
+    let source = creds.token_source(AUDIENCE);
+    source.token().await.expect("first token");
+    clock.advance(Duration::from_secs(2 * 3600));
+    source.token().await.expect("second token");
+    assert_eq!(emu.counters().get(Endpoint::Sts), 2);
+    assert_eq!(imds(&emu), [0, 0, 0, 0]);
+    // The region once, as Google's clients; keys at each fetch.
+    assert_eq!(*asked.lock().expect("lock"), (1, 2));
+    assert_no_aws_secrets(&emu, &format!("{creds:?}"));
+}
+
+#[tokio::test]
+async fn aws_supplier_long_term_keys_are_accepted_too() {
+    let emu = emulator().await;
+    let (id, secret) = emu.aws_access_key();
+    let keys = idtoken::external_account::AwsSecurityCredentials::new(id, secret);
+    let (creds, _) = supplier_credentials(&emu, "us-east-2", Ok(keys));
+    creds.token_source(AUDIENCE).token().await.expect("a token");
+}
+
+#[tokio::test]
+async fn aws_supplier_failures_name_the_supplier_method() {
+    let emu = emulator().await;
+    let (creds, _) = supplier_credentials(&emu, "us-east-2", Err("the vault is sealed".into()));
+    let err = creds
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("no keys")
+        .to_string();
+    assert!(
+        err.contains(
+            "AwsSecurityCredentialsSupplier::aws_security_credentials: the vault is sealed"
+        ),
+        "{err}"
+    );
+
+    let (creds, asked) = supplier_credentials(&emu, "US East", Ok(role_keys(&emu)));
+    let err = creds
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("not a region")
+        .to_string();
+    assert!(
+        err.contains("AwsSecurityCredentialsSupplier::aws_region") && err.contains("\"US East\""),
+        "{err}"
+    );
+    assert_eq!(
+        asked.lock().expect("lock").1,
+        0,
+        "no keys asked before the region passes"
+    );
+    assert_eq!(emu.counters().get(Endpoint::Sts), 0);
+}

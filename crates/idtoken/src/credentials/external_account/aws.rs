@@ -16,13 +16,18 @@
 //!   there per fetch that needs the instance metadata service, and its
 //!   token in `X-aws-ec2-metadata-token` on the `GET`s.
 //!
+//! Built in code instead ([`supplier`]), the region and keys come from the
+//! program's [`AwsSecurityCredentialsSupplier`]: the region asked once, the
+//! keys at each fetch (the supplier caches them if it wants), as in Google's
+//! clients; neither the environment nor the metadata service is read.
+//!
 //! The secret access key, the session token and the signed request never
-//! print: [`AwsCredentials`] redacts them in `Debug`, and errors name
-//! variables, fields and URLs only.
+//! print: [`AwsSecurityCredentials`] redacts them in `Debug`, and errors
+//! name variables, fields and URLs only.
 
 mod sign;
+pub(crate) mod supplier;
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -33,7 +38,11 @@ use crate::clock::earlier;
 use crate::credentials::endpoint;
 use crate::error::{CredentialsProblem, EndpointProblem, Error, Result};
 use crate::http::Http;
+pub(crate) use supplier::{AwsSecurityCredentials, AwsSecurityCredentialsSupplier};
 
+/// The regional URL Google's clients sign for suppliers.
+const DEFAULT_VERIFICATION_URL: &str =
+    "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15";
 const IMDSV2_TOKEN_HEADER: &str = "X-aws-ec2-metadata-token";
 const IMDSV2_TTL_HEADER: &str = "X-aws-ec2-metadata-token-ttl-seconds";
 /// What Google's clients ask for: the token lives five minutes.
@@ -44,34 +53,10 @@ const ROLE_CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 /// Where subject-token errors say they came from.
 const ORIGIN: &str = "AWS subject token (credential_source.environment_id aws1)";
 
-/// AWS security credentials: an access key, its secret, and for
-/// temporary credentials a session token. `Debug` shows the key id only.
-#[derive(Clone)]
-pub(crate) struct AwsCredentials {
-    pub(crate) access_key_id: String,
-    pub(crate) secret_access_key: String,
-    pub(crate) session_token: Option<String>,
-}
-
-impl fmt::Debug for AwsCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"[redacted]")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "[redacted]"),
-            )
-            .finish()
-    }
-}
-
-/// An AWS credential source as a file describes it.
+/// An AWS credential source: as a file describes it, or a supplier.
 #[derive(Clone)]
 pub(super) struct Aws {
-    region_url: Option<String>,
-    url: Option<String>,
-    imdsv2_url: Option<String>,
+    from: From,
     /// `regional_cred_verification_url`, with `{region}` to fill in.
     verification_url: String,
     /// The region once known, and role credentials until they expire;
@@ -79,10 +64,24 @@ pub(super) struct Aws {
     known: Arc<Mutex<Known>>,
 }
 
+/// Where the region and keys come from.
+#[derive(Clone)]
+enum From {
+    /// The environment, then the instance metadata service at the file's
+    /// URLs.
+    Metadata {
+        region_url: Option<String>,
+        url: Option<String>,
+        imdsv2_url: Option<String>,
+    },
+    /// The program's supplier.
+    Supplier(Arc<dyn AwsSecurityCredentialsSupplier>),
+}
+
 #[derive(Default)]
 struct Known {
     region: Option<String>,
-    role: Option<(AwsCredentials, SystemTime)>,
+    role: Option<(AwsSecurityCredentials, SystemTime)>,
 }
 
 /// The instance metadata service's answer at `url/<role>`.
@@ -132,25 +131,43 @@ impl Aws {
                 .transpose()
         };
         Ok(Self {
-            region_url: aws_url("credential_source.region_url", &cs.region_url)?,
-            url: aws_url("credential_source.url", &cs.url)?,
-            imdsv2_url: aws_url(
-                "credential_source.imdsv2_session_token_url",
-                &cs.imdsv2_session_token_url,
-            )?,
+            from: From::Metadata {
+                region_url: aws_url("credential_source.region_url", &cs.region_url)?,
+                url: aws_url("credential_source.url", &cs.url)?,
+                imdsv2_url: aws_url(
+                    "credential_source.imdsv2_session_token_url",
+                    &cs.imdsv2_session_token_url,
+                )?,
+            },
             verification_url,
             known: Arc::default(),
         })
     }
 
+    /// A source whose region and keys come from `supplier`, signing for
+    /// AWS's regional STS URL, as Google's clients do for suppliers.
+    pub(super) fn from_supplier(supplier: Arc<dyn AwsSecurityCredentialsSupplier>) -> Self {
+        Self {
+            from: From::Supplier(supplier),
+            verification_url: DEFAULT_VERIFICATION_URL.to_owned(),
+            known: Arc::default(),
+        }
+    }
+
     /// Where the region and the credentials will come from, for people
     /// (`idtoken doctor`): variable names and URLs, never values of secrets.
     pub(super) fn describe(&self) -> String {
-        let region = match (
-            env("AWS_REGION"),
-            env("AWS_DEFAULT_REGION"),
-            &self.region_url,
-        ) {
+        let (region_url, url, imdsv2_url) = match &self.from {
+            From::Metadata {
+                region_url,
+                url,
+                imdsv2_url,
+            } => (region_url, url, imdsv2_url),
+            From::Supplier(_) => {
+                return "AWS: region and credentials from an AwsSecurityCredentialsSupplier in code; signed GetCallerIdentity".to_owned();
+            }
+        };
+        let region = match (env("AWS_REGION"), env("AWS_DEFAULT_REGION"), region_url) {
             (Some(r), _, _) => format!("region {r} from AWS_REGION"),
             (None, Some(r), _) => format!("region {r} from AWS_DEFAULT_REGION"),
             (None, None, Some(url)) => format!("region from {url} (region_url)"),
@@ -158,7 +175,7 @@ impl Aws {
                 "no region (set AWS_REGION, or region_url in the file)".to_owned()
             }
         };
-        let keys = match (env_credentials(), &self.url) {
+        let keys = match (env_credentials(), url) {
             (Some(c), _) if c.session_token.is_some() => {
                 "credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN"
                     .to_owned()
@@ -172,7 +189,7 @@ impl Aws {
                     .to_owned()
             }
         };
-        let imds = if self.imdsv2_url.is_some() {
+        let imds = if imdsv2_url.is_some() {
             ", IMDSv2 session"
         } else {
             ""
@@ -183,18 +200,40 @@ impl Aws {
     /// The subject token for `audience` at `now`: the signed request,
     /// URL-encoded. A secret.
     pub(super) async fn subject_token(&self, audience: &str, now: SystemTime) -> Result<String> {
-        let mut imds = Imds {
-            session_url: self.imdsv2_url.as_deref(),
-            session: None,
+        let (region, creds) = match &self.from {
+            From::Metadata {
+                region_url,
+                url,
+                imdsv2_url,
+            } => {
+                let mut imds = Imds {
+                    session_url: imdsv2_url.as_deref(),
+                    session: None,
+                };
+                let region = self.region(region_url.as_deref(), &mut imds).await?;
+                let creds = self.credentials(url.as_deref(), &mut imds, now).await?;
+                (region, creds)
+            }
+            From::Supplier(supplier) => {
+                let context = supplier::context(audience);
+                let known = self.lock().region.clone();
+                let region = match known {
+                    Some(region) => region,
+                    None => {
+                        let region = supplier::region(supplier.as_ref(), &context).await?;
+                        self.checked_region(region, "AwsSecurityCredentialsSupplier::aws_region")?
+                    }
+                };
+                let creds = supplier::credentials(supplier.as_ref(), &context).await?;
+                (region, creds)
+            }
         };
-        let region = self.region(&mut imds).await?;
-        let creds = self.credentials(&mut imds, now).await?;
         let url = self.verification_url.replace("{region}", &region);
         sign::subject_token(&url, &region, &creds, audience, now)
             .map_err(|why| Error::credentials(ORIGIN, CredentialsProblem::SubjectToken(why)))
     }
 
-    async fn region(&self, imds: &mut Imds<'_>) -> Result<String> {
+    async fn region(&self, region_url: Option<&str>, imds: &mut Imds<'_>) -> Result<String> {
         if let Some(region) = self.lock().region.clone() {
             return Ok(region);
         }
@@ -203,7 +242,7 @@ impl Aws {
             (r, "AWS_REGION")
         } else if let Some(r) = env("AWS_DEFAULT_REGION") {
             (r, "AWS_DEFAULT_REGION")
-        } else if let Some(url) = &self.region_url {
+        } else if let Some(url) = region_url {
             let step = "external account (AWS): availability zone at credential_source.region_url";
             let zone = imds.get(step, url).await?;
             let zone = String::from_utf8(zone).map_err(|_| {
@@ -223,22 +262,36 @@ impl Aws {
                 "no AWS region: AWS_REGION and AWS_DEFAULT_REGION are not set and the file has no credential_source.region_url".into(),
             ));
         };
+        self.checked_region(region, from)
+    }
+
+    /// `region` (from `from`), kept once it passes: a region name, since it
+    /// goes into a URL and the signature's scope.
+    fn checked_region(&self, region: String, from: &str) -> Result<String> {
         let plausible = !region.is_empty()
             && region.len() <= 32
             && region
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !plausible {
-            return Err(bad(format!(
-                "the AWS region from {from} ({:?}) is not a region name such as us-east-1",
-                region.chars().take(40).collect::<String>()
-            )));
+            return Err(Error::credentials(
+                ORIGIN,
+                CredentialsProblem::SubjectToken(format!(
+                    "the AWS region from {from} ({:?}) is not a region name such as us-east-1",
+                    region.chars().take(40).collect::<String>()
+                )),
+            ));
         }
         self.lock().region = Some(region.clone());
         Ok(region)
     }
 
-    async fn credentials(&self, imds: &mut Imds<'_>, now: SystemTime) -> Result<AwsCredentials> {
+    async fn credentials(
+        &self,
+        url: Option<&str>,
+        imds: &mut Imds<'_>,
+        now: SystemTime,
+    ) -> Result<AwsSecurityCredentials> {
         if let Some(creds) = env_credentials() {
             return Ok(creds);
         }
@@ -247,7 +300,7 @@ impl Aws {
         {
             return Ok(creds.clone());
         }
-        let Some(url) = &self.url else {
+        let Some(url) = url else {
             return Err(Error::credentials(
                 ORIGIN,
                 CredentialsProblem::SubjectToken(
@@ -292,7 +345,7 @@ impl Aws {
         ) else {
             return Err(bad("the answer has no AccessKeyId or SecretAccessKey"));
         };
-        let creds = AwsCredentials {
+        let creds = AwsSecurityCredentials {
             access_key_id,
             secret_access_key,
             session_token: answer.token.filter(|s| !s.is_empty()),
@@ -404,8 +457,8 @@ fn env(name: &str) -> Option<String> {
 
 /// Credentials from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (both
 /// needed) and `AWS_SESSION_TOKEN`.
-fn env_credentials() -> Option<AwsCredentials> {
-    Some(AwsCredentials {
+fn env_credentials() -> Option<AwsSecurityCredentials> {
+    Some(AwsSecurityCredentials {
         access_key_id: env("AWS_ACCESS_KEY_ID")?,
         secret_access_key: env("AWS_SECRET_ACCESS_KEY")?,
         session_token: env("AWS_SESSION_TOKEN"),

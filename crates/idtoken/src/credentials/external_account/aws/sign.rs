@@ -19,7 +19,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Url;
 use serde::Serialize;
 
-use super::AwsCredentials;
+use super::AwsSecurityCredentials;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// SigV4's unreserved characters: everything else is `%XX` in canonical
@@ -55,7 +55,7 @@ struct Header<'a> {
 pub(super) fn subject_token(
     url: &str,
     region: &str,
-    creds: &AwsCredentials,
+    creds: &AwsSecurityCredentials,
     audience: &str,
     now: SystemTime,
 ) -> Result<String, String> {
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn subject_token_is_url_encoded_json_with_the_signed_headers() {
-        let creds = AwsCredentials {
+        let creds = AwsSecurityCredentials {
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: "secret".into(),
             session_token: Some("session/token+".into()),
