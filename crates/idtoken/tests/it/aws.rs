@@ -546,3 +546,176 @@ async fn aws_supplier_failures_name_the_supplier_method() {
     );
     assert_eq!(emu.counters().get(Endpoint::Sts), 0);
 }
+
+/// idtoken's subject token for the emulator's AWS file, signed at the
+/// library's `clock` time, as a stand-in STS received it.
+async fn signed_subject_token(emu: &Emulator, clock: Option<idtoken::ManualClock>) -> String {
+    let (capture_url, seen) = capturing_sts().await;
+    let mut doc = aws_file(emu, false);
+    doc["token_url"] = json!(capture_url);
+    let mut creds = load(&doc).expect("loads");
+    if let Some(clock) = clock {
+        creds = creds.with_clock(Arc::new(clock));
+    }
+    creds
+        .token_source(AUDIENCE)
+        .token()
+        .await
+        .expect_err("the stand-in refuses");
+    let token = seen.lock().expect("lock").first().cloned();
+    token.expect("a subject token")
+}
+
+/// The emulator's STS answer to `subject_token` for the AWS provider.
+async fn exchange(emu: &Emulator, subject_token: &str) -> (u16, String) {
+    let audience = aws_file(emu, false)["audience"]
+        .as_str()
+        .expect("audience")
+        .to_owned();
+    let resp = reqwest::Client::new()
+        .post(emu.sts_url())
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("audience", audience.as_str()),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("subject_token", subject_token),
+            (
+                "subject_token_type",
+                "urn:ietf:params:aws:token-type:aws4_request",
+            ),
+        ])
+        .send()
+        .await
+        .expect("STS answers");
+    (resp.status().as_u16(), resp.text().await.expect("a body"))
+}
+
+fn decode(token: &str) -> Value {
+    let json = percent_encoding::percent_decode_str(token)
+        .decode_utf8()
+        .expect("UTF-8");
+    serde_json::from_str(&json).expect("JSON")
+}
+
+fn encode(doc: &Value) -> String {
+    percent_encoding::utf8_percent_encode(&doc.to_string(), percent_encoding::NON_ALPHANUMERIC)
+        .to_string()
+}
+
+/// `doc` with the header `name` set to `value` (or removed with `None`).
+fn with_header(doc: &Value, name: &str, value: Option<&str>) -> Value {
+    let mut doc = doc.clone();
+    let headers = doc["headers"].as_array_mut().expect("headers");
+    headers.retain(|h| {
+        h["key"]
+            .as_str()
+            .is_none_or(|k| !k.eq_ignore_ascii_case(name))
+    });
+    if let Some(v) = value {
+        headers.push(json!({"key": name, "value": v}));
+    }
+    doc
+}
+
+#[tokio::test]
+async fn aws_sts_refuses_each_broken_part_of_a_signed_request() {
+    let emu = emulator().await;
+    let token = signed_subject_token(&emu, None).await;
+    let (status, body) = exchange(&emu, &token).await;
+    assert_eq!(status, 200, "the untouched token is accepted: {body}");
+
+    let doc = decode(&token);
+    let auth = doc["headers"][0]["value"]
+        .as_str()
+        .expect("auth")
+        .to_owned();
+    let (role_id, _, _) = emu.aws_role_key();
+    let mut get = doc.clone();
+    get["method"] = json!("GET");
+    let mut assume_role = doc.clone();
+    assume_role["url"] =
+        json!("https://sts.us-east-2.amazonaws.com?Action=AssumeRole&Version=2011-06-15");
+    let cases: Vec<(String, &str)> = vec![
+        ("not JSON".into(), "not a serialized AWS request"),
+        (encode(&get), "method \\\"GET\\\""),
+        (encode(&assume_role), "lacks Action=GetCallerIdentity"),
+        (
+            encode(&with_header(&doc, "host", Some("sts.amazonaws.com"))),
+            "the host header is not the url's host",
+        ),
+        (
+            encode(&with_header(
+                &doc,
+                "x-goog-cloud-target-resource",
+                Some("//iam.googleapis.com/other"),
+            )),
+            "is not the audience of the exchange",
+        ),
+        (
+            encode(&with_header(&doc, "x-amz-security-token", None)),
+            "InvalidClientTokenId: the x-amz-security-token is not the key's session token",
+        ),
+        (
+            encode(&with_header(
+                &doc,
+                "Authorization",
+                Some(&auth.replace(&role_id, "AKIAUNKNOWNKEY000000")),
+            )),
+            "InvalidClientTokenId: the access key id is not one of the account's",
+        ),
+        (
+            encode(&with_header(
+                &doc,
+                "Authorization",
+                Some(&auth.replace(";x-amz-security-token", "")),
+            )),
+            "x-amz-security-token is not among the SignedHeaders",
+        ),
+        (
+            encode(&with_header(&doc, "x-amz-date", Some("20991231T000000Z"))),
+            "the credential scope's date is not the date of x-amz-date",
+        ),
+        (
+            encode(&with_header(
+                &doc,
+                "Authorization",
+                Some(&format!("{}0", auth)),
+            )),
+            "SignatureDoesNotMatch",
+        ),
+    ];
+    for (bad, why) in cases {
+        let (status, body) = exchange(&emu, &bad).await;
+        assert_eq!(status, 400, "{why}: {body}");
+        assert!(
+            body.contains("invalid_grant") && body.contains(why),
+            "{why}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn aws_sts_refuses_a_request_signed_more_than_15_minutes_ago() {
+    let emu = emulator().await;
+    let late = manual_clock();
+    late.set(std::time::SystemTime::now() - Duration::from_secs(16 * 60));
+    let token = signed_subject_token(&emu, Some(late)).await;
+    let (status, body) = exchange(&emu, &token).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("invalid_grant") && body.contains("more than 15 minutes"),
+        "{body}"
+    );
+
+    let recent = manual_clock();
+    recent.set(std::time::SystemTime::now() - Duration::from_secs(14 * 60));
+    let token = signed_subject_token(&emu, Some(recent)).await;
+    let (status, body) = exchange(&emu, &token).await;
+    assert_eq!(status, 200, "14 minutes is within AWS's limit: {body}");
+}
