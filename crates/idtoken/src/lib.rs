@@ -49,7 +49,9 @@
 //! gcloud user logins (`authorized_user`; their tokens carry the OAuth
 //! client id as `aud` and say so, [`IdToken::audience_is_client_id`]),
 //! impersonation files (`impersonated_service_account`), workload identity
-//! federation (`external_account` with a file or URL subject token), and
+//! federation (`external_account` with a file or URL subject token, or
+//! from AWS: `AWS_*` variables or the EC2 instance metadata service, or
+//! [`external_account`] in code), and
 //! impersonation on request from any of them ([`Credentials::impersonate`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
