@@ -101,7 +101,12 @@ impl ExternalAccount {
         if cs.executable.is_some() {
             return Err(CredentialsProblem::UnsupportedSource("executable"));
         }
-        let source = match cs.environment_id.as_deref().filter(|e| !e.is_empty()) {
+        // Google's clients take any other `environment_id` for a file or URL.
+        let source = match cs
+            .environment_id
+            .as_deref()
+            .filter(|e| e.starts_with("aws"))
+        {
             Some(id) => Source::Aws(aws::Aws::from_source(id, &cs)?),
             None => Self::file_or_url(cs)?,
         };

@@ -343,9 +343,9 @@ fn aws_file_fields_are_checked_when_loaded() {
         ),
         (
             "environment_id",
-            json!("azure1"),
+            json!("aws"),
             "credential_source.environment_id",
-            "not an AWS environment",
+            "AWS version \"\" is not supported",
         ),
         (
             "regional_cred_verification_url",
@@ -387,6 +387,12 @@ fn aws_file_fields_are_checked_when_loaded() {
             .to_string();
         assert!(err.contains(named) && err.contains(why), "{field}: {err}");
     }
+    // Another environment is no AWS source: Google's clients read the
+    // file or URL beside it.
+    let mut other = base.clone();
+    other["credential_source"] = json!({"environment_id": "azure1", "file": "/run/token"});
+    let flow = load(&other).expect("a file source").flow_description();
+    assert!(flow.contains("subject token file /run/token"), "{flow}");
 }
 
 #[test]

@@ -56,7 +56,7 @@ const ORIGIN: &str = "AWS subject token (credential_source.environment_id aws1)"
 /// An AWS credential source: as a file describes it, or a supplier.
 #[derive(Clone)]
 pub(super) struct Aws {
-    from: From,
+    from: KeysFrom,
     /// `regional_cred_verification_url`, with `{region}` to fill in.
     verification_url: String,
     /// The region once known, and role credentials until they expire;
@@ -66,7 +66,7 @@ pub(super) struct Aws {
 
 /// Where the region and keys come from.
 #[derive(Clone)]
-enum From {
+enum KeysFrom {
     /// The environment, then the instance metadata service at the file's
     /// URLs.
     Metadata {
@@ -95,19 +95,14 @@ struct RoleCredentials {
 }
 
 impl Aws {
-    /// Reads an AWS `credential_source`.
+    /// Reads an AWS `credential_source` (an `environment_id` starting with
+    /// `aws`, as Google's clients tell AWS sources apart).
     pub(super) fn from_source(
         environment_id: &str,
         cs: &CredentialSource,
     ) -> Result<Self, CredentialsProblem> {
         let field = "credential_source.environment_id";
-        let version =
-            environment_id
-                .strip_prefix("aws")
-                .ok_or_else(|| CredentialsProblem::InvalidField {
-                    field,
-                    reason: format!("{environment_id:?} is not an AWS environment (aws1)"),
-                })?;
+        let version = environment_id.strip_prefix("aws").unwrap_or(environment_id);
         if version != "1" {
             return Err(CredentialsProblem::InvalidField {
                 field,
@@ -131,7 +126,7 @@ impl Aws {
                 .transpose()
         };
         Ok(Self {
-            from: From::Metadata {
+            from: KeysFrom::Metadata {
                 region_url: aws_url("credential_source.region_url", &cs.region_url)?,
                 url: aws_url("credential_source.url", &cs.url)?,
                 imdsv2_url: aws_url(
@@ -148,7 +143,7 @@ impl Aws {
     /// AWS's regional STS URL, as Google's clients do for suppliers.
     pub(super) fn from_supplier(supplier: Arc<dyn AwsSecurityCredentialsSupplier>) -> Self {
         Self {
-            from: From::Supplier(supplier),
+            from: KeysFrom::Supplier(supplier),
             verification_url: DEFAULT_VERIFICATION_URL.to_owned(),
             known: Arc::default(),
         }
@@ -158,12 +153,12 @@ impl Aws {
     /// (`idtoken doctor`): variable names and URLs, never values of secrets.
     pub(super) fn describe(&self) -> String {
         let (region_url, url, imdsv2_url) = match &self.from {
-            From::Metadata {
+            KeysFrom::Metadata {
                 region_url,
                 url,
                 imdsv2_url,
             } => (region_url, url, imdsv2_url),
-            From::Supplier(_) => {
+            KeysFrom::Supplier(_) => {
                 return "AWS: region and credentials from an AwsSecurityCredentialsSupplier in code; signed GetCallerIdentity".to_owned();
             }
         };
@@ -201,7 +196,7 @@ impl Aws {
     /// URL-encoded. A secret.
     pub(super) async fn subject_token(&self, audience: &str, now: SystemTime) -> Result<String> {
         let (region, creds) = match &self.from {
-            From::Metadata {
+            KeysFrom::Metadata {
                 region_url,
                 url,
                 imdsv2_url,
@@ -214,7 +209,7 @@ impl Aws {
                 let creds = self.credentials(url.as_deref(), &mut imds, now).await?;
                 (region, creds)
             }
-            From::Supplier(supplier) => {
+            KeysFrom::Supplier(supplier) => {
                 let context = supplier::context(audience);
                 let known = self.lock().region.clone();
                 let region = match known {
