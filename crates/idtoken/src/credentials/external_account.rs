@@ -218,7 +218,10 @@ impl ExternalAccount {
                         ("subject_token_type", self.subject_token_type.as_str()),
                     ])
                 },
-                sts_hint,
+                match self.source {
+                    Source::Aws(_) => aws::sts_hint,
+                    _ => sts_hint,
+                },
             )
             .await?;
         AccessToken::from_answer(&answer, step, url, now)

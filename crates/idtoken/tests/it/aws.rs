@@ -274,7 +274,8 @@ async fn aws_wrong_secret_key_is_refused_by_sts_and_no_secret_is_shown() {
     assert!(
         text.contains("STS token exchange")
             && text.contains("invalid_grant")
-            && text.contains("SignatureDoesNotMatch"),
+            && text.contains("SignatureDoesNotMatch")
+            && text.contains("check the AWS keys"),
         "{text}"
     );
     assert_no_aws_secrets(&emu, &format!("{err}\n{err:?}"));

@@ -431,6 +431,24 @@ fn http_for(url: &str) -> Http {
     }
 }
 
+/// What to do when STS refuses an AWS subject token (AWS checked it
+/// behind STS).
+pub(super) fn sts_hint(status: u16, error: Option<&str>) -> &'static str {
+    match (status, error) {
+        (400, Some("invalid_grant")) => {
+            "STS (through AWS) refused the signed AWS request: check the AWS keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the instance role), AWS_SESSION_TOKEN for temporary keys, this machine's clock (AWS allows 15 minutes), the region, and that the provider's AWS account ID is this account's"
+        }
+        (400, Some("invalid_target")) => {
+            "the workload identity pool or provider in `audience` does not exist or is disabled; check `audience` in the credentials file"
+        }
+        (400, _) => {
+            "STS rejected the exchange; check `audience` and `subject_token_type` (urn:ietf:params:aws:token-type:aws4_request) in the credentials file"
+        }
+        (500..=599, _) => "STS failed; try again later",
+        _ => "",
+    }
+}
+
 fn imds_hint(status: u16, _error: Option<&str>) -> &'static str {
     match status {
         401 => {
