@@ -19,8 +19,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use idtoken::IdTokenSource;
 use tokio::net::TcpListener;
 
+use super::config::AdminConfig;
 use super::guard::Guard;
+use super::listen::bind;
 use super::metrics::Registry;
+use crate::Failure;
 
 /// The longest `/readyz` waits for a token fetch: past it, it answers 503
 /// (the fetch goes on, and the next probe joins it).
@@ -29,15 +32,32 @@ const READY_WAIT: Duration = Duration::from_secs(10);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the admin server answers from.
-pub(super) struct Admin {
-    pub(super) registry: Registry,
+struct Admin {
+    registry: Registry,
     /// The names requests may give in `Host` (`--allow-host`, a particular
     /// non-loopback admin address).
-    pub(super) guard: Guard,
+    guard: Guard,
+}
+
+/// Binds the admin address, says where it listens on stderr, and serves
+/// `registry` there in a task of its own for as long as the process runs.
+pub(super) async fn start(config: AdminConfig, registry: Registry) -> Result<(), Failure> {
+    let (listener, local) = bind(
+        config.listen,
+        "anyone who can reach it reads the proxy's metrics and readiness",
+    )
+    .await?;
+    let admin = Arc::new(Admin {
+        registry,
+        guard: Guard::new(&config.allowed_hosts),
+    });
+    tokio::spawn(serve(listener, admin));
+    eprintln!("idtoken: proxy: admin http://{local} (/healthz, /readyz, /metrics)");
+    Ok(())
 }
 
 /// Accepts admin connections for as long as the process runs.
-pub(super) async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+async fn serve(listener: TcpListener, admin: Arc<Admin>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::Failure;
-use admin::Admin;
 pub(crate) use config::{Args, ProxyConfig, resolve};
 use forward::Proxy;
 use guard::Guard;
@@ -136,11 +135,7 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         log_format,
     });
     if let Some(admin) = admin {
-        let (admin_listener, admin_local) = bind(
-            admin.listen,
-            "anyone who can reach it reads the proxy's metrics and readiness",
-        )
-        .await?;
+        // One listener today; a registry takes one entry per listener.
         let mut registry = Registry::default();
         registry.add(
             local,
@@ -148,12 +143,7 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
             proxy.metrics,
             proxy.tokens.clone(),
         );
-        let admin = Arc::new(Admin {
-            registry,
-            guard: Guard::new(&admin.allowed_hosts),
-        });
-        tokio::spawn(admin::serve(admin_listener, admin));
-        eprintln!("idtoken: proxy: admin http://{admin_local} (/healthz, /readyz, /metrics)");
+        admin::start(admin, registry).await?;
     }
     if let (Ok(src), Ok(creds), None) = (&proxy.tokens, loaded, &cached) {
         // Without a cached token, mint the first now: credential problems
