@@ -80,6 +80,19 @@ async fn the_admin_port_reports_health_readiness_and_request_metrics_and_forward
     let (fx, admin) = with_admin(ProxyFixture::builder()).await;
     let (status, body) = get(&format!("{admin}/healthz")).await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let head = client()
+        .head(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(head.status(), 200);
+    assert!(
+        head.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        head.headers()
+    );
     let (status, body) = get(&format!("{admin}/readyz")).await;
     assert_eq!(status, 200, "{body}");
     assert!(
