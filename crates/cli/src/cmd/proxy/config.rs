@@ -9,6 +9,7 @@ use http::Uri;
 use http::uri::{Authority, Scheme};
 use idtoken::TokenHeader;
 
+use super::log::LogFormat;
 use crate::Failure;
 use crate::cmd::CredsConfig;
 use crate::token_cache::Cache;
@@ -22,10 +23,18 @@ pub(crate) struct Args {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Allow listening on a non-loopback address: anyone who can reach it
-    /// acts with your identity.
+    /// Allow listening on a non-loopback address (--listen, --admin-listen):
+    /// anyone who can reach it acts with your identity.
     #[arg(long)]
     allow_non_loopback: bool,
+    /// Also serve /healthz, /readyz and /metrics (Prometheus) on this
+    /// address, loopback unless --allow-non-loopback; port 0 picks a free
+    /// one. It never forwards a request and never shows a token.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Access-log lines as text, or as one JSON object per line (json).
+    #[arg(long, value_name = "FORMAT", value_parser = parse_log_format, default_value = "text")]
+    log_format: LogFormat,
     /// Also accept requests naming this host or address (repeatable). By
     /// default only loopback addresses, localhost names and a non-loopback
     /// --listen address are accepted, so that a web page cannot reach the
@@ -66,6 +75,15 @@ fn parse_header(value: &str) -> Result<TokenHeader, String> {
     }
 }
 
+/// `--log-format`: text or json.
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("{other:?}: want text or json")),
+    }
+}
+
 /// Everything `idtoken proxy` was asked to do, checked.
 #[derive(Debug)]
 pub(crate) struct ProxyConfig {
@@ -82,6 +100,18 @@ pub(crate) struct ProxyConfig {
     pub(super) creds: CredsConfig,
     /// The token cache: read once at start, written with the first token.
     pub(super) cache: Cache,
+    /// The admin server, with `--admin-listen`.
+    pub(super) admin: Option<AdminConfig>,
+    pub(super) log_format: LogFormat,
+}
+
+/// Where the admin server listens and the names its guard accepts.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct AdminConfig {
+    /// Loopback unless `--allow-non-loopback`.
+    pub(super) listen: SocketAddr,
+    /// As [`ProxyConfig::allowed_hosts`], for the admin address.
+    pub(super) allowed_hosts: Vec<String>,
 }
 
 /// The target URL in the parts the proxy uses.
@@ -99,14 +129,19 @@ pub(super) struct Target {
 /// credential flags). Errors are usage errors (exit 2), except an audience
 /// the library cannot derive from the target (exit 1, as everywhere).
 pub(crate) fn resolve(args: Args) -> Result<ProxyConfig, Failure> {
-    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
-        return Err(Failure::new(
-            crate::exit::USAGE,
-            format!(
-                "refusing to listen on {}: anyone who can reach it would act with your identity; pass --allow-non-loopback to do it anyway",
-                args.listen
-            ),
-        ));
+    may_listen(
+        "--listen",
+        args.listen,
+        args.allow_non_loopback,
+        "anyone who can reach it would act with your identity",
+    )?;
+    if let Some(admin) = args.admin_listen {
+        may_listen(
+            "--admin-listen",
+            admin,
+            args.allow_non_loopback,
+            "anyone who can reach it would read the proxy's metrics and readiness",
+        )?;
     }
     let target = target(&args.target)?;
     // `Duration` panics on NaN, infinity and values past its range.
@@ -125,7 +160,12 @@ pub(crate) fn resolve(args: Args) -> Result<ProxyConfig, Failure> {
     };
     let creds = args.creds.resolve()?;
     Ok(ProxyConfig {
-        allowed_hosts: allowed_hosts(&args),
+        allowed_hosts: allowed_hosts(&args.allow_host, args.listen),
+        admin: args.admin_listen.map(|listen| AdminConfig {
+            listen,
+            allowed_hosts: allowed_hosts(&args.allow_host, listen),
+        }),
+        log_format: args.log_format,
         target,
         audience,
         header: args.header,
@@ -135,6 +175,21 @@ pub(crate) fn resolve(args: Args) -> Result<ProxyConfig, Failure> {
         creds,
         cache: args.cache.resolve(),
     })
+}
+
+/// The rule for every address the proxy binds: loopback, unless
+/// `--allow-non-loopback`. `flag` names the address in the error, `risk`
+/// says what listening elsewhere would expose.
+fn may_listen(flag: &str, addr: SocketAddr, allow: bool, risk: &str) -> Result<(), Failure> {
+    if addr.ip().is_loopback() || allow {
+        return Ok(());
+    }
+    Err(Failure::new(
+        crate::exit::USAGE,
+        format!(
+            "refusing to listen on {addr} ({flag}): {risk}; pass --allow-non-loopback to do it anyway"
+        ),
+    ))
 }
 
 fn target(url: &str) -> Result<Target, Failure> {
@@ -161,12 +216,12 @@ fn target(url: &str) -> Result<Target, Failure> {
     })
 }
 
-/// The names the guard accepts besides loopback and localhost: the
-/// `--allow-host` names, and the address the proxy was told to listen on
-/// when that is a particular non-loopback one (clients elsewhere name it).
-fn allowed_hosts(args: &Args) -> Vec<String> {
-    let mut hosts = args.allow_host.clone();
-    let ip = args.listen.ip();
+/// The names a guard accepts besides loopback and localhost: the
+/// `--allow-host` names, and the address it was told to listen on when
+/// that is a particular non-loopback one (clients elsewhere name it).
+fn allowed_hosts(allow_host: &[String], listen: SocketAddr) -> Vec<String> {
+    let mut hosts = allow_host.to_vec();
+    let ip = listen.ip();
     if !ip.is_loopback() && !ip.is_unspecified() {
         hosts.push(ip.to_string());
     }
@@ -209,6 +264,60 @@ mod tests {
         assert_eq!(c.upstream_timeout, Duration::from_secs(60));
         assert!(!c.http2);
         assert!(c.creds.impersonate.is_none() && c.creds.file.is_none());
+        assert_eq!(c.admin, None);
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_admin_address_follows_the_same_loopback_rule_as_the_listen_address() {
+        let c = resolved(&[
+            "--target",
+            "http://127.0.0.1:9",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--allow-host",
+            "dev.internal",
+        ])
+        .expect("resolves");
+        let admin = c.admin.expect("admin");
+        assert_eq!(admin.listen, "127.0.0.1:0".parse().expect("addr"));
+        assert_eq!(admin.allowed_hosts, ["dev.internal"]);
+
+        let f = refused(&[
+            "--target",
+            "http://127.0.0.1:9",
+            "--admin-listen",
+            "192.0.2.7:9100",
+        ]);
+        assert_eq!(f.code, crate::exit::USAGE);
+        assert!(
+            f.message.contains("--admin-listen") && f.message.contains("--allow-non-loopback"),
+            "{}",
+            f.message
+        );
+        let c = resolved(&[
+            "--target",
+            "http://127.0.0.1:9",
+            "--admin-listen",
+            "192.0.2.7:9100",
+            "--allow-non-loopback",
+        ])
+        .expect("resolves");
+        let admin = c.admin.expect("admin");
+        assert_eq!(admin.allowed_hosts, ["192.0.2.7"], "scrapers name it");
+        assert!(
+            c.allowed_hosts.is_empty(),
+            "the proxy's own guard is unchanged"
+        );
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        let c = resolved(&["--target", "http://x", "--log-format", "JSON"]).expect("resolves");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(parse_log_format("text"), Ok(LogFormat::Text));
+        let err = parse_log_format("logfmt").expect_err("refused");
+        assert!(err.contains("text or json"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! - `listen` accepts connections and shuts down gracefully; `target`
 //!   builds the pooled clients to the target.
 //! - [`log::Logged`] wraps each response body and writes the access-log line
-//!   (method, path, status, duration, bytes) when the body ends.
+//!   (method, path, status, duration, bytes; text or JSON) when the body
+//!   ends, and counts the request in the listener's `metrics`.
+//! - With `--admin-listen`, `admin` serves `/healthz`, `/readyz` and
+//!   `/metrics` from a [`metrics::Registry`] of every listener.
 //!
 //! The token goes only to the target: the client talks to one origin.
 
@@ -26,15 +29,18 @@ use crate::Failure;
 pub(crate) use config::{Args, ProxyConfig, resolve};
 use forward::Proxy;
 use guard::Guard;
-use listen::serve;
+use listen::{bind, serve};
+use metrics::{ListenerMetrics, Registry};
 use target::https_client;
 
+mod admin;
 mod config;
 mod forward;
 mod guard;
 mod headers;
 mod listen;
 mod log;
+mod metrics;
 mod target;
 
 /// What `idtoken proxy --help` says after the flags.
@@ -71,6 +77,8 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         http2,
         creds,
         cache,
+        admin,
+        log_format,
     } = config;
     // A token cached by `idtoken token`, `curl` or an earlier proxy
     // starts the library's source: it serves the first requests, and the
@@ -112,23 +120,7 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         client.clone()
     };
 
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        Failure::new(
-            crate::exit::FAILURE,
-            format!("cannot listen on {listen}: {e}"),
-        )
-    })?;
-    let local = listener.local_addr().map_err(|e| {
-        Failure::new(
-            crate::exit::FAILURE,
-            format!("cannot read the listening address: {e}"),
-        )
-    })?;
-    if !local.ip().is_loopback() {
-        eprintln!(
-            "idtoken: WARNING: listening on {local}, not loopback: anyone who can reach it acts with your identity"
-        );
-    }
+    let (listener, local) = bind(listen, "anyone who can reach it acts with your identity").await?;
 
     let proxy = Arc::new(Proxy {
         target,
@@ -139,7 +131,20 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         timeout: upstream_timeout,
         local,
         guard: Guard::new(&allowed_hosts),
+        metrics: ListenerMetrics::new_static(),
+        log_format,
     });
+    if let Some(admin) = admin {
+        // One listener today; a registry takes one entry per listener.
+        let mut registry = Registry::default();
+        registry.add(
+            local,
+            &proxy.target.origin,
+            proxy.metrics,
+            proxy.tokens.clone(),
+        );
+        admin::start(admin, registry).await?;
+    }
     if let (Ok(src), Ok(creds), None) = (&proxy.tokens, loaded, &cached) {
         // Without a cached token, mint the first now: credential problems
         // show at start, and the first request does not wait. It goes into
