@@ -4,9 +4,10 @@
 //! file's `service_account_impersonation_url` (or an impersonation asked
 //! for) turns it into one through IAM `generateIdToken`.
 //!
-//! Code can supply subject tokens itself (`external_account/supplier.rs`).
-//! Executable- and AWS-sourced files are refused as not supported, naming
-//! the source.
+//! Executable-sourced files run the program they name
+//! (`external_account/executable.rs`); code can supply subject tokens
+//! itself (`external_account/supplier.rs`). AWS-sourced files are refused
+//! as not supported, naming the source.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,8 +20,10 @@ use super::file::required;
 use crate::error::{CredentialsProblem, Error, Result};
 use crate::http::Http;
 
+use super::Impersonate;
 use super::access::{AccessToken, CLOUD_PLATFORM};
 
+mod executable;
 pub(crate) mod supplier;
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -53,6 +56,8 @@ enum Source {
         headers: BTreeMap<String, String>,
         json_field: Option<String>,
     },
+    /// `credential_source.executable`: a program's answer.
+    Executable(executable::Executable),
     /// A [`supplier::SubjectTokenSupplier`] given to [`supplier::Builder`].
     Supplier(supplier::Supplier),
 }
@@ -97,10 +102,10 @@ impl ExternalAccount {
         {
             return Err(CredentialsProblem::UnsupportedSource("aws"));
         }
-        if cs.executable.is_some() {
-            return Err(CredentialsProblem::UnsupportedSource("executable"));
-        }
-        let source = Self::file_or_url(cs)?;
+        let source = match &cs.executable {
+            Some(exe) => Source::Executable(executable::Executable::from_json(exe)?),
+            None => Self::file_or_url(cs)?,
+        };
         let token_url = f
             .token_url
             .filter(|s| !s.is_empty())
@@ -185,13 +190,14 @@ impl ExternalAccount {
         match &self.source {
             Source::File { path, .. } => format!("subject token file {}", path.display()),
             Source::Url { url, .. } => format!("subject token URL {url}"),
+            Source::Executable(exe) => exe.describe(),
             Source::Supplier(_) => "subject token supplier in code".to_owned(),
         }
     }
 
     /// Reads the subject token, then exchanges it at STS.
     pub(crate) async fn fetch_access_token(&self, now: SystemTime) -> Result<AccessToken> {
-        let subject = self.subject_token().await?;
+        let subject = self.subject_token(now).await?;
         let step = "external account: STS token exchange";
         let url = self.token_url.as_str();
         let answer = Http::PUBLIC
@@ -214,7 +220,7 @@ impl ExternalAccount {
         AccessToken::from_answer(&answer, step, url, now)
     }
 
-    async fn subject_token(&self) -> Result<String> {
+    async fn subject_token(&self, now: SystemTime) -> Result<String> {
         match &self.source {
             Source::File { path, json_field } => {
                 let origin = format!(
@@ -261,6 +267,18 @@ impl ExternalAccount {
                         CredentialsProblem::SubjectToken(why),
                     )
                 })
+            }
+            Source::Executable(exe) => {
+                let email = self
+                    .impersonation_url
+                    .as_deref()
+                    .and_then(|url| Impersonate::from_url(url).ok());
+                let req = executable::Request {
+                    audience: &self.audience,
+                    subject_token_type: &self.subject_token_type,
+                    impersonated_email: email.as_ref().map(Impersonate::target),
+                };
+                exe.subject_token(&req, now).await
             }
             Source::Supplier(supplier) => {
                 supplier
