@@ -208,3 +208,81 @@ async fn each_executable_failure_is_a_clear_error_without_the_token() {
     }
     assert_eq!(s.emu.counters().get(Endpoint::Sts), 0);
 }
+
+/// docs/BENCHMARKS.md: through `idtoken proxy` (no disk cache), the first
+/// request costs one run of the executable, one STS exchange and one
+/// generateIdToken; 100 further requests cost nothing. `curl` works too.
+#[tokio::test]
+async fn proxy_runs_the_executable_for_its_first_token_only_and_curl_works() {
+    let s = Setup::new().await;
+    let runs = s.home.path().join("runs");
+    let creds = s.file_running(
+        "counted",
+        &format!(
+            "echo run >> {}\nexec /bin/sh {}",
+            runs.display(),
+            s.files.subject_token_executable.display()
+        ),
+        None,
+        10_000,
+    );
+    let count = || std::fs::read_to_string(&runs).map_or(0, |t| t.lines().count());
+    let svc = crate::echo_service().await;
+    let target = format!("http://{svc}");
+    let env = [
+        (
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            creds.display().to_string(),
+        ),
+        (ALLOW, "1".to_owned()),
+    ];
+    let proxy = crate::support::start_proxy(
+        s.home.path(),
+        &env,
+        &["--target", &target, "--audience", AUD, "--no-cache"],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let get = || async {
+        let seen: Value = client
+            .get(format!("{}/x", proxy.url))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("echo JSON");
+        assert_eq!(seen["authorization"]["aud"], AUD, "{seen}");
+    };
+    get().await;
+    let first = s.emu.counters();
+    assert_eq!(first.total(), 2, "{first:?}");
+    assert_eq!(first.get(Endpoint::Sts), 1, "{first:?}");
+    assert_eq!(first.get(Endpoint::IamGenerateIdToken), 1, "{first:?}");
+    assert_eq!(count(), 1, "one run of the executable");
+    for _ in 0..100 {
+        get().await;
+    }
+    assert_eq!(
+        s.emu.counters().total(),
+        first.total(),
+        "warm requests made requests"
+    );
+    assert_eq!(count(), 1, "warm requests ran the executable");
+
+    let out = run(idtoken(s.home.path())
+        .env("GOOGLE_APPLICATION_CREDENTIALS", &creds)
+        .env(ALLOW, "1")
+        .args([
+            "curl",
+            "--audience",
+            AUD,
+            "--no-cache",
+            &format!("{target}/y"),
+        ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen: Value = serde_json::from_str(&stdout(&out)).expect("echo JSON");
+    assert_eq!(seen["authorization"]["aud"], AUD, "{seen}");
+    assert_eq!(count(), 2, "curl ran it once more");
+}
