@@ -49,8 +49,10 @@
 //! gcloud user logins (`authorized_user`; their tokens carry the OAuth
 //! client id as `aud` and say so, [`IdToken::audience_is_client_id`]),
 //! impersonation files (`impersonated_service_account`), workload identity
-//! federation (`external_account` with a file or URL subject token), and
-//! impersonation on request from any of them ([`Credentials::impersonate`]).
+//! federation (`external_account` with a file, URL or executable subject
+//! token, or built in code with a subject token supplier:
+//! [`external_account`]), and impersonation on request from any of them
+//! ([`Credentials::impersonate`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
