@@ -37,6 +37,9 @@ pub struct CredentialFiles {
     pub external_account_url: PathBuf,
     /// The subject token, as a text file.
     pub subject_token: PathBuf,
+    /// `github_actions.env`: the two variables a GitHub Actions job gets
+    /// for OIDC tokens ([`Emulator::github_actions_env`]).
+    pub github_actions_env: PathBuf,
 }
 
 fn pretty(v: &Value) -> String {
@@ -211,6 +214,7 @@ impl Emulator {
                 self.external_account_json(None),
             )?,
             subject_token,
+            github_actions_env: write("github_actions.env", self.github_actions_env())?,
         })
     }
 }

@@ -31,6 +31,7 @@ mod emulator;
 mod help;
 mod logging;
 mod proxy;
+mod recipes;
 mod shell;
 mod tls;
 mod token;
