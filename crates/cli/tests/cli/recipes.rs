@@ -327,3 +327,19 @@ async fn github_actions_job_mints_through_the_file_the_auth_action_writes() {
         "{shown_url}"
     );
 }
+
+#[tokio::test]
+async fn gke_pod_mints_from_the_metadata_server_with_no_credentials_file() {
+    let ran = run_page("gke-pod.md", true).await;
+    let emu = idtoken_emulator::Emulator::start().await.expect("emulator");
+    let claims = first_json(&ran.out[ran.out.find('{').expect("claims")..]);
+    assert_eq!(claims["aud"], "https://my-service.example");
+    assert_eq!(claims["sub"], emu.service_account_id(), "the instance's account");
+    let by_curl: Value = serde_json::from_str(
+        &std::fs::read_to_string(ran.dir.path().join("curl-claims.json")).expect("claims file"),
+    )
+    .expect("JSON");
+    assert_eq!(by_curl["aud"], "https://my-service.example");
+    assert_eq!(by_curl["sub"], claims["sub"]);
+    assert!(ran.out.contains("without the header: 403"), "{}", ran.out);
+}
