@@ -334,7 +334,11 @@ async fn gke_pod_mints_from_the_metadata_server_with_no_credentials_file() {
     let emu = idtoken_emulator::Emulator::start().await.expect("emulator");
     let claims = first_json(&ran.out[ran.out.find('{').expect("claims")..]);
     assert_eq!(claims["aud"], "https://my-service.example");
-    assert_eq!(claims["sub"], emu.service_account_id(), "the instance's account");
+    assert_eq!(
+        claims["sub"],
+        emu.service_account_id(),
+        "the instance's account"
+    );
     let by_curl: Value = serde_json::from_str(
         &std::fs::read_to_string(ran.dir.path().join("curl-claims.json")).expect("claims file"),
     )
@@ -342,4 +346,41 @@ async fn gke_pod_mints_from_the_metadata_server_with_no_credentials_file() {
     assert_eq!(by_curl["aud"], "https://my-service.example");
     assert_eq!(by_curl["sub"], claims["sub"]);
     assert!(ran.out.contains("without the header: 403"), "{}", ran.out);
+}
+
+#[tokio::test]
+async fn laptop_user_mints_for_a_service_only_through_impersonation() {
+    let ran = run_page("laptop.md", true).await;
+    let emu = idtoken_emulator::Emulator::start().await.expect("emulator");
+    // The user's own token: the OAuth client id as aud, and the warning.
+    let user = idtoken::IdToken::parse(
+        std::fs::read_to_string(ran.dir.path().join("user-token.txt"))
+            .expect("user token")
+            .trim(),
+    )
+    .expect("a token");
+    assert_eq!(user.claims().to_json()["aud"], emu.user_client_id());
+    assert!(
+        ran.err.contains("--impersonate-service-account"),
+        "{}",
+        ran.err
+    );
+    // Impersonated: the service's audience, the target's email.
+    let claims = first_json(&ran.out);
+    assert_eq!(claims["aud"], "https://my-service.example");
+    assert_eq!(claims["email"], emu.target_service_account_email());
+    // No grant: 403 and the role to ask for.
+    assert!(ran.out.contains("403"), "{}", ran.out);
+    assert!(
+        ran.out.contains("roles/iam.serviceAccountTokenCreator"),
+        "{}",
+        ran.out
+    );
+    // The impersonated_service_account file: the same account, no flag.
+    let from_file: Value = serde_json::from_str(
+        &std::fs::read_to_string(ran.dir.path().join("file-claims.json")).expect("claims"),
+    )
+    .expect("JSON");
+    assert_eq!(from_file["aud"], "https://my-service.example");
+    assert_eq!(from_file["sub"], emu.target_service_account_id());
 }
