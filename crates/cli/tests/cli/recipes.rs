@@ -233,6 +233,7 @@ fn every_recipe_page_is_run_and_listed_in_the_index() {
 #[test]
 fn included_code_blocks_are_their_files_byte_for_byte() {
     let update = std::env::var_os("IDTOKEN_UPDATE_RECIPES").is_some();
+    let mut seen = 0;
     for name in recipe_pages() {
         let mut text = page(&name);
         for block in blocks(&text) {
@@ -244,6 +245,7 @@ fn included_code_blocks_are_their_files_byte_for_byte() {
             else {
                 continue;
             };
+            seen += 1;
             let path = root().join(file);
             let source =
                 std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {file}: {e}"));
@@ -263,6 +265,7 @@ fn included_code_blocks_are_their_files_byte_for_byte() {
             std::fs::write(root().join("docs/recipes").join(&name), &text).expect("write page");
         }
     }
+    assert!(seen > 0, "some page includes a file");
 }
 
 /// The first JSON value in `text` (what `idtoken verify` prints first).
@@ -383,4 +386,22 @@ async fn laptop_user_mints_for_a_service_only_through_impersonation() {
     .expect("JSON");
     assert_eq!(from_file["aud"], "https://my-service.example");
     assert_eq!(from_file["sub"], emu.target_service_account_id());
+}
+
+#[tokio::test]
+async fn pubsub_push_tokens_pass_the_receivers_rule_only_for_the_push_account() {
+    let ran = run_page("pubsub-push-and-scheduler.md", true).await;
+    let claims = first_json(&ran.out);
+    assert_eq!(claims["aud"], "https://receiver.example");
+    assert_eq!(
+        claims["email"],
+        "target@idtoken-emulator.iam.gserviceaccount.com"
+    );
+    assert_eq!(claims["email_verified"], true);
+    let refused = std::fs::read_to_string(ran.dir.path().join("refused.txt")).expect("refusal");
+    assert!(
+        refused
+            .contains("email \"emulator@idtoken-emulator.iam.gserviceaccount.com\" is not allowed"),
+        "{refused}"
+    );
 }
