@@ -166,11 +166,21 @@ pub(crate) async fn run_page(name: &str, emulator: bool) -> Ran {
         .current_dir(dir.path())
         .args(["-euo", "pipefail", "-c", &script])
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A group of its own, so a timeout ends what the blocks started too.
+        .process_group(0)
         .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("{name}'s blocks finished in time"))
-        .expect("bash runs");
+    let child = cmd.spawn().expect("bash runs");
+    let group = child.id().expect("a running child");
+    let Ok(output) = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await
+    else {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{group}")])
+            .status();
+        panic!("{name}'s blocks did not finish in 120 s");
+    };
+    let output = output.expect("bash's output");
     let ran = Ran {
         out: stdout(&output),
         err: stderr(&output),
@@ -417,4 +427,22 @@ async fn pubsub_push_tokens_pass_the_receivers_rule_only_for_the_push_account() 
             .contains("email \"emulator@idtoken-emulator.iam.gserviceaccount.com\" is not allowed"),
         "{refused}"
     );
+}
+
+#[tokio::test]
+async fn another_projects_ci_starts_the_emulator_mints_and_stops_it_cleanly() {
+    let ran = run_page("emulator-in-ci.md", false).await;
+    let emu = idtoken_emulator::Emulator::start().await.expect("emulator");
+    let claims = first_json(&ran.out);
+    assert_eq!(claims["aud"], "https://my-service.example");
+    assert_eq!(claims["email"], emu.service_account_email());
+    assert!(ran.out.contains("emulator stopped: 0"), "{}", ran.out);
+    if std::env::var_os("IDTOKEN_INTEROP_PYTHON").is_some() {
+        let python: Value = serde_json::from_str(
+            &std::fs::read_to_string(ran.dir.path().join("python-claims.json")).expect("claims"),
+        )
+        .expect("JSON");
+        assert_eq!(python["aud"], "https://my-service.example");
+        assert_eq!(python["email"], emu.service_account_email());
+    }
 }
