@@ -81,6 +81,32 @@ impl Emulator {
         )
     }
 
+    /// The `external_account` file `google-github-actions/auth` writes
+    /// for a job (with `service_account` set to the target account), with
+    /// this emulator's URLs: GitHub's token URL with `&audience=` the
+    /// provider's, its request token as the bearer, the `value` field of
+    /// the JSON answer as the subject token.
+    pub fn github_actions_credentials_json(&self) -> String {
+        let audience = crate::actions_oidc::provider_audience();
+        let mut url = format!("{}&audience=", self.github_id_token_request_url());
+        // What the action's URLSearchParams does to the audience.
+        url.extend(form_urlencoded::byte_serialize(audience.as_bytes()));
+        let target = self.target_service_account_email();
+        json!({
+            "type": "external_account",
+            "audience": crate::app::Federation::AUDIENCE,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": self.sts_url(),
+            "credential_source": {
+                "url": url,
+                "headers": {"Authorization": format!("Bearer {}", self.github_id_token_request_token())},
+                "format": {"type": "json", "subject_token_field_name": "value"},
+            },
+            "service_account_impersonation_url": self.iam_url(&target, "generateAccessToken"),
+        })
+        .to_string()
+    }
+
     /// The workload identity provider's resource name (without the
     /// `//iam.googleapis.com/` of an `external_account`'s `audience`), what
     /// `google-github-actions/auth` takes as `workload_identity_provider`.

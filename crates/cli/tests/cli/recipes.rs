@@ -333,6 +333,13 @@ async fn github_actions_job_mints_through_the_file_the_auth_action_writes() {
     assert_eq!(shown.len(), 1, "one credentials file on the page");
     let shown: Value = serde_json::from_str(&shown[0]).expect("the page's JSON");
     assert_eq!(shape(&written), shape(&shown));
+    let emulators: Value =
+        serde_json::from_str(&emu.github_actions_credentials_json()).expect("JSON");
+    assert_eq!(
+        shape(&emulators),
+        shape(&shown),
+        "Emulator::github_actions_credentials_json"
+    );
     for fixed in ["/type", "/subject_token_type", "/credential_source/format"] {
         assert_eq!(written.pointer(fixed), shown.pointer(fixed), "{fixed}");
     }
