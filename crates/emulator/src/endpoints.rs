@@ -154,6 +154,12 @@ pub(crate) const SUBJECT_TOKEN: EndpointInfo = get(
     "/_emulator/subject-token",
     None,
 );
+pub(crate) const GITHUB_ID_TOKEN: EndpointInfo = get(
+    "github_id_token",
+    "GitHub Actions OIDC",
+    "/_emulator/github/idtoken",
+    None,
+);
 pub(crate) const JWKS_V3: EndpointInfo = get("jwks_v3", "key sets", "/oauth2/v3/certs", GOOGLEAPIS);
 pub(crate) const CERTS_V1: EndpointInfo =
     get("certs_v1", "key sets", "/oauth2/v1/certs", GOOGLEAPIS);
@@ -184,6 +190,7 @@ pub const ENDPOINTS: &[EndpointInfo] = &[
     IAM_GENERATE_ACCESS_TOKEN,
     STS,
     SUBJECT_TOKEN,
+    GITHUB_ID_TOKEN,
     JWKS_V3,
     CERTS_V1,
     IAP_JWK,

@@ -45,6 +45,9 @@ pub struct CredentialFiles {
     /// A sample executable (POSIX sh, mode 0700) printing the executable
     /// response with the subject token.
     pub subject_token_executable: PathBuf,
+    /// `github_actions.env`: the two variables a GitHub Actions job gets
+    /// for OIDC tokens ([`Emulator::github_actions_env`]).
+    pub github_actions_env: PathBuf,
 }
 
 fn pretty(v: &Value) -> String {
@@ -292,6 +295,7 @@ printf '%s
             )?,
             subject_token_executable: script,
             subject_token,
+            github_actions_env: write("github_actions.env", self.github_actions_env())?,
         })
     }
 }

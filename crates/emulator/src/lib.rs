@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+mod actions_oidc;
 mod app;
 mod certs;
 mod control;
@@ -54,6 +55,7 @@ mod emulator;
 mod endpoints;
 mod files;
 mod form;
+mod github;
 mod iam;
 mod jwt;
 mod keys;

@@ -32,6 +32,7 @@ mod executable;
 mod help;
 mod logging;
 mod proxy;
+mod recipes;
 mod shell;
 mod tls;
 mod token;

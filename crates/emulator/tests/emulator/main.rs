@@ -3,6 +3,7 @@
 mod common;
 mod control;
 mod endpoints;
+mod github;
 mod iam;
 mod metadata;
 mod oauth2;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::common::{BoxError, TestResult};
 
-async fn exchange(
+pub(crate) async fn exchange(
     emu: &Emulator,
     subject_token: &str,
     audience: &str,
@@ -36,7 +36,7 @@ async fn exchange(
     Ok((resp.status().as_u16(), resp.json().await?))
 }
 
-fn pool_audience(emu: &Emulator) -> Result<String, BoxError> {
+pub(crate) fn pool_audience(emu: &Emulator) -> Result<String, BoxError> {
     let ef: Value = serde_json::from_str(&emu.external_account_json(None))?;
     Ok(ef["audience"].as_str().ok_or("audience")?.to_owned())
 }
