@@ -159,9 +159,10 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         });
     }
     eprintln!(
-        "idtoken: proxy: http://{local} -> {} (audience {audience}, header {})",
+        "idtoken: proxy: http://{local} -> {} (audience {audience}, header {}{})",
         proxy.target.origin,
-        proxy.header.name()
+        proxy.header.name(),
+        target::egress_note(&proxy.target)
     );
     println!("http://{local}");
 

@@ -15,6 +15,7 @@ use client::{client, get_json};
 use fixture::ProxyFixture;
 
 mod client;
+mod egress;
 mod fixture;
 mod protocols;
 mod tls;
