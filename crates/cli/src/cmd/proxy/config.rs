@@ -1,26 +1,58 @@
 //! `idtoken proxy`'s flags in two steps: clap reads them into [`Args`],
-//! then [`resolve`] checks and resolves them into a [`ProxyConfig`], with
-//! no clap types, before anything binds a socket or fetches a token.
+//! then [`resolve`] checks and resolves them into one [`ProxyConfig`] per
+//! listener, with no clap types, before anything binds a socket or
+//! fetches a token. The flags describe one listener; `--config` reads
+//! several from a file (`config_file`), each through the same
+//! [`resolve_listener`], so every rule (loopback, target, audience,
+//! timeout, impersonation) is applied in one place.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Uri;
 use http::uri::{Authority, Scheme};
 use idtoken::TokenHeader;
 
+use super::config_file;
 use crate::Failure;
-use crate::cmd::CredsConfig;
+use crate::cmd::{CredsArgs, CredsConfig, Naming};
 use crate::token_cache::Cache;
+
+/// The flags that describe one listener, which `--config` replaces (clap
+/// ids: the fields' names).
+const PER_LISTENER: [&str; 10] = [
+    "target",
+    "listen",
+    "allow_non_loopback",
+    "allow_host",
+    "audience",
+    "header",
+    "upstream_timeout",
+    "http2",
+    "impersonate_service_account",
+    "include_email",
+];
+
+/// `--listen` unless given.
+pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `--upstream-timeout` unless given, in seconds.
+pub(super) const DEFAULT_UPSTREAM_TIMEOUT: f64 = 60.0;
 
 /// Arguments of `idtoken proxy`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
+    /// Several listeners, each with its target, from a TOML file (one
+    /// [[listener]] table each; see docs/PROXY.md) instead of --target and
+    /// the flags that describe one listener. --credentials, --iam-endpoint
+    /// and --no-cache still apply, to all of them.
+    #[arg(long, value_name = "FILE", conflicts_with_all = PER_LISTENER)]
+    config: Option<PathBuf>,
     /// The service to forward to (`https://SERVICE.run.app`).
-    #[arg(long, value_name = "URL")]
-    target: String,
+    #[arg(long, value_name = "URL", required_unless_present = "config")]
+    target: Option<String>,
     /// Address to listen on; port 0 picks a free one.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// Allow listening on a non-loopback address: anyone who can reach it
     /// acts with your identity.
@@ -42,7 +74,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "HEADER", value_parser = parse_header, default_value = "authorization")]
     header: TokenHeader,
     /// Answer 504 when the target sends no response headers within SECS.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_UPSTREAM_TIMEOUT)]
     upstream_timeout: f64,
     /// Also serve HTTP/2 without TLS (h2c, prior knowledge) to local
     /// clients, and speak HTTP/2 to the target (ALPN for https, prior
@@ -50,13 +82,30 @@ pub(crate) struct Args {
     #[arg(long)]
     http2: bool,
     #[command(flatten)]
-    creds: super::super::CredsArgs,
+    creds: CredsArgs,
     #[command(flatten)]
     cache: super::super::CacheArgs,
 }
 
+/// One listener's settings as given, before any check: the flags, or one
+/// `[[listener]]` of a config file.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Listener {
+    pub(super) target: String,
+    pub(super) listen: SocketAddr,
+    pub(super) allow_non_loopback: bool,
+    pub(super) allow_host: Vec<String>,
+    pub(super) audience: Option<String>,
+    pub(super) header: TokenHeader,
+    pub(super) upstream_timeout: f64,
+    pub(super) http2: bool,
+    /// The impersonation chain, as `--impersonate-service-account` takes it.
+    pub(super) impersonate_service_account: Option<String>,
+    pub(super) include_email: bool,
+}
+
 /// `--header`: the library's [`TokenHeader`], the two a proxy may set.
-fn parse_header(value: &str) -> Result<TokenHeader, String> {
+pub(super) fn parse_header(value: &str) -> Result<TokenHeader, String> {
     match value.to_ascii_lowercase().as_str() {
         "authorization" => Ok(TokenHeader::Authorization),
         "x-serverless-authorization" => Ok(TokenHeader::XServerlessAuthorization),
@@ -95,56 +144,115 @@ pub(super) struct Target {
     pub(super) origin: String,
 }
 
-/// Checks the flags and resolves them (target, audience, timeout,
-/// credential flags). Errors are usage errors (exit 2), except an audience
-/// the library cannot derive from the target (exit 1, as everywhere).
-pub(crate) fn resolve(args: Args) -> Result<ProxyConfig, Failure> {
-    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+/// Checks the flags (or the file `--config` names) and resolves them:
+/// one [`ProxyConfig`] per listener. Errors are usage errors (exit 2),
+/// except an audience the library cannot derive from the target (exit 1,
+/// as everywhere).
+pub(crate) fn resolve(args: Args) -> Result<Vec<ProxyConfig>, Failure> {
+    let Some(path) = &args.config else {
+        let listener = Listener {
+            // clap requires --target without --config.
+            target: args.target.clone().unwrap_or_default(),
+            listen: args.listen,
+            allow_non_loopback: args.allow_non_loopback,
+            allow_host: args.allow_host.clone(),
+            audience: args.audience.clone(),
+            header: args.header,
+            upstream_timeout: args.upstream_timeout,
+            http2: args.http2,
+            impersonate_service_account: args.creds.impersonate_service_account.clone(),
+            include_email: args.creds.include_email,
+        };
+        return Ok(vec![resolve_listener(listener, &args, Naming::Flags)?]);
+    };
+    let entries = config_file::read(path)?;
+    let mut configs: Vec<ProxyConfig> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let config = resolve_listener(entry.listener, &args, Naming::Keys)
+            .map_err(|f| entry.place.refuse(f))?;
+        // Port 0 picks a free port each time: never the same address.
+        if config.listen.port() != 0
+            && let Some(i) = configs.iter().position(|c| c.listen == config.listen)
+        {
+            return Err(entry.place.refuse(Failure::new(
+                crate::exit::USAGE,
+                format!("listen: {} is also listener #{}'s", config.listen, i + 1),
+            )));
+        }
+        configs.push(config);
+    }
+    Ok(configs)
+}
+
+/// Checks one listener's settings and resolves them (target, audience,
+/// timeout, impersonation); errors name the settings as `naming` says.
+/// The credentials file, IAM endpoint and token cache are the flags',
+/// shared by every listener.
+pub(super) fn resolve_listener(
+    l: Listener,
+    args: &Args,
+    naming: Naming,
+) -> Result<ProxyConfig, Failure> {
+    let name = |key| naming.name(key);
+    if !l.listen.ip().is_loopback() && !l.allow_non_loopback {
         return Err(Failure::new(
             crate::exit::USAGE,
             format!(
-                "refusing to listen on {}: anyone who can reach it would act with your identity; pass --allow-non-loopback to do it anyway",
-                args.listen
+                "refusing to listen on {}: anyone who can reach it would act with your identity; {} to do it anyway",
+                l.listen,
+                match naming {
+                    Naming::Flags => "pass --allow-non-loopback",
+                    Naming::Keys => "set allow-non-loopback = true",
+                }
             ),
         ));
     }
-    let target = target(&args.target)?;
+    let target = target(&l.target, &name("target"))?;
     // `Duration` panics on NaN, infinity and values past its range.
-    let upstream_timeout = Duration::try_from_secs_f64(args.upstream_timeout)
+    let upstream_timeout = Duration::try_from_secs_f64(l.upstream_timeout)
         .ok()
-        .filter(|_| args.upstream_timeout > 0.0)
+        .filter(|_| l.upstream_timeout > 0.0)
         .ok_or_else(|| {
             Failure::new(
                 crate::exit::USAGE,
-                "--upstream-timeout wants a positive number of seconds",
+                format!(
+                    "{} wants a positive number of seconds",
+                    name("upstream-timeout")
+                ),
             )
         })?;
-    let audience = match &args.audience {
+    let audience = match &l.audience {
         Some(a) => a.clone(),
-        None => idtoken::audience_for_url(&args.target)?,
+        None => idtoken::audience_for_url(&l.target)?,
     };
-    let creds = args.creds.resolve()?;
+    let creds = CredsArgs {
+        impersonate_service_account: l.impersonate_service_account.clone(),
+        include_email: l.include_email,
+        ..args.creds.clone()
+    }
+    .resolve_named(naming)?;
     Ok(ProxyConfig {
-        allowed_hosts: allowed_hosts(&args),
+        allowed_hosts: allowed_hosts(&l),
         target,
         audience,
-        header: args.header,
-        listen: args.listen,
+        header: l.header,
+        listen: l.listen,
         upstream_timeout,
-        http2: args.http2,
+        http2: l.http2,
         creds,
         cache: args.cache.resolve(),
     })
 }
 
-fn target(url: &str) -> Result<Target, Failure> {
+/// `url`, the value of the setting `named`, in the parts the proxy uses.
+fn target(url: &str, named: &str) -> Result<Target, Failure> {
     let uri: Uri = url
         .parse()
-        .map_err(|e| Failure::new(crate::exit::USAGE, format!("--target {url:?}: {e}")))?;
+        .map_err(|e| Failure::new(crate::exit::USAGE, format!("{named} {url:?}: {e}")))?;
     let not_http = || {
         Failure::new(
             crate::exit::USAGE,
-            format!("--target {url:?}: want an http(s) URL"),
+            format!("{named} {url:?}: want an http(s) URL"),
         )
     };
     let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
@@ -164,9 +272,9 @@ fn target(url: &str) -> Result<Target, Failure> {
 /// The names the guard accepts besides loopback and localhost: the
 /// `--allow-host` names, and the address the proxy was told to listen on
 /// when that is a particular non-loopback one (clients elsewhere name it).
-fn allowed_hosts(args: &Args) -> Vec<String> {
-    let mut hosts = args.allow_host.clone();
-    let ip = args.listen.ip();
+fn allowed_hosts(l: &Listener) -> Vec<String> {
+    let mut hosts = l.allow_host.clone();
+    let ip = l.listen.ip();
     if !ip.is_loopback() && !ip.is_unspecified() {
         hosts.push(ip.to_string());
     }
@@ -189,7 +297,9 @@ mod tests {
     fn resolved(argv: &[&str]) -> Result<ProxyConfig, Failure> {
         let cli = Cli::try_parse_from(std::iter::once("proxy").chain(argv.iter().copied()))
             .expect("clap accepts the flags");
-        resolve(cli.args)
+        let mut configs = resolve(cli.args)?;
+        assert_eq!(configs.len(), 1, "the flags describe one listener");
+        Ok(configs.remove(0))
     }
 
     fn refused(argv: &[&str]) -> Failure {
@@ -329,6 +439,159 @@ mod tests {
         assert!(err.contains("x-serverless-authorization"), "{err}");
         assert!(
             Cli::try_parse_from(["proxy", "--target", "http://x", "--header", "cookie"]).is_err()
+        );
+    }
+
+    /// What `--config` with a file holding `text` resolves to.
+    fn from_file(text: &str, more: &[&str]) -> Result<Vec<ProxyConfig>, Failure> {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(&path, text).expect("write");
+        let path = path.display().to_string();
+        let argv = ["proxy", "--config", &path]
+            .into_iter()
+            .chain(more.iter().copied());
+        let cli = Cli::try_parse_from(argv).expect("clap accepts the flags");
+        resolve(cli.args)
+    }
+
+    fn file_refused(text: &str) -> String {
+        let f = from_file(text, &[]).expect_err("refused");
+        assert_eq!(f.code, crate::exit::USAGE, "{}", f.message);
+        assert!(
+            f.message.contains("proxy.toml: listener #"),
+            "{}",
+            f.message
+        );
+        f.message
+    }
+
+    #[test]
+    fn config_with_a_flag_that_describes_one_listener_is_refused_naming_both() {
+        for flag in [
+            &["--target", "http://127.0.0.1:9"][..],
+            &["--listen", "127.0.0.1:1"],
+            &["--http2"],
+            &["--impersonate-service-account", "t@x"],
+        ] {
+            let argv = ["proxy", "--config", "proxy.toml"].iter().chain(flag);
+            let e = Cli::try_parse_from(argv).err().expect("refused");
+            assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+            let text = e.to_string();
+            assert!(
+                text.contains("--config") && text.contains(flag[0]),
+                "{text}"
+            );
+        }
+        let e = Cli::try_parse_from(["proxy"]).err().expect("refused");
+        assert!(e.to_string().contains("--target"), "{e}");
+    }
+
+    #[test]
+    fn each_listener_of_a_file_resolves_with_the_shared_credential_flags() {
+        let c = from_file(
+            r#"
+            [[listener]]
+            listen = "127.0.0.1:8081"
+            target = "https://a-abc-uc.a.run.app/base/"
+
+            [[listener]]
+            listen = "127.0.0.1:8082"
+            target = "http://127.0.0.1:9"
+            audience = "https://b.example"
+            impersonate-service-account = "d@x,t@x"
+            include-email = true
+            "#,
+            &[
+                "--credentials",
+                "key.json",
+                "--iam-endpoint",
+                "http://127.0.0.1:7",
+            ],
+        )
+        .expect("resolves");
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].audience, "https://a-abc-uc.a.run.app");
+        assert_eq!(c[0].target.prefix, "/base");
+        assert_eq!(c[0].upstream_timeout, Duration::from_secs(60));
+        assert!(c[0].creds.impersonate.is_none() && !c[0].creds.include_email);
+        assert_eq!(c[1].audience, "https://b.example");
+        assert_eq!(c[1].listen, "127.0.0.1:8082".parse().expect("addr"));
+        let how = c[1].creds.impersonate.as_ref().expect("impersonation");
+        assert_eq!(how.target(), "t@x");
+        assert!(c[1].creds.include_email);
+        for config in &c {
+            assert_eq!(
+                config.creds.file.as_deref(),
+                Some(std::path::Path::new("key.json"))
+            );
+            assert_eq!(config.creds.iam_endpoint, "http://127.0.0.1:7");
+        }
+    }
+
+    #[test]
+    fn a_file_listener_meets_the_flags_rules_its_errors_naming_it_and_the_key() {
+        let first = "[[listener]]\nlisten = \"127.0.0.1:8081\"\ntarget = \"https://a.example\"\n";
+        let m = file_refused(&format!(
+            "{first}[[listener]]\nlisten = \"192.0.2.7:8082\"\ntarget = \"https://b.example\"\n"
+        ));
+        assert!(
+            m.contains("proxy.toml: listener #2 (listen 192.0.2.7:8082): refusing to listen"),
+            "{m}"
+        );
+        assert!(m.contains("allow-non-loopback = true"), "{m}");
+        let m = file_refused("[[listener]]\nlisten = \"127.0.0.1:1\"\ntarget = \"ftp://a\"\n");
+        assert!(
+            m.ends_with("(listen 127.0.0.1:1): target \"ftp://a\": want an http(s) URL"),
+            "{m}"
+        );
+        let m = file_refused(
+            "[[listener]]\nlisten = \"127.0.0.1:1\"\ntarget = \"https://a\"\nupstream-timeout = 0\n",
+        );
+        assert!(
+            m.ends_with("): upstream-timeout wants a positive number of seconds"),
+            "{m}"
+        );
+        let m = file_refused(
+            "[[listener]]\nlisten = \"127.0.0.1:1\"\ntarget = \"https://a\"\ninclude-email = true\n",
+        );
+        assert!(
+            m.contains("): include-email needs impersonate-service-account"),
+            "{m}"
+        );
+        let m = file_refused(
+            "[[listener]]\nlisten = \"127.0.0.1:1\"\ntarget = \"https://a\"\nimpersonate-service-account = \"nobody\"\n",
+        );
+        assert!(
+            m.contains("): impersonate-service-account \"nobody\""),
+            "{m}"
+        );
+        let m = file_refused(&format!("{first}{first}"));
+        assert!(
+            m.contains("proxy.toml: listener #2 (listen 127.0.0.1:8081): listen: 127.0.0.1:8081 is also listener #1's"),
+            "{m}"
+        );
+        // Port 0 picks a free port for each.
+        let zero = "[[listener]]\nlisten = \"127.0.0.1:0\"\ntarget = \"https://a.example\"\n";
+        assert_eq!(
+            from_file(&format!("{zero}{zero}"), &[])
+                .expect("resolves")
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn an_unreadable_config_file_is_a_usage_error_naming_it() {
+        let cli = Cli::try_parse_from(["proxy", "--config", "/nonexistent/proxy.toml"])
+            .expect("clap accepts the flags");
+        let f = resolve(cli.args).expect_err("refused");
+        assert_eq!(f.code, crate::exit::USAGE);
+        assert!(
+            f.message
+                .starts_with("--config /nonexistent/proxy.toml: cannot read it"),
+            "{}",
+            f.message
         );
     }
 }

@@ -19,10 +19,14 @@
 //!
 //! The token goes only to the target: the client talks to one origin.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use idtoken::Credentials;
+
 use crate::Failure;
+use crate::token_cache::Source;
 pub(crate) use config::{Args, ProxyConfig, resolve};
 use forward::Proxy;
 use guard::Guard;
@@ -30,6 +34,7 @@ use listen::serve;
 use target::https_client;
 
 mod config;
+mod config_file;
 mod forward;
 mod guard;
 mod headers;
@@ -59,8 +64,55 @@ top-level GET/HEAD navigations
 refused, so no site can frame your service), are answered 403 before any
 token is fetched. curl and other tools are not affected.";
 
-/// Runs the proxy `config` describes until Ctrl-C.
-pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
+/// Runs the listeners `configs` describe until Ctrl-C, then lets each
+/// finish its requests in flight. The credentials are loaded once and
+/// shared; each listener has its own token source (its audience, its
+/// impersonation).
+pub(crate) async fn run(configs: Vec<ProxyConfig>) -> Result<(), Failure> {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    });
+    // The runtime has one thread: let the task above install the Ctrl-C
+    // handler before any listener says it is up.
+    tokio::task::yield_now().await;
+
+    // Every listener has the same credentials flags (file, cache).
+    let Some(first) = configs.first() else {
+        return Ok(());
+    };
+    // A token cached by `idtoken token`, `curl` or an earlier proxy
+    // starts the library's source: it serves the first requests, and the
+    // source refreshes it ahead of expiry as it would its own.
+    let source = first.creds.source(&first.cache);
+    // Missing credentials do not stop the proxy: every request answers
+    // 500 with what to run, which a browser user sees.
+    let base = first
+        .creds
+        .load_base_from(source.as_ref())
+        .await
+        .map_err(|f| {
+            eprintln!("idtoken: proxy: {}", f.message);
+            f.message
+        });
+    let mut servers = Vec::with_capacity(configs.len());
+    for config in configs {
+        servers.push(start(config, source.as_ref(), &base, stopping.clone()).await?);
+    }
+    futures_util::future::join_all(servers).await;
+    Ok(())
+}
+
+/// Starts one listener: its token source (seeded from the token cache),
+/// its clients to the target, its socket. Returns the server, which runs
+/// until `stopping`.
+async fn start(
+    config: ProxyConfig,
+    source: Option<&Source>,
+    base: &Result<Credentials, String>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<impl Future<Output = ()> + use<>, Failure> {
     let ProxyConfig {
         target,
         audience,
@@ -72,36 +124,22 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         creds,
         cache,
     } = config;
-    // A token cached by `idtoken token`, `curl` or an earlier proxy
-    // starts the library's source: it serves the first requests, and the
-    // source refreshes it ahead of expiry as it would its own.
     let options = creds.token_options();
-    let source = creds.source(&cache);
-    let slot = source
-        .as_ref()
-        .and_then(|s| creds.slot(&cache, s, &audience, &options));
+    let slot = source.and_then(|s| creds.slot(&cache, s, &audience, &options));
     let cached = slot.as_ref().and_then(|s| s.lookup(SystemTime::now()));
     if let Some(e) = &cached
         && e.facts.audience_is_client_id
     {
         super::warn_client_id_audience(&e.token, &audience);
     }
-    // Missing credentials do not stop the proxy: every request answers
-    // 500 with what to run, which a browser user sees.
-    let loaded = creds.load_from(source.as_ref()).await;
-    let tokens = match &loaded {
-        Ok(c) => {
-            let src = c.token_source_with(audience.clone(), options.clone());
-            if let Some(e) = &cached {
-                src.seed(e.token.clone());
-            }
-            Ok(src)
+    let loaded = base.clone().map(|b| creds.impersonating(b));
+    let tokens = loaded.as_ref().map_err(Clone::clone).map(|c| {
+        let src = c.token_source_with(audience.clone(), options.clone());
+        if let Some(e) = &cached {
+            src.seed(e.token.clone());
         }
-        Err(f) => {
-            eprintln!("idtoken: proxy: {}", f.message);
-            Err(f.message.clone())
-        }
-    };
+        src
+    });
 
     let client = https_client(http2, &target.scheme)?;
     // Upgrades (WebSocket) exist in HTTP/1.1 only: with --http2 they need
@@ -166,6 +204,5 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
     );
     println!("http://{local}");
 
-    serve(listener, proxy, http2).await;
-    Ok(())
+    Ok(serve(listener, proxy, http2, stopping))
 }
