@@ -17,6 +17,7 @@ use fixture::ProxyFixture;
 mod client;
 mod egress;
 mod fixture;
+mod listeners;
 mod protocols;
 mod tls;
 mod upstream;
