@@ -35,9 +35,9 @@ const PER_LISTENER: [&str; 10] = [
 ];
 
 /// `--listen` unless given.
-pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// `--upstream-timeout` unless given, in seconds.
-pub(super) const DEFAULT_UPSTREAM_TIMEOUT: f64 = 60.0;
+const DEFAULT_UPSTREAM_TIMEOUT: f64 = 60.0;
 
 /// Arguments of `idtoken proxy`.
 #[derive(clap::Args, Debug)]
@@ -90,22 +90,22 @@ pub(crate) struct Args {
 /// One listener's settings as given, before any check: the flags, or one
 /// `[[listener]]` of a config file.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Listener {
-    pub(super) target: String,
-    pub(super) listen: SocketAddr,
-    pub(super) allow_non_loopback: bool,
-    pub(super) allow_host: Vec<String>,
-    pub(super) audience: Option<String>,
-    pub(super) header: TokenHeader,
-    pub(super) upstream_timeout: f64,
-    pub(super) http2: bool,
+struct Listener {
+    target: String,
+    listen: SocketAddr,
+    allow_non_loopback: bool,
+    allow_host: Vec<String>,
+    audience: Option<String>,
+    header: TokenHeader,
+    upstream_timeout: f64,
+    http2: bool,
     /// The impersonation chain, as `--impersonate-service-account` takes it.
-    pub(super) impersonate_service_account: Option<String>,
-    pub(super) include_email: bool,
+    impersonate_service_account: Option<String>,
+    include_email: bool,
 }
 
 /// `--header`: the library's [`TokenHeader`], the two a proxy may set.
-pub(super) fn parse_header(value: &str) -> Result<TokenHeader, String> {
+fn parse_header(value: &str) -> Result<TokenHeader, String> {
     match value.to_ascii_lowercase().as_str() {
         "authorization" => Ok(TokenHeader::Authorization),
         "x-serverless-authorization" => Ok(TokenHeader::XServerlessAuthorization),
@@ -168,7 +168,9 @@ pub(crate) fn resolve(args: Args) -> Result<Vec<ProxyConfig>, Failure> {
     let entries = config_file::read(path)?;
     let mut configs: Vec<ProxyConfig> = Vec::with_capacity(entries.len());
     for entry in entries {
-        let config = resolve_listener(entry.listener, &args, Naming::Keys)
+        let config = listener(entry.entry)
+            .map_err(|why| Failure::new(crate::exit::USAGE, why))
+            .and_then(|l| resolve_listener(l, &args, Naming::Keys))
             .map_err(|f| entry.place.refuse(f))?;
         // Port 0 picks a free port each time: never the same address.
         if config.listen.port() != 0
@@ -184,15 +186,41 @@ pub(crate) fn resolve(args: Args) -> Result<Vec<ProxyConfig>, Failure> {
     Ok(configs)
 }
 
+/// A config file's listener with the flags' defaults; the error names
+/// the key at fault.
+fn listener(entry: config_file::Entry) -> Result<Listener, String> {
+    let listen = entry
+        .listen
+        .ok_or("listen: missing (the address to listen on, such as \"127.0.0.1:8081\")")?;
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("listen {listen:?}: {e} (want IP:PORT)"))?;
+    let target = entry
+        .target
+        .ok_or("target: missing (the service to forward to)")?;
+    let header = match entry.header {
+        Some(h) => parse_header(&h).map_err(|e| format!("header: {e}"))?,
+        None => TokenHeader::Authorization,
+    };
+    Ok(Listener {
+        target,
+        listen,
+        allow_non_loopback: entry.allow_non_loopback.unwrap_or(false),
+        allow_host: entry.allow_host.unwrap_or_default(),
+        audience: entry.audience,
+        header,
+        upstream_timeout: entry.upstream_timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT),
+        http2: entry.http2.unwrap_or(false),
+        impersonate_service_account: entry.impersonate_service_account,
+        include_email: entry.include_email.unwrap_or(false),
+    })
+}
+
 /// Checks one listener's settings and resolves them (target, audience,
 /// timeout, impersonation); errors name the settings as `naming` says.
 /// The credentials file, IAM endpoint and token cache are the flags',
 /// shared by every listener.
-pub(super) fn resolve_listener(
-    l: Listener,
-    args: &Args,
-    naming: Naming,
-) -> Result<ProxyConfig, Failure> {
+fn resolve_listener(l: Listener, args: &Args, naming: Naming) -> Result<ProxyConfig, Failure> {
     let name = |key| naming.name(key);
     if !l.listen.ip().is_loopback() && !l.allow_non_loopback {
         return Err(Failure::new(
@@ -593,5 +621,49 @@ mod tests {
             "{}",
             f.message
         );
+    }
+
+    #[test]
+    fn the_example_in_docs_proxy_md_resolves_as_it_says() {
+        let doc = include_str!("../../../../../docs/PROXY.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n```").next())
+            .expect("docs/PROXY.md has a toml example");
+        let c = from_file(example, &[]).expect("the example resolves");
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].audience, "https://web-abc123-uc.a.run.app");
+        assert_eq!(c[1].audience, "https://api.example.com");
+        assert_eq!(c[1].target.prefix, "/v1");
+        assert_eq!(c[1].header, TokenHeader::XServerlessAuthorization);
+        assert_eq!(c[1].upstream_timeout, Duration::from_secs(10));
+        assert!(c[1].creds.impersonate.is_some() && c[1].creds.include_email);
+        assert!(c[2].http2);
+        assert_eq!(c[2].allowed_hosts, ["dev.internal"]);
+    }
+
+    #[test]
+    fn missing_or_malformed_listen_target_and_header_are_named() {
+        let m = file_refused("[[listener]]\ntarget = \"https://a.example\"\n");
+        assert!(
+            m.contains("proxy.toml: listener #1 (listen ?): listen: missing"),
+            "{m}"
+        );
+        let m = file_refused("[[listener]]\nlisten = \"127.0.0.1:8081\"\n");
+        assert!(
+            m.contains("(listen 127.0.0.1:8081): target: missing"),
+            "{m}"
+        );
+        let m = file_refused("[[listener]]\nlisten = \"localhost\"\ntarget = \"https://a\"\n");
+        assert!(
+            m.contains("(listen localhost): listen \"localhost\""),
+            "{m}"
+        );
+        let m = file_refused(
+            "[[listener]]\nlisten = \"127.0.0.1:1\"\ntarget = \"https://a\"\nheader = \"cookie\"\n",
+        );
+        assert!(m.contains("): header: "), "{m}");
+        assert!(m.contains("x-serverless-authorization"), "{m}");
     }
 }

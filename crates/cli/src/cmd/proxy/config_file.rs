@@ -9,17 +9,15 @@
 //! header = "x-serverless-authorization"
 //! ```
 //!
-//! This file only reads: each table becomes a [`Listener`], unchecked,
-//! with the flags' defaults; `config::resolve_listener` checks it as it
+//! This file only reads: each table becomes an [`Entry`], the values as
+//! written; `config` applies the flags' defaults and checks it as it
 //! checks the flags. Unknown keys are errors, and every error names the
 //! file, the listener (its number and `listen` address) and the key.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use super::config::{DEFAULT_UPSTREAM_TIMEOUT, Listener, parse_header};
 use crate::Failure;
 
 /// The file: `[[listener]]` tables and nothing else.
@@ -30,22 +28,22 @@ struct File {
     listener: Vec<toml::Table>,
 }
 
-/// One `[[listener]]` as written. Every key is optional here, so that a
-/// table of one key reads alone (how an error finds the key at fault);
-/// `listen` and `target` are required by [`listener`].
-#[derive(Deserialize, Default)]
+/// One `[[listener]]` as written, its keys the flags' names. Every key is
+/// optional here, so that a table of one key reads alone (how an error
+/// finds the key at fault); `config` requires `listen` and `target`.
+#[derive(Deserialize, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Entry {
-    listen: Option<String>,
-    target: Option<String>,
-    audience: Option<String>,
-    header: Option<String>,
-    impersonate_service_account: Option<String>,
-    include_email: Option<bool>,
-    upstream_timeout: Option<f64>,
-    http2: Option<bool>,
-    allow_host: Option<Vec<String>>,
-    allow_non_loopback: Option<bool>,
+pub(super) struct Entry {
+    pub(super) listen: Option<String>,
+    pub(super) target: Option<String>,
+    pub(super) audience: Option<String>,
+    pub(super) header: Option<String>,
+    pub(super) impersonate_service_account: Option<String>,
+    pub(super) include_email: Option<bool>,
+    pub(super) upstream_timeout: Option<f64>,
+    pub(super) http2: Option<bool>,
+    pub(super) allow_host: Option<Vec<String>>,
+    pub(super) allow_non_loopback: Option<bool>,
 }
 
 /// Where a listener is in the file, for its errors.
@@ -75,7 +73,7 @@ impl Place {
 #[derive(Debug)]
 pub(super) struct Numbered {
     pub(super) place: Place,
-    pub(super) listener: Listener,
+    pub(super) entry: Entry,
 }
 
 /// Reads and parses the file at `path`.
@@ -89,8 +87,8 @@ pub(super) fn read(path: &Path) -> Result<Vec<Numbered>, Failure> {
     parse(&text, &path.display().to_string())
 }
 
-/// Parses `text`, the file `file`: one [`Listener`] per `[[listener]]`,
-/// in order.
+/// Parses `text`, the file `file`: one [`Entry`] per `[[listener]]`, in
+/// order.
 pub(super) fn parse(text: &str, file: &str) -> Result<Vec<Numbered>, Failure> {
     let usage = |message: String| Failure::new(crate::exit::USAGE, message);
     let parsed: File = toml::from_str(text).map_err(|e| usage(format!("{file}: {e}")))?;
@@ -113,41 +111,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Vec<Numbered>, Failure> {
                     .unwrap_or("?")
                     .to_owned(),
             };
-            let listener = listener(table).map_err(|why| place.refuse(usage(why)))?;
-            Ok(Numbered { place, listener })
+            let entry = entry(table).map_err(|why| place.refuse(usage(why)))?;
+            Ok(Numbered { place, entry })
         })
         .collect()
-}
-
-/// One table as a [`Listener`] with the flags' defaults; the error names
-/// the key at fault.
-fn listener(table: toml::Table) -> Result<Listener, String> {
-    let entry = entry(table)?;
-    let listen = entry
-        .listen
-        .ok_or("listen: missing (the address to listen on, such as \"127.0.0.1:8081\")")?;
-    let listen: SocketAddr = listen
-        .parse()
-        .map_err(|e| format!("listen {listen:?}: {e} (want IP:PORT)"))?;
-    let target = entry
-        .target
-        .ok_or("target: missing (the service to forward to)")?;
-    let header = match entry.header {
-        Some(h) => parse_header(&h).map_err(|e| format!("header: {e}"))?,
-        None => idtoken::TokenHeader::Authorization,
-    };
-    Ok(Listener {
-        target,
-        listen,
-        allow_non_loopback: entry.allow_non_loopback.unwrap_or(false),
-        allow_host: entry.allow_host.unwrap_or_default(),
-        audience: entry.audience,
-        header,
-        upstream_timeout: entry.upstream_timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT),
-        http2: entry.http2.unwrap_or(false),
-        impersonate_service_account: entry.impersonate_service_account,
-        include_email: entry.include_email.unwrap_or(false),
-    })
 }
 
 /// The table as an [`Entry`]. serde's errors name an unknown key but not
@@ -169,8 +136,6 @@ fn entry(table: toml::Table) -> Result<Entry, String> {
 
 #[cfg(test)]
 mod tests {
-    use idtoken::TokenHeader;
-
     use super::*;
 
     fn refused(text: &str) -> String {
@@ -180,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn each_listener_table_reads_in_order_with_the_flags_defaults() {
+    fn each_listener_table_reads_in_order_as_written() {
         let read = parse(
             r#"
             [[listener]]
@@ -197,24 +162,35 @@ mod tests {
             upstream-timeout = 5
             http2 = true
             allow-host = ["dev.internal"]
+            allow-non-loopback = false
             "#,
             "proxy.toml",
         )
         .expect("parses");
         assert_eq!(read.len(), 2);
-        let a = &read[0].listener;
-        assert_eq!(a.listen, "127.0.0.1:8081".parse().expect("addr"));
-        assert_eq!(a.target, "https://a.example");
-        assert_eq!(a.header, TokenHeader::Authorization);
-        assert_eq!(a.upstream_timeout, DEFAULT_UPSTREAM_TIMEOUT);
-        assert!(a.audience.is_none() && !a.http2 && !a.include_email && !a.allow_non_loopback);
-        let b = &read[1].listener;
-        assert_eq!(b.audience.as_deref(), Some("https://b.example/aud"));
-        assert_eq!(b.header, TokenHeader::XServerlessAuthorization);
-        assert_eq!(b.impersonate_service_account.as_deref(), Some("d@x,t@x"));
-        assert!(b.include_email && b.http2);
-        assert_eq!(b.upstream_timeout, 5.0);
-        assert_eq!(b.allow_host, ["dev.internal"]);
+        assert_eq!(
+            read[0].entry,
+            Entry {
+                listen: Some("127.0.0.1:8081".into()),
+                target: Some("https://a.example".into()),
+                ..Entry::default()
+            }
+        );
+        assert_eq!(
+            read[1].entry,
+            Entry {
+                listen: Some("127.0.0.1:8082".into()),
+                target: Some("https://b.example/base".into()),
+                audience: Some("https://b.example/aud".into()),
+                header: Some("X-Serverless-Authorization".into()),
+                impersonate_service_account: Some("d@x,t@x".into()),
+                include_email: Some(true),
+                upstream_timeout: Some(5.0),
+                http2: Some(true),
+                allow_host: Some(vec!["dev.internal".into()]),
+                allow_non_loopback: Some(false),
+            }
+        );
     }
 
     #[test]
@@ -252,30 +228,6 @@ mod tests {
             m.starts_with("proxy.toml: listener #1 (listen 127.0.0.1:8081): http2: "),
             "{m}"
         );
-    }
-
-    #[test]
-    fn missing_or_malformed_listen_target_and_header_are_named() {
-        let m = refused("[[listener]]\ntarget = \"https://a.example\"\n");
-        assert!(
-            m.starts_with("proxy.toml: listener #1 (listen ?): listen: missing"),
-            "{m}"
-        );
-        let m = refused("[[listener]]\nlisten = \"127.0.0.1:8081\"\n");
-        assert!(
-            m.contains("(listen 127.0.0.1:8081): target: missing"),
-            "{m}"
-        );
-        let m = refused("[[listener]]\nlisten = \"localhost\"\ntarget = \"https://a\"\n");
-        assert!(
-            m.contains("(listen localhost): listen \"localhost\""),
-            "{m}"
-        );
-        let m = refused(
-            "[[listener]]\nlisten = \"127.0.0.1:1\"\ntarget = \"https://a\"\nheader = \"cookie\"\n",
-        );
-        assert!(m.contains("): header: "), "{m}");
-        assert!(m.contains("x-serverless-authorization"), "{m}");
     }
 
     #[test]

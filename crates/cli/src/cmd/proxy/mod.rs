@@ -1,13 +1,15 @@
-//! `idtoken proxy`: a local reverse proxy to one target that adds an ID
-//! token to every request, so a browser, curl or any local tool can reach a
-//! private Cloud Run service.
+//! `idtoken proxy`: a local reverse proxy that adds an ID token to every
+//! request to its target, so a browser, curl or any local tool can reach a
+//! private Cloud Run service; with `--config`, several listeners, each to
+//! its own target.
 //!
-//! - [`Args`] are resolved once, by [`resolve`] in `config`, into a
-//!   [`ProxyConfig`]: the target's parts, audience, header, listen address,
-//!   timeout, credential flags; no socket or token yet. [`run`] makes a
-//!   [`Proxy`] of it: the token source (one cached
-//!   [`idtoken::IdTokenSource`], refreshed ahead of expiry by the library),
-//!   the header that carries it, a pooled client.
+//! - [`Args`] are resolved once, by [`resolve`] in `config`, into one
+//!   [`ProxyConfig`] per listener (the flags, or `config_file`'s
+//!   `[[listener]]` tables): the target's parts, audience, header, listen
+//!   address, timeout, credential flags; no socket or token yet. [`run`]
+//!   loads the credentials once and makes a [`Proxy`] of each: its token
+//!   source (one cached [`idtoken::IdTokenSource`], refreshed ahead of
+//!   expiry by the library), the header that carries it, a pooled client.
 //! - [`Proxy::handle`] (in `forward`) forwards one request: hop-by-hop headers out (`headers`),
 //!   `Host` for the target, `X-Forwarded-*` in, the token in its header;
 //!   bodies stream both ways. `Location` headers that point at the target
@@ -53,6 +55,15 @@ a private CA on Linux, set SSL_CERT_FILE=ca.pem (PEM; it replaces the system
 roots: concatenate it with /etc/ssl/certs/ca-certificates.crt to keep them) or
 SSL_CERT_DIR; on macOS and Windows, add the CA to the system's trust store.
 An untrusted certificate answers 502 naming the problem; no token is sent.
+
+The target is reached through HTTPS_PROXY/HTTP_PROXY/ALL_PROXY (CONNECT
+tunnels; user:password@ in the proxy URL is sent, never printed) unless
+NO_PROXY names it, as token requests are; the metadata server is always
+reached directly.
+
+--config FILE serves several targets from one process: one [[listener]]
+table each, its keys the flags' names (listen, target, audience, header,
+impersonate-service-account, ...); see docs/PROXY.md.
 
 Web pages in your browser can reach 127.0.0.1 too. Requests naming a host
 other than a loopback address or localhost (DNS rebinding, or addresses
