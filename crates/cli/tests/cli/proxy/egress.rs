@@ -145,3 +145,25 @@ async fn a_tunnel_the_proxy_refuses_is_a_502_naming_the_proxy_not_its_password()
     assert_no_password(&fx.log());
     assert_eq!(asked.lock().expect("asked").len(), 1);
 }
+
+#[tokio::test]
+async fn h2c_to_an_http_target_goes_through_the_tunnel() {
+    let asked: Asked = Arc::default();
+    let egress = egress_proxy(asked.clone()).await;
+    let fx = ProxyFixture::builder()
+        .h2c()
+        .arg("--http2")
+        .env("HTTP_PROXY", proxy_url(egress))
+        .start()
+        .await;
+    // HTTP/2 with prior knowledge has no absolute form to send to a
+    // forward proxy: only a tunnel carries it.
+    let seen = get_json(&format!("{}/pkg.Service/Method", fx.url())).await;
+    assert_eq!(seen["version"], "HTTP/2.0", "{seen}");
+    assert_eq!(seen["aud"], Value::from(fx.origin.clone()), "{seen}");
+    let host_port = fx.origin.trim_start_matches("http://");
+    assert_eq!(
+        asked.lock().expect("asked").clone(),
+        vec![(format!("CONNECT {host_port} HTTP/1.1"), basic())]
+    );
+}
