@@ -84,7 +84,7 @@ pub use audience::audience_for_url;
 pub use clock::{Clock, ManualClock, SystemClock, unix_time, unix_time_checked};
 pub use credentials::{
     Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, IdTokenSource, Impersonate,
-    TokenOptions,
+    TokenOptions, TokenSourceStats,
 };
 pub use env::{ALLOW_INSECURE_HTTP, Env};
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};

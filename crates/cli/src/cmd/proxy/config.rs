@@ -15,16 +15,17 @@ use http::uri::{Authority, Scheme};
 use idtoken::TokenHeader;
 
 use super::config_file;
+use super::log::LogFormat;
 use crate::Failure;
 use crate::cmd::{CredsArgs, CredsConfig, Naming};
 use crate::token_cache::Cache;
 
 /// The flags that describe one listener, which `--config` replaces (clap
-/// ids: the fields' names).
-const PER_LISTENER: [&str; 10] = [
+/// ids: the fields' names). `--allow-non-loopback` stays, for
+/// `--admin-listen` (each listener has its own key).
+const PER_LISTENER: [&str; 9] = [
     "target",
     "listen",
-    "allow_non_loopback",
     "allow_host",
     "audience",
     "header",
@@ -44,8 +45,9 @@ const DEFAULT_UPSTREAM_TIMEOUT: f64 = 60.0;
 pub(crate) struct Args {
     /// Several listeners, each with its target, from a TOML file (one
     /// [[listener]] table each; see docs/PROXY.md) instead of --target and
-    /// the flags that describe one listener. --credentials, --iam-endpoint
-    /// and --no-cache still apply, to all of them.
+    /// the flags that describe one listener. --credentials, --iam-endpoint,
+    /// --no-cache, --log-format and --admin-listen still apply, to all of
+    /// them; --allow-non-loopback then applies to --admin-listen only.
     #[arg(long, value_name = "FILE", conflicts_with_all = PER_LISTENER)]
     config: Option<PathBuf>,
     /// The service to forward to (`https://SERVICE.run.app`).
@@ -54,10 +56,18 @@ pub(crate) struct Args {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// Allow listening on a non-loopback address: anyone who can reach it
-    /// acts with your identity.
+    /// Allow listening on a non-loopback address (--listen, --admin-listen):
+    /// anyone who can reach it acts with your identity.
     #[arg(long)]
     allow_non_loopback: bool,
+    /// Also serve /healthz, /readyz and /metrics (Prometheus) on this
+    /// address, loopback unless --allow-non-loopback; port 0 picks a free
+    /// one. It never forwards a request and never shows a token.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Access-log lines as text, or as one JSON object per line (json).
+    #[arg(long, value_name = "FORMAT", value_parser = parse_log_format, default_value = "text")]
+    log_format: LogFormat,
     /// Also accept requests naming this host or address (repeatable). By
     /// default only loopback addresses, localhost names and a non-loopback
     /// --listen address are accepted, so that a web page cannot reach the
@@ -115,7 +125,16 @@ fn parse_header(value: &str) -> Result<TokenHeader, String> {
     }
 }
 
-/// Everything `idtoken proxy` was asked to do, checked.
+/// `--log-format`: text or json.
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("{other:?}: want text or json")),
+    }
+}
+
+/// One listener, checked: its target and how it reaches it.
 #[derive(Debug)]
 pub(crate) struct ProxyConfig {
     pub(super) target: Target,
@@ -133,6 +152,27 @@ pub(crate) struct ProxyConfig {
     pub(super) cache: Cache,
 }
 
+/// Everything `idtoken proxy` was asked to do, checked: its listeners,
+/// and what they share.
+#[derive(Debug)]
+pub(crate) struct Proxies {
+    /// One or more, in the order given.
+    pub(super) listeners: Vec<ProxyConfig>,
+    /// The admin server, with `--admin-listen`: one for all listeners.
+    pub(super) admin: Option<AdminConfig>,
+    pub(super) log_format: LogFormat,
+}
+
+/// Where the admin server listens and the names its guard accepts.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct AdminConfig {
+    /// Loopback unless `--allow-non-loopback`.
+    pub(super) listen: SocketAddr,
+    /// As [`ProxyConfig::allowed_hosts`], for the admin address: every
+    /// listener's `--allow-host` names.
+    pub(super) allowed_hosts: Vec<String>,
+}
+
 /// The target URL in the parts the proxy uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Target {
@@ -145,10 +185,38 @@ pub(super) struct Target {
 }
 
 /// Checks the flags (or the file `--config` names) and resolves them:
-/// one [`ProxyConfig`] per listener. Errors are usage errors (exit 2),
-/// except an audience the library cannot derive from the target (exit 1,
-/// as everywhere).
-pub(crate) fn resolve(args: Args) -> Result<Vec<ProxyConfig>, Failure> {
+/// one [`ProxyConfig`] per listener, and what they share. Errors are usage
+/// errors (exit 2), except an audience the library cannot derive from the
+/// target (exit 1, as everywhere).
+pub(crate) fn resolve(args: Args) -> Result<Proxies, Failure> {
+    let (listeners, names) = listeners(&args)?;
+    let admin = match args.admin_listen {
+        Some(listen) => {
+            may_listen(
+                "--admin-listen",
+                listen,
+                args.allow_non_loopback,
+                Naming::Flags,
+                "anyone who can reach it would read the proxy's metrics and readiness",
+            )?;
+            Some(AdminConfig {
+                listen,
+                allowed_hosts: allowed_hosts(&names, listen),
+            })
+        }
+        None => None,
+    };
+    Ok(Proxies {
+        listeners,
+        admin,
+        log_format: args.log_format,
+    })
+}
+
+/// The listeners the flags or the file describe, resolved, and every
+/// `allow-host` name they were given (the admin server's guard accepts
+/// them too: a scraper names the machine as a client does).
+fn listeners(args: &Args) -> Result<(Vec<ProxyConfig>, Vec<String>), Failure> {
     let Some(path) = &args.config else {
         let listener = Listener {
             // clap requires --target without --config.
@@ -163,14 +231,26 @@ pub(crate) fn resolve(args: Args) -> Result<Vec<ProxyConfig>, Failure> {
             impersonate_service_account: args.creds.impersonate_service_account.clone(),
             include_email: args.creds.include_email,
         };
-        return Ok(vec![resolve_listener(listener, &args, Naming::Flags)?]);
+        let names = listener.allow_host.clone();
+        return Ok((
+            vec![resolve_listener(listener, args, Naming::Flags)?],
+            names,
+        ));
     };
     let entries = config_file::read(path)?;
     let mut configs: Vec<ProxyConfig> = Vec::with_capacity(entries.len());
+    let mut names: Vec<String> = Vec::new();
     for entry in entries {
         let config = listener(entry.entry)
             .map_err(|why| Failure::new(crate::exit::USAGE, why))
-            .and_then(|l| resolve_listener(l, &args, Naming::Keys))
+            .and_then(|l| {
+                for name in &l.allow_host {
+                    if !names.contains(name) {
+                        names.push(name.clone());
+                    }
+                }
+                resolve_listener(l, args, Naming::Keys)
+            })
             .map_err(|f| entry.place.refuse(f))?;
         // Port 0 picks a free port each time: never the same address.
         if config.listen.port() != 0
@@ -183,7 +263,7 @@ pub(crate) fn resolve(args: Args) -> Result<Vec<ProxyConfig>, Failure> {
         }
         configs.push(config);
     }
-    Ok(configs)
+    Ok((configs, names))
 }
 
 /// A config file's listener with the flags' defaults; the error names
@@ -222,19 +302,13 @@ fn listener(entry: config_file::Entry) -> Result<Listener, String> {
 /// shared by every listener.
 fn resolve_listener(l: Listener, args: &Args, naming: Naming) -> Result<ProxyConfig, Failure> {
     let name = |key| naming.name(key);
-    if !l.listen.ip().is_loopback() && !l.allow_non_loopback {
-        return Err(Failure::new(
-            crate::exit::USAGE,
-            format!(
-                "refusing to listen on {}: anyone who can reach it would act with your identity; {} to do it anyway",
-                l.listen,
-                match naming {
-                    Naming::Flags => "pass --allow-non-loopback",
-                    Naming::Keys => "set allow-non-loopback = true",
-                }
-            ),
-        ));
-    }
+    may_listen(
+        &name("listen"),
+        l.listen,
+        l.allow_non_loopback,
+        naming,
+        "anyone who can reach it would act with your identity",
+    )?;
     let target = target(&l.target, &name("target"))?;
     // `Duration` panics on NaN, infinity and values past its range.
     let upstream_timeout = Duration::try_from_secs_f64(l.upstream_timeout)
@@ -260,7 +334,7 @@ fn resolve_listener(l: Listener, args: &Args, naming: Naming) -> Result<ProxyCon
     }
     .resolve_named(naming)?;
     Ok(ProxyConfig {
-        allowed_hosts: allowed_hosts(&l),
+        allowed_hosts: allowed_hosts(&l.allow_host, l.listen),
         target,
         audience,
         header: l.header,
@@ -270,6 +344,30 @@ fn resolve_listener(l: Listener, args: &Args, naming: Naming) -> Result<ProxyCon
         creds,
         cache: args.cache.resolve(),
     })
+}
+
+/// The rule for every address the proxy binds: loopback, unless
+/// `--allow-non-loopback` (`allow-non-loopback = true` in a config file).
+/// `named` names the address in the error, `risk` says what listening
+/// elsewhere would expose.
+fn may_listen(
+    named: &str,
+    addr: SocketAddr,
+    allow: bool,
+    naming: Naming,
+    risk: &str,
+) -> Result<(), Failure> {
+    if addr.ip().is_loopback() || allow {
+        return Ok(());
+    }
+    let how = match naming {
+        Naming::Flags => "pass --allow-non-loopback",
+        Naming::Keys => "set allow-non-loopback = true",
+    };
+    Err(Failure::new(
+        crate::exit::USAGE,
+        format!("refusing to listen on {addr} ({named}): {risk}; {how} to do it anyway"),
+    ))
 }
 
 /// `url`, the value of the setting `named`, in the parts the proxy uses.
@@ -297,12 +395,12 @@ fn target(url: &str, named: &str) -> Result<Target, Failure> {
     })
 }
 
-/// The names the guard accepts besides loopback and localhost: the
-/// `--allow-host` names, and the address the proxy was told to listen on
-/// when that is a particular non-loopback one (clients elsewhere name it).
-fn allowed_hosts(l: &Listener) -> Vec<String> {
-    let mut hosts = l.allow_host.clone();
-    let ip = l.listen.ip();
+/// The names a guard accepts besides loopback and localhost: the
+/// `--allow-host` names, and the address it was told to listen on when
+/// that is a particular non-loopback one (clients elsewhere name it).
+fn allowed_hosts(allow_host: &[String], listen: SocketAddr) -> Vec<String> {
+    let mut hosts = allow_host.to_vec();
+    let ip = listen.ip();
     if !ip.is_loopback() && !ip.is_unspecified() {
         hosts.push(ip.to_string());
     }
@@ -322,10 +420,14 @@ mod tests {
         args: Args,
     }
 
-    fn resolved(argv: &[&str]) -> Result<ProxyConfig, Failure> {
+    fn resolved_all(argv: &[&str]) -> Result<Proxies, Failure> {
         let cli = Cli::try_parse_from(std::iter::once("proxy").chain(argv.iter().copied()))
             .expect("clap accepts the flags");
-        let mut configs = resolve(cli.args)?;
+        resolve(cli.args)
+    }
+
+    fn resolved(argv: &[&str]) -> Result<ProxyConfig, Failure> {
+        let mut configs = resolved_all(argv)?.listeners;
         assert_eq!(configs.len(), 1, "the flags describe one listener");
         Ok(configs.remove(0))
     }
@@ -347,6 +449,62 @@ mod tests {
         assert_eq!(c.upstream_timeout, Duration::from_secs(60));
         assert!(!c.http2);
         assert!(c.creds.impersonate.is_none() && c.creds.file.is_none());
+        let p =
+            resolved_all(&["--target", "https://svc-abc-uc.a.run.app/base/"]).expect("resolves");
+        assert_eq!(p.admin, None);
+        assert_eq!(p.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_admin_address_follows_the_same_loopback_rule_as_the_listen_address() {
+        let c = resolved_all(&[
+            "--target",
+            "http://127.0.0.1:9",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--allow-host",
+            "dev.internal",
+        ])
+        .expect("resolves");
+        let admin = c.admin.expect("admin");
+        assert_eq!(admin.listen, "127.0.0.1:0".parse().expect("addr"));
+        assert_eq!(admin.allowed_hosts, ["dev.internal"]);
+
+        let f = refused(&[
+            "--target",
+            "http://127.0.0.1:9",
+            "--admin-listen",
+            "192.0.2.7:9100",
+        ]);
+        assert_eq!(f.code, crate::exit::USAGE);
+        assert!(
+            f.message.contains("--admin-listen") && f.message.contains("--allow-non-loopback"),
+            "{}",
+            f.message
+        );
+        let c = resolved_all(&[
+            "--target",
+            "http://127.0.0.1:9",
+            "--admin-listen",
+            "192.0.2.7:9100",
+            "--allow-non-loopback",
+        ])
+        .expect("resolves");
+        let admin = c.admin.expect("admin");
+        assert_eq!(admin.allowed_hosts, ["192.0.2.7"], "scrapers name it");
+        assert!(
+            c.listeners[0].allowed_hosts.is_empty(),
+            "the proxy's own guard is unchanged"
+        );
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        let c = resolved_all(&["--target", "http://x", "--log-format", "JSON"]).expect("resolves");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(parse_log_format("text"), Ok(LogFormat::Text));
+        let err = parse_log_format("logfmt").expect_err("refused");
+        assert!(err.contains("text or json"), "{err}");
     }
 
     #[test]
@@ -480,7 +638,7 @@ mod tests {
             .into_iter()
             .chain(more.iter().copied());
         let cli = Cli::try_parse_from(argv).expect("clap accepts the flags");
-        resolve(cli.args)
+        resolve(cli.args).map(|p| p.listeners)
     }
 
     fn file_refused(text: &str) -> String {
@@ -665,5 +823,47 @@ mod tests {
         );
         assert!(m.contains("): header: "), "{m}");
         assert!(m.contains("x-serverless-authorization"), "{m}");
+    }
+
+    #[test]
+    fn with_a_config_file_the_admin_server_takes_the_global_flags_and_every_allow_host() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(
+            &path,
+            "[[listener]]\nlisten = \"127.0.0.1:1\"\ntarget = \"https://a\"\nallow-host = [\"a.internal\"]\n\
+             [[listener]]\nlisten = \"127.0.0.1:2\"\ntarget = \"https://b\"\nallow-host = [\"b.internal\", \"a.internal\"]\n",
+        )
+        .expect("write");
+        let path = path.display().to_string();
+        let p = resolved_all(&[
+            "--config",
+            &path,
+            "--admin-listen",
+            "192.0.2.7:9100",
+            "--allow-non-loopback",
+            "--log-format",
+            "json",
+        ])
+        .expect("resolves");
+        assert_eq!(p.listeners.len(), 2);
+        assert_eq!(p.log_format, LogFormat::Json);
+        let admin = p.admin.expect("admin");
+        assert_eq!(
+            admin.allowed_hosts,
+            ["a.internal", "b.internal", "192.0.2.7"]
+        );
+        // --allow-non-loopback is the admin address's: a listener needs its key.
+        std::fs::write(
+            &path,
+            "[[listener]]\nlisten = \"192.0.2.7:1\"\ntarget = \"https://a\"\n",
+        )
+        .expect("write");
+        let f = resolved_all(&["--config", &path, "--allow-non-loopback"]).expect_err("refused");
+        assert!(
+            f.message.contains("set allow-non-loopback = true"),
+            "{}",
+            f.message
+        );
     }
 }

@@ -17,7 +17,10 @@
 //! - `listen` accepts connections and shuts down gracefully; `target`
 //!   builds the pooled clients to the target.
 //! - [`log::Logged`] wraps each response body and writes the access-log line
-//!   (method, path, status, duration, bytes) when the body ends.
+//!   (method, path, status, duration, bytes; text or JSON) when the body
+//!   ends, and counts the request in the listener's `metrics`.
+//! - With `--admin-listen`, `admin` serves `/healthz`, `/readyz` and
+//!   `/metrics` from a [`metrics::Registry`] of every listener.
 //!
 //! The token goes only to the target: the client talks to one origin.
 
@@ -29,12 +32,15 @@ use idtoken::Credentials;
 
 use crate::Failure;
 use crate::token_cache::Source;
-pub(crate) use config::{Args, ProxyConfig, resolve};
+pub(crate) use config::{Args, Proxies, ProxyConfig, resolve};
 use forward::Proxy;
 use guard::Guard;
-use listen::serve;
+use listen::{bind, serve};
+use log::LogFormat;
+use metrics::{ListenerMetrics, Registry};
 use target::https_client;
 
+mod admin;
 mod config;
 mod config_file;
 mod forward;
@@ -42,6 +48,7 @@ mod guard;
 mod headers;
 mod listen;
 mod log;
+mod metrics;
 mod target;
 
 /// What `idtoken proxy --help` says after the flags.
@@ -75,11 +82,16 @@ top-level GET/HEAD navigations
 refused, so no site can frame your service), are answered 403 before any
 token is fetched. curl and other tools are not affected.";
 
-/// Runs the listeners `configs` describe until Ctrl-C, then lets each
+/// Runs the listeners `config` describes until Ctrl-C, then lets each
 /// finish its requests in flight. The credentials are loaded once and
 /// shared; each listener has its own token source (its audience, its
-/// impersonation).
-pub(crate) async fn run(configs: Vec<ProxyConfig>) -> Result<(), Failure> {
+/// impersonation); the admin server, if asked for, reports them all.
+pub(crate) async fn run(config: Proxies) -> Result<(), Failure> {
+    let Proxies {
+        listeners,
+        admin,
+        log_format,
+    } = config;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
@@ -90,7 +102,7 @@ pub(crate) async fn run(configs: Vec<ProxyConfig>) -> Result<(), Failure> {
     tokio::task::yield_now().await;
 
     // Every listener has the same credentials flags (file, cache).
-    let Some(first) = configs.first() else {
+    let Some(first) = listeners.first() else {
         return Ok(());
     };
     // A token cached by `idtoken token`, `curl` or an earlier proxy
@@ -107,23 +119,36 @@ pub(crate) async fn run(configs: Vec<ProxyConfig>) -> Result<(), Failure> {
             eprintln!("idtoken: proxy: {}", f.message);
             f.message
         });
-    let mut servers = Vec::with_capacity(configs.len());
-    for config in configs {
-        servers.push(start(config, source.as_ref(), &base, stopping.clone()).await?);
+    let mut registry = Registry::default();
+    let mut servers = Vec::with_capacity(listeners.len());
+    for config in listeners {
+        let (proxy, server) =
+            start(config, log_format, source.as_ref(), &base, stopping.clone()).await?;
+        registry.add(
+            proxy.local,
+            &proxy.target.origin,
+            proxy.metrics,
+            proxy.tokens.clone(),
+        );
+        servers.push(server);
+    }
+    if let Some(admin) = admin {
+        admin::start(admin, registry).await?;
     }
     futures_util::future::join_all(servers).await;
     Ok(())
 }
 
 /// Starts one listener: its token source (seeded from the token cache),
-/// its clients to the target, its socket. Returns the server, which runs
-/// until `stopping`.
+/// its clients to the target, its socket, bound and announced. Returns
+/// the proxy and its server, which runs until `stopping`.
 async fn start(
     config: ProxyConfig,
+    log_format: LogFormat,
     source: Option<&Source>,
     base: &Result<Credentials, String>,
     stopping: tokio::sync::watch::Receiver<bool>,
-) -> Result<impl Future<Output = ()> + use<>, Failure> {
+) -> Result<(Arc<Proxy>, impl Future<Output = ()> + use<>), Failure> {
     let ProxyConfig {
         target,
         audience,
@@ -161,23 +186,7 @@ async fn start(
         client.clone()
     };
 
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        Failure::new(
-            crate::exit::FAILURE,
-            format!("cannot listen on {listen}: {e}"),
-        )
-    })?;
-    let local = listener.local_addr().map_err(|e| {
-        Failure::new(
-            crate::exit::FAILURE,
-            format!("cannot read the listening address: {e}"),
-        )
-    })?;
-    if !local.ip().is_loopback() {
-        eprintln!(
-            "idtoken: WARNING: listening on {local}, not loopback: anyone who can reach it acts with your identity"
-        );
-    }
+    let (listener, local) = bind(listen, "anyone who can reach it acts with your identity").await?;
 
     let proxy = Arc::new(Proxy {
         target,
@@ -188,6 +197,8 @@ async fn start(
         timeout: upstream_timeout,
         local,
         guard: Guard::new(&allowed_hosts),
+        metrics: ListenerMetrics::new_static(),
+        log_format,
     });
     if let (Ok(src), Ok(creds), None) = (&proxy.tokens, loaded, &cached) {
         // Without a cached token, mint the first now: credential problems
@@ -214,6 +225,5 @@ async fn start(
         target::egress_note(&proxy.target)
     );
     println!("http://{local}");
-
-    Ok(serve(listener, proxy, http2, stopping))
+    Ok((proxy.clone(), serve(listener, proxy, http2, stopping)))
 }

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use http::Uri;
 use http::uri::Scheme;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::config::Target;
+use super::metrics::CountedBody;
 use crate::Failure;
 
 /// The most an HTTP/1.1 connection buffers, each way, on either side of
@@ -25,7 +25,7 @@ use crate::Failure;
 pub(super) const MAX_BUF: usize = 64 * 1024;
 
 /// A pooled client to the target.
-pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<Egress>, Incoming>;
+pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<Egress>, CountedBody>;
 
 /// A pooled client to the target: HTTP/1.1, or with `http2` also HTTP/2
 /// (agreed by ALPN for https, assumed for http). Server certificates are

@@ -153,3 +153,55 @@ async fn a_bad_config_file_exits_2_naming_the_listener_and_the_key() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn one_admin_port_reports_every_listener_of_a_config_file() {
+    let emu = Emulator::start().await.expect("emulator");
+    let (a, b) = (upstream::echo(&emu).await, upstream::echo(&emu).await);
+    let home = tempfile::tempdir().expect("home");
+    let config = home.path().join("proxy.toml");
+    let entry =
+        |target: &str| format!("[[listener]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{target}\"\n");
+    std::fs::write(&config, entry(&a.origin) + &entry(&b.origin)).expect("write");
+    let config = config.display().to_string();
+    let proxy = start_listeners(
+        home.path(),
+        &[("GCE_METADATA_HOST", emu.metadata_host())],
+        &["--config", &config, "--admin-listen", "127.0.0.1:0"],
+        2,
+    )
+    .await;
+    for url in &proxy.urls {
+        get_json(url).await;
+    }
+    proxy.log_says("(/healthz, /readyz, /metrics)").await;
+    let log = proxy.log();
+    let admin = log
+        .lines()
+        .find_map(|l| l.strip_prefix("idtoken: proxy: admin "))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the admin line")
+        .to_owned();
+    let metrics = client()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    for (url, up) in proxy.urls.iter().zip([&a, &b]) {
+        let labels = format!(
+            "listener=\"{}\",target=\"{}\"",
+            url.trim_start_matches("http://"),
+            up.origin
+        );
+        assert!(metrics.contains(&labels), "{labels} in {metrics}");
+    }
+    let ready = client()
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(ready.status(), 200);
+}

@@ -14,6 +14,7 @@ use crate::support::{idtoken, run, stderr};
 use client::{client, get_json};
 use fixture::ProxyFixture;
 
+mod admin;
 mod client;
 mod egress;
 mod fixture;
