@@ -118,6 +118,7 @@ impl tower_service::Service<Uri> for Egress {
         if let Some(auth) = proxy.authorization() {
             tunnel = tunnel.with_auth(auth.clone());
         }
+        let dst = with_port(dst);
         Box::pin(async move {
             tunnel.call(dst).await.map_err(|e| {
                 Box::new(ThroughProxy {
@@ -127,6 +128,22 @@ impl tower_service::Service<Uri> for Egress {
             })
         })
     }
+}
+
+/// `dst` with its port written out: `Tunnel` asks for port 443 when the
+/// URI names none, which for an `http://` target is the wrong one.
+fn with_port(dst: Uri) -> Uri {
+    let (Some(host), None) = (dst.host(), dst.port_u16()) else {
+        return dst;
+    };
+    let port = if dst.scheme() == Some(&Scheme::HTTP) {
+        80
+    } else {
+        443
+    };
+    let mut parts = dst.clone().into_parts();
+    parts.authority = format!("{host}:{port}").parse().ok();
+    Uri::from_parts(parts).unwrap_or(dst)
 }
 
 /// A tunnel through the forward proxy failed: names the proxy (its
@@ -150,5 +167,23 @@ impl std::fmt::Display for ThroughProxy {
 impl std::error::Error for ThroughProxy {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tunnel_asks_for_the_schemes_port_when_the_target_names_none() {
+        let port = |uri: &'static str| with_port(Uri::from_static(uri)).port_u16();
+        assert_eq!(port("http://svc.example/x"), Some(80));
+        assert_eq!(port("https://svc.example/x"), Some(443));
+        assert_eq!(port("http://svc.example:8080/"), Some(8080));
+        assert_eq!(port("http://[::1]/"), Some(80));
+        assert_eq!(
+            with_port(Uri::from_static("http://svc.example/a?b=1")),
+            "http://svc.example:80/a?b=1"
+        );
     }
 }
