@@ -124,10 +124,13 @@ pub enum CredentialsProblem {
     /// The `type` is known but not supported yet.
     UnsupportedType(String),
     /// An `external_account` whose `credential_source` kind
-    /// (`executable`, `aws`) is not supported.
+    /// (`aws`) is not supported.
     UnsupportedSource(&'static str),
     /// An external account's subject token could not be had.
     SubjectToken(String),
+    /// The program's [`SubjectTokenSupplier`](crate::external_account::SubjectTokenSupplier)
+    /// failed; its message.
+    SubjectTokenSupplier(String),
     /// An `external_account` without `service_account_impersonation_url`:
     /// federated principals cannot hold ID tokens.
     FederatedPrincipalCannotMintIdTokens,
@@ -177,6 +180,9 @@ impl fmt::Display for CredentialsProblem {
                 f,
                 "cannot get the subject token: {why}; check `credential_source` in the external account file"
             ),
+            Self::SubjectTokenSupplier(why) => {
+                write!(f, "the subject token supplier failed: {why}")
+            }
             Self::FederatedPrincipalCannotMintIdTokens => write!(
                 f,
                 "a federated principal (workload identity pool) cannot hold ID tokens; add `service_account_impersonation_url` (https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken) to the file, e.g. with `gcloud iam workload-identity-pools create-cred-config --service-account=EMAIL`, or impersonate a service account explicitly, and grant the pool roles/iam.serviceAccountTokenCreator on it"

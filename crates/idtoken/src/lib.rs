@@ -49,8 +49,10 @@
 //! gcloud user logins (`authorized_user`; their tokens carry the OAuth
 //! client id as `aud` and say so, [`IdToken::audience_is_client_id`]),
 //! impersonation files (`impersonated_service_account`), workload identity
-//! federation (`external_account` with a file or URL subject token), and
-//! impersonation on request from any of them ([`Credentials::impersonate`]).
+//! federation (`external_account` with a file, URL or executable subject
+//! token, or built in code with a subject token supplier:
+//! [`external_account`]), and impersonation on request from any of them
+//! ([`Credentials::impersonate`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -68,6 +70,17 @@ mod clock;
 mod credentials;
 mod env;
 mod error;
+pub mod external_account {
+    //! Workload identity federation built in code: [`Builder`] takes the
+    //! fields of an `external_account` file and a [`SubjectTokenSupplier`],
+    //! so a program can federate from anything (a secret manager, a
+    //! sidecar) without a file, as Google's Go, Python and Node libraries
+    //! allow. The credentials it builds behave as a file's do: the same STS
+    //! exchange, impersonation and caches.
+    pub use crate::credentials::external_account::supplier::{
+        Builder, SubjectTokenContext, SubjectTokenSupplier, SupplierError, SupplierFuture,
+    };
+}
 mod flight;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

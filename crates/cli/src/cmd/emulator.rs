@@ -103,6 +103,11 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         files.external_account_url.display(),
     );
     eprintln!(
+        "# executable-sourced: {} (runs {} when GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1)",
+        files.external_account_executable.display(),
+        files.subject_token_executable.display(),
+    );
+    eprintln!(
         "# impersonate on request with --impersonate-service-account {} (the IAM endpoint is exported below)",
         emu.target_service_account_email(),
     );

@@ -28,6 +28,7 @@ mod demo;
 mod doctor;
 mod egress;
 mod emulator;
+mod executable;
 mod help;
 mod logging;
 mod proxy;

@@ -61,8 +61,9 @@ impl Credentials {
             Flow::Metadata(md) => format!("metadata server at {}", md.base_url()),
             Flow::AuthorizedUser(_) => "gcloud user credentials: refresh grant".to_owned(),
             Flow::ExternalAccount(ea) => format!(
-                "external account of {}: subject token, then STS token exchange",
-                ea.audience()
+                "external account of {} ({}): subject token, then STS token exchange",
+                ea.audience(),
+                ea.source_description()
             ),
         };
         match (&self.inner.impersonation, &self.inner.flow) {

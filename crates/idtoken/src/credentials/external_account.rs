@@ -4,8 +4,10 @@
 //! file's `service_account_impersonation_url` (or an impersonation asked
 //! for) turns it into one through IAM `generateIdToken`.
 //!
-//! Executable- and AWS-sourced files are refused as not supported, naming
-//! the source.
+//! Executable-sourced files run the program they name
+//! (`external_account/executable.rs`); code can supply subject tokens
+//! itself (`external_account/supplier.rs`). AWS-sourced files are refused
+//! as not supported, naming the source.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,7 +20,11 @@ use super::file::required;
 use crate::error::{CredentialsProblem, Error, Result};
 use crate::http::Http;
 
+use super::Impersonate;
 use super::access::{AccessToken, CLOUD_PLATFORM};
+
+mod executable;
+pub(crate) mod supplier;
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -50,6 +56,10 @@ enum Source {
         headers: BTreeMap<String, String>,
         json_field: Option<String>,
     },
+    /// `credential_source.executable`: a program's answer.
+    Executable(executable::Executable),
+    /// A [`supplier::SubjectTokenSupplier`] given to [`supplier::Builder`].
+    Supplier(supplier::Supplier),
 }
 
 #[derive(Deserialize)]
@@ -85,9 +95,6 @@ impl ExternalAccount {
         let cs = f
             .credential_source
             .ok_or(CredentialsProblem::MissingField("credential_source"))?;
-        if cs.executable.is_some() {
-            return Err(CredentialsProblem::UnsupportedSource("executable"));
-        }
         if cs
             .environment_id
             .as_deref()
@@ -95,6 +102,32 @@ impl ExternalAccount {
         {
             return Err(CredentialsProblem::UnsupportedSource("aws"));
         }
+        let source = match &cs.executable {
+            Some(exe) => Source::Executable(executable::Executable::from_json(exe)?),
+            None => Self::file_or_url(cs)?,
+        };
+        let token_url = f
+            .token_url
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_STS.to_owned());
+        super::endpoint::check("token_url", &token_url)?;
+        let impersonation_url = f
+            .service_account_impersonation_url
+            .filter(|s| !s.is_empty());
+        if let Some(url) = &impersonation_url {
+            super::endpoint::check("service_account_impersonation_url", url)?;
+        }
+        Ok(Self {
+            audience: required(f.audience, "audience")?,
+            subject_token_type: required(f.subject_token_type, "subject_token_type")?,
+            token_url,
+            source,
+            impersonation_url,
+        })
+    }
+
+    /// A file- or URL-sourced `credential_source`.
+    fn file_or_url(cs: CredentialSource) -> Result<Source, CredentialsProblem> {
         let json_field = match cs.format {
             Some(SourceFormat {
                 ty: Some(ty),
@@ -135,24 +168,7 @@ impl ExternalAccount {
                 });
             }
         };
-        let token_url = f
-            .token_url
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| DEFAULT_STS.to_owned());
-        super::endpoint::check("token_url", &token_url)?;
-        let impersonation_url = f
-            .service_account_impersonation_url
-            .filter(|s| !s.is_empty());
-        if let Some(url) = &impersonation_url {
-            super::endpoint::check("service_account_impersonation_url", url)?;
-        }
-        Ok(Self {
-            audience: required(f.audience, "audience")?,
-            subject_token_type: required(f.subject_token_type, "subject_token_type")?,
-            token_url,
-            source,
-            impersonation_url,
-        })
+        Ok(source)
     }
 
     /// Where its secrets go: the STS endpoint, and the subject-token URL.
@@ -169,9 +185,19 @@ impl ExternalAccount {
         &self.audience
     }
 
+    /// Where the subject token comes from, for people (no secrets).
+    pub(crate) fn source_description(&self) -> String {
+        match &self.source {
+            Source::File { path, .. } => format!("subject token file {}", path.display()),
+            Source::Url { url, .. } => format!("subject token URL {url}"),
+            Source::Executable(exe) => exe.describe(),
+            Source::Supplier(_) => "subject token supplier in code".to_owned(),
+        }
+    }
+
     /// Reads the subject token, then exchanges it at STS.
     pub(crate) async fn fetch_access_token(&self, now: SystemTime) -> Result<AccessToken> {
-        let subject = self.subject_token().await?;
+        let subject = self.subject_token(now).await?;
         let step = "external account: STS token exchange";
         let url = self.token_url.as_str();
         let answer = Http::PUBLIC
@@ -194,7 +220,7 @@ impl ExternalAccount {
         AccessToken::from_answer(&answer, step, url, now)
     }
 
-    async fn subject_token(&self) -> Result<String> {
+    async fn subject_token(&self, now: SystemTime) -> Result<String> {
         match &self.source {
             Source::File { path, json_field } => {
                 let origin = format!(
@@ -241,6 +267,23 @@ impl ExternalAccount {
                         CredentialsProblem::SubjectToken(why),
                     )
                 })
+            }
+            Source::Executable(exe) => {
+                let email = self
+                    .impersonation_url
+                    .as_deref()
+                    .and_then(|url| Impersonate::from_url(url).ok());
+                let req = executable::Request {
+                    audience: &self.audience,
+                    subject_token_type: &self.subject_token_type,
+                    impersonated_email: email.as_ref().map(Impersonate::target),
+                };
+                exe.subject_token(&req, now).await
+            }
+            Source::Supplier(supplier) => {
+                supplier
+                    .subject_token(&self.audience, &self.subject_token_type)
+                    .await
             }
         }
     }

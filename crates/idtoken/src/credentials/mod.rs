@@ -8,7 +8,7 @@ pub(crate) mod answer;
 mod authorized_user;
 mod describe;
 pub(crate) mod endpoint;
-mod external_account;
+pub(crate) mod external_account;
 mod file;
 mod impersonated;
 mod metadata;
@@ -173,8 +173,6 @@ impl Credentials {
                 (flow, kind, how)
             }
         };
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let impersonation = how.map(|how| Impersonation::new(how, flow.clone(), clock.clone()));
         #[derive(serde::Deserialize)]
         struct Universe {
             universe_domain: Option<String>,
@@ -183,16 +181,36 @@ impl Credentials {
             .ok()
             .and_then(|u| u.universe_domain)
             .filter(|d| !d.is_empty());
-        Ok(Self {
+        Ok(Self::assemble(
+            flow,
+            kind,
+            how,
+            origin.to_owned(),
+            universe_domain,
+        ))
+    }
+
+    /// Credentials around a base flow, with the impersonation its file (or
+    /// builder) asks for, on the system clock.
+    pub(crate) fn assemble(
+        flow: Flow,
+        kind: CredentialsKind,
+        how: Option<Impersonate>,
+        origin: String,
+        universe_domain: Option<String>,
+    ) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let impersonation = how.map(|how| Impersonation::new(how, flow.clone(), clock.clone()));
+        Self {
             inner: Arc::new(Inner {
                 flow,
                 kind,
-                origin: origin.to_owned(),
+                origin,
                 clock,
                 impersonation,
                 universe_domain,
             }),
-        })
+        }
     }
 
     /// These credentials impersonating a service account: the current

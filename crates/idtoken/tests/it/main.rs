@@ -24,6 +24,7 @@ mod layer;
 #[cfg(feature = "reqwest-middleware")]
 mod new_client;
 mod requests;
+mod supplier;
 #[cfg(any(feature = "reqwest-middleware", feature = "tower"))]
 mod upstream;
 mod valgrind;
