@@ -102,6 +102,7 @@ pub use credentials::{
 pub use env::{ALLOW_INSECURE_HTTP, Env};
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use header::TokenHeader;
+pub use http::{EgressProxy, egress_proxy};
 pub use jws::{DecodeError, UnverifiedToken, decode_unverified};
 pub use token::{Claims, IdToken, TokenError};
 pub use verify::{Kind, Verifier, VerifierBuilder, VerifierStats, VerifyError};

@@ -44,16 +44,20 @@ pub(super) async fn bind(
 /// How long in-flight requests may run after Ctrl-C.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Accepts connections until Ctrl-C, then lets in-flight requests finish
-/// for up to [`SHUTDOWN_GRACE`]. Upgraded connections (WebSocket) are
-/// tunnels without requests; they end with the process.
-pub(super) async fn serve(listener: TcpListener, proxy: Arc<Proxy>, http2: bool) {
+/// Accepts connections until `shutdown` changes (Ctrl-C), then lets
+/// in-flight requests finish for up to [`SHUTDOWN_GRACE`]. Upgraded
+/// connections (WebSocket) are tunnels without requests; they end with
+/// the process.
+pub(super) async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    http2: bool,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     // Each connection task holds a clone of `alive`; when the last one is
     // dropped, `recv` on the other end returns `None`: all are done.
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -91,7 +95,7 @@ pub(super) async fn serve(listener: TcpListener, proxy: Arc<Proxy>, http2: bool)
                     }
                 });
             }
-            _ = &mut ctrl_c => break,
+            _ = shutdown.changed() => break,
         }
     }
     drop(listener);

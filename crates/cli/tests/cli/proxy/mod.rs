@@ -16,7 +16,9 @@ use fixture::ProxyFixture;
 
 mod admin;
 mod client;
+mod egress;
 mod fixture;
+mod listeners;
 mod protocols;
 mod tls;
 mod upstream;
