@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use idtoken::{Clock as _, Credentials, Env, Impersonate, ManualClock, Verifier};
@@ -503,7 +503,13 @@ fn closed_port() -> (tokio::net::TcpSocket, u16) {
     (socket, port)
 }
 
-async fn emulator() -> Arc<Emulator> {
+/// Emulators started before any cell runs (`prestart`): each start makes
+/// RSA keys, and a few hundred of them made while cells run starve the
+/// cells' own requests on this 2-core machine, so that an attempt timed
+/// out under load and was counted as a second attempt.
+static STARTED: Mutex<Vec<Arc<Emulator>>> = Mutex::new(Vec::new());
+
+async fn start_emulator() -> Arc<Emulator> {
     Arc::new(
         Emulator::builder()
             .jwks_max_age(Duration::from_secs(60))
@@ -511,6 +517,27 @@ async fn emulator() -> Arc<Emulator> {
             .await
             .expect("emulator"),
     )
+}
+
+/// Starts `n` emulators for the cells to take.
+async fn prestart(n: usize) {
+    let mut starting = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        starting.spawn(start_emulator());
+    }
+    while let Some(emu) = starting.join_next().await {
+        let emu = emu.expect("emulator start task");
+        STARTED.lock().expect("emulators").push(emu);
+    }
+}
+
+/// A fresh emulator: one started beforehand, or a new one.
+async fn emulator() -> Arc<Emulator> {
+    let ready = STARTED.lock().expect("emulators").pop();
+    match ready {
+        Some(emu) => emu,
+        None => start_emulator().await,
+    }
 }
 
 /// Secrets that must never appear in an error: tokens (JWTs, access
@@ -708,6 +735,9 @@ async fn proxy_cell(kind: Kind) -> Cell {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outbound_call_under_every_fault() {
     let rows = Arc::new(rows());
+    // One emulator per cell, and one more per warm-cache check.
+    let per_kind: usize = rows.iter().map(|r| 1 + usize::from(r.warm.is_some())).sum();
+    prestart((per_kind + 1) * Kind::ALL.len()).await;
     let mut all = Vec::new();
     // The probe first, on its own: its 1.5 s tries are meant for an idle
     // link-local server, not for a machine running a hundred cells.

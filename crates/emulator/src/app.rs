@@ -319,6 +319,8 @@ impl App {
 /// subject token STS accepts for it.
 pub(crate) struct Federation {
     pub subject_token: String,
+    /// The bearer the emulated GitHub token endpoint wants (`github.rs`).
+    pub github_request_token: String,
 }
 
 impl Federation {
@@ -334,6 +336,7 @@ impl Federation {
     fn generate() -> Result<Self, Error> {
         Ok(Self {
             subject_token: format!("subject-{}", random_hex(24)?),
+            github_request_token: random_hex(24)?,
         })
     }
 }

@@ -156,6 +156,12 @@ pub(crate) const SUBJECT_TOKEN: EndpointInfo = get(
     "/_emulator/subject-token",
     None,
 );
+pub(crate) const GITHUB_ID_TOKEN: EndpointInfo = get(
+    "github_id_token",
+    "GitHub Actions OIDC",
+    "/_emulator/github/idtoken",
+    None,
+);
 pub(crate) const AWS_IMDS_TOKEN: EndpointInfo = EndpointInfo {
     method: "PUT",
     ..get(
@@ -216,6 +222,7 @@ pub const ENDPOINTS: &[EndpointInfo] = &[
     IAM_GENERATE_ACCESS_TOKEN,
     STS,
     SUBJECT_TOKEN,
+    GITHUB_ID_TOKEN,
     AWS_IMDS_TOKEN,
     AWS_ZONE,
     AWS_ROLE,

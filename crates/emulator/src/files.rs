@@ -38,6 +38,17 @@ pub struct CredentialFiles {
     pub external_account_url: PathBuf,
     /// The subject token, as a text file.
     pub subject_token: PathBuf,
+    /// An executable-sourced `external_account` file: it runs
+    /// [`CredentialFiles::subject_token_executable`] (when
+    /// `GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`) and caches its
+    /// answer in `executable_output.json` next to it.
+    pub external_account_executable: PathBuf,
+    /// A sample executable (POSIX sh, mode 0700) printing the executable
+    /// response with the subject token.
+    pub subject_token_executable: PathBuf,
+    /// `github_actions.env`: the two variables a GitHub Actions job gets
+    /// for OIDC tokens ([`Emulator::github_actions_env`]).
+    pub github_actions_env: PathBuf,
     /// An AWS-sourced `external_account` file (`environment_id` `aws1`)
     /// whose region, role and keys come from the emulator's AWS instance
     /// metadata service, with an IMDSv2 session.
@@ -192,6 +203,66 @@ impl Emulator {
         }))
     }
 
+    /// An executable-sourced `external_account` file (Google's "pluggable
+    /// auth") running `command` (split on whitespace, so a path with
+    /// spaces cannot be named), with `output_file` as its cache; it
+    /// impersonates the target account.
+    pub fn executable_external_account_json(
+        &self,
+        command: &str,
+        output_file: Option<&Path>,
+    ) -> String {
+        let mut executable = json!({"command": command, "timeout_millis": 10000});
+        if let Some(path) = output_file {
+            executable["output_file"] = json!(path.display().to_string());
+        }
+        let target = self.target_service_account_email();
+        pretty(&json!({
+            "type": "external_account",
+            "audience": Federation::AUDIENCE,
+            "subject_token_type": Federation::SUBJECT_TOKEN_TYPE,
+            "token_url": self.sts_url(),
+            "service_account_impersonation_url": self.iam_url(&target, "generateAccessToken"),
+            "credential_source": {"executable": executable},
+            "universe_domain": "googleapis.com",
+        }))
+    }
+
+    /// A sample executable for [`Emulator::executable_external_account_json`]
+    /// (POSIX sh): prints a version-1 executable response holding the
+    /// subject token read from `token_file`, valid for an hour, and writes
+    /// it to `GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE` when that is set.
+    pub fn subject_token_script(&self, token_file: &Path) -> String {
+        // Single-quoted for sh: a quote inside becomes '\''.
+        let quoted = format!(
+            "'{}'",
+            token_file.display().to_string().replace('\'', "'\\''")
+        );
+        format!(
+            r#"#!/bin/sh
+# A sample executable for an executable-sourced external account
+# (credential_source.executable), written by the idtoken emulator. Google's
+# libraries and idtoken run it when GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1,
+# with GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE, _TOKEN_TYPE, _INTERACTIVE,
+# _IMPERSONATED_EMAIL and _OUTPUT_FILE set, and read the JSON it prints.
+# A real one gets the token from an identity provider; this one reads the
+# emulator's subject token from a file.
+set -eu
+token=$(cat {quoted})
+expires=$(( $(date +%s) + 3600 ))
+response=$(printf '{{"version":1,"success":true,"token_type":"{token_type}","id_token":"%s","expiration_time":%s}}' "$token" "$expires")
+# With output_file configured, the answer is cached there for later runs.
+if [ -n "${{GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE:-}}" ]; then
+  (umask 077 && printf '%s
+' "$response" > "$GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE")
+fi
+printf '%s
+' "$response"
+"#,
+            token_type = Federation::SUBJECT_TOKEN_TYPE,
+        )
+    }
+
     /// An AWS-sourced `external_account` file (`environment_id` `aws1`)
     /// for the pool's AWS provider: `region_url` and `url` at the
     /// emulator's AWS instance metadata service, and with `imdsv2` its
@@ -262,6 +333,11 @@ impl Emulator {
             write_private(&path, body.as_bytes()).map(|()| path)
         };
         let subject_token = write("subject_token.txt", self.subject_token())?;
+        let script = write(
+            "subject_token_executable.sh",
+            self.subject_token_script(&subject_token),
+        )?;
+        make_executable(&script)?;
         Ok(CredentialFiles {
             service_account: write("service_account.json", self.service_account_json())?,
             authorized_user: write("authorized_user.json", self.authorized_user_json())?,
@@ -278,11 +354,32 @@ impl Emulator {
                 "external_account_url.json",
                 self.external_account_json(None),
             )?,
+            external_account_executable: write(
+                "external_account_executable.json",
+                self.executable_external_account_json(
+                    &script.display().to_string(),
+                    Some(&dir.join("executable_output.json")),
+                ),
+            )?,
+            subject_token_executable: script,
             subject_token,
+            github_actions_env: write("github_actions.env", self.github_actions_env())?,
             external_account_aws: write(
                 "external_account_aws.json",
                 self.aws_external_account_json(true),
             )?,
         })
     }
+}
+
+/// Makes `path` executable by its owner only (it was written 0600).
+fn make_executable(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+mod actions_oidc;
 mod app;
 mod aws_account;
 mod aws_imds;
@@ -56,6 +57,7 @@ mod emulator;
 mod endpoints;
 mod files;
 mod form;
+mod github;
 mod iam;
 mod jwt;
 mod keys;

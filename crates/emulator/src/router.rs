@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
-use crate::{aws_imds, certs, control, iam, metadata, oauth2, sts};
+use crate::{aws_imds, certs, control, github, iam, metadata, oauth2, sts};
 
 /// Joins the endpoint families into one router.
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -18,6 +18,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(certs::routes())
         .merge(iam::routes())
         .merge(sts::routes())
+        .merge(github::routes())
         .merge(aws_imds::routes())
         .merge(control::routes())
         .fallback(not_found)

@@ -23,7 +23,7 @@ use crate::app::{App, Federation};
 use crate::aws_account::AwsAccount;
 use crate::reply::{invalid_request, json_answer, oauth_error, oauth_fault};
 use crate::state::Endpoint;
-use crate::{endpoints, form, sts_aws};
+use crate::{actions_oidc, endpoints, form, sts_aws};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -125,12 +125,11 @@ fn check(app: &App, p: &HashMap<String, String>) -> Option<Response> {
             Federation::SUBJECT_TOKEN_TYPE
         )));
     }
-    if get("subject_token") != app.federation.subject_token {
-        return Some(oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "The subject token was rejected by the identity provider.",
-        ));
+    let subject = get("subject_token");
+    if subject != app.federation.subject_token
+        && let Some(why) = actions_oidc::refusal(app, subject)
+    {
+        return Some(oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why));
     }
     None
 }

@@ -307,6 +307,65 @@ async fn node_impersonated_fetch_id_token_mints_for_the_target() {
     assert_eq!(n.get(Endpoint::IamGenerateIdToken), 1, "{n:?}");
 }
 
+/// Runs `script` (Python or Node) on the emulator's executable-sourced
+/// file with executables allowed, and checks what reached the emulator:
+/// one STS exchange of the sample executable's token, accepted, then one
+/// impersonation.
+async fn executable_source_through(
+    script: fn(&str, &[&str]) -> std::process::Command,
+    name: &str,
+    class: &str,
+) {
+    let emu = start().await;
+    let dir = tempfile::tempdir().expect("a temp dir for the files");
+    let files = emu
+        .write_credentials(dir.path())
+        .expect("write the credential files");
+    let creds = files
+        .external_account_executable
+        .to_str()
+        .expect("a UTF-8 temp path");
+    let answer = harness::run(
+        script(name, &[]),
+        &[
+            ("GOOGLE_APPLICATION_CREDENTIALS", creds),
+            ("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(field(&answer, "class"), class, "{answer}");
+    assert!(!field(&answer, "token").is_empty(), "{answer}");
+    let n = emu.counters();
+    assert_eq!(n.get(Endpoint::Sts), 1, "one accepted exchange: {n:?}");
+    assert_eq!(n.get(Endpoint::IamGenerateAccessToken), 1, "{n:?}");
+    assert!(
+        dir.path().join("executable_output.json").is_file(),
+        "the sample executable ran and cached its answer"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the Python/Node clients: run scripts/test"]
+async fn python_pluggable_credentials_run_the_sample_executable_and_sts_accepts_the_exchange() {
+    executable_source_through(
+        harness::python,
+        "external_account_token.py",
+        "google.auth.pluggable.Credentials",
+    )
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs the Python/Node clients: run scripts/test"]
+async fn node_pluggable_auth_client_runs_the_sample_executable_and_sts_accepts_the_exchange() {
+    executable_source_through(
+        harness::node,
+        "external_account_token.mjs",
+        "PluggableAuthClient",
+    )
+    .await;
+}
+
 /// Writes the emulator's credential files; returns the AWS-sourced one.
 fn aws_file(emu: &Emulator, dir: &std::path::Path) -> String {
     let files = emu.write_credentials(dir).expect("write the files");

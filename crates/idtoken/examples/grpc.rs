@@ -61,12 +61,18 @@ impl Health for WhoCalled {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// Serves the health service behind `VerifyLayer` on a free loopback
+/// port (its URL is the audience it accepts), calls it with a token from
+/// `credentials` and once without, and returns what each call got.
+/// `jwks_url` replaces Google's key set (an emulator's).
+pub async fn demo(
+    credentials: idtoken::Credentials,
+    jwks_url: Option<String>,
+) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let mut verifier = idtoken::Verifier::builder().audience(url.clone());
-    if let Ok(jwks) = std::env::var("IDTOKEN_JWKS_URL") {
+    if let Some(jwks) = jwks_url {
         verifier = verifier.jwks_url(jwks);
     }
     let server = Server::builder()
@@ -80,21 +86,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .connect()
         .await?;
     // tonic sends paths only, so the audience is fixed.
-    let tokens = Tokens::new(
-        idtoken::Credentials::discover().await?,
-        Audience::Fixed(url),
-    );
+    let tokens = Tokens::new(credentials, Audience::Fixed(url));
     let mut client = HealthClient::new(AddIdTokenLayer::new(tokens).layer(channel.clone()));
     let resp = client.check(HealthCheckRequest::default()).await?;
-    println!(
+    let mut lines = vec![format!(
         "with a token: called by {:?}",
         resp.metadata().get("x-caller")
-    );
+    )];
 
-    let refused = HealthClient::new(channel)
+    match HealthClient::new(channel)
         .check(HealthCheckRequest::default())
         .await
-        .expect_err("refused without a token");
-    println!("without: {:?}: {}", refused.code(), refused.message());
+    {
+        Ok(_) => return Err("a call without a token was let through".into()),
+        Err(refused) => lines.push(format!(
+            "without: {:?}: {}",
+            refused.code(),
+            refused.message()
+        )),
+    }
+    Ok(lines)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let credentials = idtoken::Credentials::discover().await?;
+    for line in demo(credentials, std::env::var("IDTOKEN_JWKS_URL").ok()).await? {
+        println!("{line}");
+    }
     Ok(())
 }

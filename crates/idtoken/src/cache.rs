@@ -88,6 +88,22 @@ struct Shared<F: Fetcher> {
     failures: AtomicU32,
     /// No background refresh before this time (ms since the epoch).
     retry_after_ms: AtomicU64,
+    /// Fetches started and fetches failed, ever: for [`Cache::stats`],
+    /// counted off the warm path (once per fetch).
+    fetches: AtomicU64,
+    fetch_failures: AtomicU64,
+}
+
+/// What a [`Cache`] holds and has done, read without I/O or locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CacheStats {
+    pub(crate) fetches: u64,
+    pub(crate) fetch_failures: u64,
+    pub(crate) fetch_in_flight: bool,
+    /// The cached token's expiry and whether it may still be handed out.
+    pub(crate) token: Option<(SystemTime, bool)>,
+    /// Now, from the fetcher's clock, read once for the whole snapshot.
+    pub(crate) now: SystemTime,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -146,6 +162,8 @@ impl<F: Fetcher> Cache<F> {
                 flight: Flight::new(),
                 failures: AtomicU32::new(0),
                 retry_after_ms: AtomicU64::new(0),
+                fetches: AtomicU64::new(0),
+                fetch_failures: AtomicU64::new(0),
             }),
         }
     }
@@ -206,6 +224,22 @@ impl<F: Fetcher> Cache<F> {
     pub(crate) fn has_token(&self) -> bool {
         self.shared.current.load().is_some()
     }
+
+    /// A snapshot of the counters and the cached token's expiry: a few
+    /// atomic loads, no lock, no I/O, no fetch started.
+    pub(crate) fn stats(&self) -> CacheStats {
+        let now = self.shared.fetcher.now();
+        let guard = self.shared.current.load();
+        CacheStats {
+            fetches: self.shared.fetches.load(Ordering::Relaxed),
+            fetch_failures: self.shared.fetch_failures.load(Ordering::Relaxed),
+            fetch_in_flight: self.shared.flight.in_flight(),
+            token: guard
+                .as_ref()
+                .map(|c| (c.token.expires_at(), c.phase(now) != Phase::Expired)),
+            now,
+        }
+    }
 }
 
 impl<F: Fetcher> Shared<F> {
@@ -256,6 +290,7 @@ impl<F: Fetcher> Shared<F> {
     fn fetch_and_keep(this: &Arc<Self>) -> impl Future<Output = Result<F::Token>> + Send + 'static {
         let this = Arc::clone(this);
         async move {
+            this.fetches.fetch_add(1, Ordering::Relaxed);
             let result = this.fetcher.fetch().await;
             // After the fetch, not before: a slow answer can be stale.
             let now = this.fetcher.now();
@@ -292,6 +327,7 @@ impl<F: Fetcher> Shared<F> {
                     }
                 }
                 Err(err) => {
+                    this.fetch_failures.fetch_add(1, Ordering::Relaxed);
                     this.back_off(now, Some(&err));
                     Err(err)
                 }

@@ -20,6 +20,9 @@ const KNOWN: &[&str] = &[
     "FUNCTION_NAME",
     "CLOUD_RUN_JOB",
     ALLOW_INSECURE_HTTP,
+    // Read when an executable-sourced external account runs its command
+    // (credentials/external_account/executable.rs); listed for `doctor`.
+    "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
 ];
 
 /// Set to `1` (or `true`) to allow plain `http://` endpoints that are not

@@ -124,7 +124,7 @@ pub enum CredentialsProblem {
     /// The `type` is known but not supported yet.
     UnsupportedType(String),
     /// An `external_account` whose `credential_source` kind
-    /// (`executable`, `aws`) is not supported.
+    /// (`aws`) is not supported.
     UnsupportedSource(&'static str),
     /// An external account's subject token could not be had.
     SubjectToken(String),

@@ -55,8 +55,7 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
         }
     }
 
-    /// Whether a fetch is running.
-    #[cfg(test)]
+    /// Whether a fetch is running in a task of its own.
     pub(crate) fn in_flight(&self) -> bool {
         self.busy.load(Ordering::Acquire)
     }

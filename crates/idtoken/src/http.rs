@@ -9,11 +9,21 @@
 //! over the size cap is an invalid answer, not retried, and a redirect is
 //! never followed. The deadline is per HTTP call: a token fetch chains up
 //! to three (subject token, STS, IAM), each with its own.
+//!
+//! Which connections go through a forward proxy is decided here, once:
+//! the metadata server never ([`Http::METADATA`]); everything else by the
+//! environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` and
+//! their lower-case forms), as hyper-util's matcher reads it. reqwest's
+//! clients for public endpoints use that matcher (`Matcher::from_system`),
+//! and [`egress_proxy`] answers with the same one for connections made
+//! outside reqwest (`idtoken proxy`'s to its target).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes_limit::{Read, read_limited};
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
+use reqwest::header::HeaderValue;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 
@@ -84,6 +94,8 @@ impl Http {
                 // refresh token or a subject token to wherever it points.
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("idtoken/", env!("CARGO_PKG_VERSION")));
+            // Otherwise reqwest reads the proxy variables with the matcher
+            // `egress_proxy` uses.
             if self.direct {
                 b = b.no_proxy();
             }
@@ -196,6 +208,52 @@ impl Http {
             retry_after(&headers),
         ))
     }
+}
+
+/// The forward proxy a connection to a public endpoint goes through, as
+/// [`egress_proxy`] found it in the environment.
+///
+/// Its [`Debug`](std::fmt::Debug) shows the proxy's address only, never its
+/// credentials.
+#[derive(Clone)]
+pub struct EgressProxy(Intercept);
+
+impl EgressProxy {
+    /// The proxy's URI (`http://host:port/`), without the credentials its
+    /// variable may carry: safe to show.
+    pub fn uri(&self) -> &::http::Uri {
+        self.0.uri()
+    }
+
+    /// `Basic ...` for `Proxy-Authorization`, from `user:password@` in the
+    /// proxy's URL; marked sensitive.
+    pub fn authorization(&self) -> Option<&HeaderValue> {
+        self.0.basic_auth()
+    }
+}
+
+impl std::fmt::Debug for EgressProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressProxy")
+            .field("uri", self.uri())
+            .field("authorization", &self.authorization().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The forward proxy a connection to `dst`, a public endpoint or a
+/// service, goes through: the same choice the library's own calls to
+/// token endpoints make (`HTTPS_PROXY` for `https://`, `HTTP_PROXY` for
+/// `http://`, `ALL_PROXY` for either, none for a host `NO_PROXY` names),
+/// read from the environment once per process. `None`: connect directly.
+///
+/// The metadata server is never reached through a proxy; do not ask for
+/// it.
+pub fn egress_proxy(dst: &::http::Uri) -> Option<EgressProxy> {
+    static ENV: OnceLock<Matcher> = OnceLock::new();
+    ENV.get_or_init(Matcher::from_system)
+        .intercept(dst)
+        .map(EgressProxy)
 }
 
 /// A successful answer.
@@ -337,5 +395,29 @@ mod bytes_limit {
             source = next;
         }
         format!("the answer broke off: {source}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_egress_proxy_shows_its_address_and_never_its_credentials() {
+        let proxy = Matcher::builder()
+            .all("http://alice:s3cret-pw@127.0.0.1:3128")
+            .build()
+            .intercept(&::http::Uri::from_static("https://svc.example/"))
+            .map(EgressProxy)
+            .expect("intercepted");
+        assert_eq!(proxy.uri(), "http://127.0.0.1:3128/");
+        let auth = proxy.authorization().expect("credentials");
+        assert!(auth.is_sensitive());
+        let shown = format!("{proxy:?}");
+        assert!(shown.contains("127.0.0.1:3128"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("YWxpY2"),
+            "{shown}"
+        );
     }
 }

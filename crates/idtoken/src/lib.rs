@@ -49,10 +49,11 @@
 //! gcloud user logins (`authorized_user`; their tokens carry the OAuth
 //! client id as `aud` and say so, [`IdToken::audience_is_client_id`]),
 //! impersonation files (`impersonated_service_account`), workload identity
-//! federation (`external_account` with a file or URL subject token, or
-//! from AWS: `AWS_*` variables or the EC2 instance metadata service, or
-//! [`external_account`] in code), and
-//! impersonation on request from any of them ([`Credentials::impersonate`]).
+//! federation (`external_account` with a file, URL or executable subject
+//! token, from AWS (`AWS_*` variables or the EC2 instance metadata
+//! service), or built in code with a subject token or AWS keys supplier:
+//! [`external_account`]), and impersonation on request from any of them
+//! ([`Credentials::impersonate`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -101,11 +102,12 @@ pub use audience::audience_for_url;
 pub use clock::{Clock, ManualClock, SystemClock, unix_time, unix_time_checked};
 pub use credentials::{
     Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, IdTokenSource, Impersonate,
-    TokenOptions,
+    TokenOptions, TokenSourceStats,
 };
 pub use env::{ALLOW_INSECURE_HTTP, Env};
 pub use error::{CredentialsProblem, EndpointProblem, Error, Result};
 pub use header::TokenHeader;
+pub use http::{EgressProxy, egress_proxy};
 pub use jws::{DecodeError, UnverifiedToken, decode_unverified};
 pub use token::{Claims, IdToken, TokenError};
 pub use verify::{Kind, Verifier, VerifierBuilder, VerifierStats, VerifyError};

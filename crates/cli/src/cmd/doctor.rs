@@ -27,6 +27,22 @@ pub(crate) struct Args {
     creds: super::CredsArgs,
 }
 
+/// The URL `doctor` shows the forward proxy for: Google's token endpoint.
+const PROXIED_EXAMPLE: &str = "https://oauth2.googleapis.com/";
+
+/// The forward proxy the library's rule picks for Google's token endpoint
+/// (and `idtoken proxy` for an https target): its address, and whether
+/// credentials go with it, never the credentials.
+fn forward_proxy() -> Value {
+    let uri = http::Uri::from_static(PROXIED_EXAMPLE);
+    let proxy = idtoken::egress_proxy(&uri);
+    json!({
+        "for": PROXIED_EXAMPLE,
+        "proxy": proxy.as_ref().map(|p| p.uri().to_string()),
+        "credentials": proxy.as_ref().is_some_and(|p| p.authorization().is_some()),
+    })
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -44,6 +60,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         "endpoint_overrides": super::ENDPOINT_OVERRIDES.iter().map(|(v, _)| {
             (v.to_string(), json!(std::env::var(v).ok().filter(|s| !s.is_empty())))
         }).collect::<serde_json::Map<_, _>>(),
+        "forward_proxy": forward_proxy(),
     });
     let (found, discovery) = match &args.creds.credentials {
         Some(path) => {
@@ -229,6 +246,21 @@ fn print_human(r: &Value, audience: &str) {
             Some(v) => println!("  {k}={v}: {what}"),
             None => println!("  {k} (not set): {what}"),
         }
+    }
+    println!(
+        "\nForward proxy (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY; never the metadata server)"
+    );
+    let p = &r["forward_proxy"];
+    match p["proxy"].as_str() {
+        Some(proxy) => {
+            let auth = if p["credentials"] == true {
+                ", with credentials"
+            } else {
+                ""
+            };
+            println!("  {} through {proxy}{auth}", s(&p["for"]));
+        }
+        None => println!("  {} directly", s(&p["for"])),
     }
     println!("\nApplication Default Credentials, in order");
     for (i, step) in r["discovery"].as_array().into_iter().flatten().enumerate() {

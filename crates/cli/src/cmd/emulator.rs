@@ -104,6 +104,15 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         files.external_account_aws.display(),
     );
     eprintln!(
+        "# executable-sourced: {} (runs {} when GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1)",
+        files.external_account_executable.display(),
+        files.subject_token_executable.display(),
+    );
+    eprintln!(
+        "# a GitHub Actions job's OIDC variables (for an external_account file as google-github-actions/auth writes it): {}",
+        files.github_actions_env.display(),
+    );
+    eprintln!(
         "# impersonate on request with --impersonate-service-account {} (the IAM endpoint is exported below)",
         emu.target_service_account_email(),
     );

@@ -68,16 +68,49 @@ pub(crate) const ENDPOINT_OVERRIDES: &[(&str, &str)] = &[
     ),
 ];
 
+/// How an error names the setting it refuses: as a flag (`--listen`), or
+/// as a key of a config file (`listen`: `idtoken proxy --config`, whose
+/// keys are the flags' names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Naming {
+    /// `--NAME`.
+    Flags,
+    /// `NAME`.
+    Keys,
+}
+
+impl Naming {
+    /// `name` (a flag's name without `--`) as the user wrote it.
+    pub(crate) fn name(self, name: &str) -> String {
+        match self {
+            Naming::Flags => format!("--{name}"),
+            Naming::Keys => name.to_owned(),
+        }
+    }
+}
+
 impl CredsArgs {
     /// Checks the flags and reads the impersonation chain, without reading
     /// any file or asking any server.
     pub(crate) fn resolve(&self) -> Result<CredsConfig, crate::Failure> {
+        self.resolve_named(Naming::Flags)
+    }
+
+    /// [`resolve`](Self::resolve), its errors naming the settings as
+    /// `naming` says (a config file's keys, or flags).
+    pub(crate) fn resolve_named(&self, naming: Naming) -> Result<CredsConfig, crate::Failure> {
         let impersonate = match &self.impersonate_service_account {
-            Some(chain) => Some(impersonation(chain)?.iam_endpoint(&self.iam_endpoint)),
+            Some(chain) => {
+                Some(impersonation_named(chain, naming)?.iam_endpoint(&self.iam_endpoint))
+            }
             None if self.include_email => {
                 return Err(crate::Failure::new(
                     crate::exit::USAGE,
-                    "--include-email needs --impersonate-service-account (other flows decide on email themselves)",
+                    format!(
+                        "{} needs {} (other flows decide on email themselves)",
+                        naming.name("include-email"),
+                        naming.name("impersonate-service-account")
+                    ),
                 ));
             }
             None => None,
@@ -113,14 +146,28 @@ impl CredsConfig {
         &self,
         source: Option<&Source>,
     ) -> Result<Credentials, crate::Failure> {
-        let creds = match source {
+        Ok(self.impersonating(self.load_base_from(source).await?))
+    }
+
+    /// [`load_from`](Self::load_from) without the impersonation: the
+    /// credentials several token sources can share, each impersonating
+    /// whom it asks ([`impersonating`](Self::impersonating)).
+    pub(crate) async fn load_base_from(
+        &self,
+        source: Option<&Source>,
+    ) -> Result<Credentials, crate::Failure> {
+        Ok(match source {
             Some(Source::File { bytes, origin, .. }) => Credentials::from_json(bytes, origin)?,
             Some(Source::Metadata { .. }) | None => load_credentials(self.file.as_deref()).await?,
-        };
-        Ok(match &self.impersonate {
-            Some(how) => creds.impersonate(how.clone()),
-            None => creds,
         })
+    }
+
+    /// `base` with this config's impersonation on top, if any.
+    pub(crate) fn impersonating(&self, base: Credentials) -> Credentials {
+        match &self.impersonate {
+            Some(how) => base.impersonate(how.clone()),
+            None => base,
+        }
     }
 
     /// Where the credentials come from, as the token cache keys them;
@@ -229,12 +276,17 @@ impl CacheArgs {
 
 /// Reads `a@x,b@x,target@x`: delegates then the target.
 pub(crate) fn impersonation(chain: &str) -> Result<Impersonate, crate::Failure> {
+    impersonation_named(chain, Naming::Flags)
+}
+
+fn impersonation_named(chain: &str, naming: Naming) -> Result<Impersonate, crate::Failure> {
     let mut emails: Vec<&str> = chain.split(',').map(str::trim).collect();
     if emails.iter().any(|e| !e.contains('@')) {
         return Err(crate::Failure::new(
             crate::exit::USAGE,
             format!(
-                "--impersonate-service-account {chain:?}: want service account emails, comma-separated"
+                "{} {chain:?}: want service account emails, comma-separated",
+                naming.name("impersonate-service-account")
             ),
         ));
     }

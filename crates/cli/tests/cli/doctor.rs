@@ -216,3 +216,45 @@ async fn refused_impersonation_exits_1_with_the_step_that_failed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn doctor_shows_the_forward_proxy_but_never_its_credentials() {
+    let emu = Emulator::start().await.expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let out = run(idtoken(home.path())
+        .env("GCE_METADATA_HOST", emu.metadata_host())
+        .env("HTTPS_PROXY", "http://alice:s3cret-pw@127.0.0.1:3128")
+        .args(["doctor", "--json"]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(v["forward_proxy"]["proxy"], "http://127.0.0.1:3128/");
+    assert_eq!(v["forward_proxy"]["credentials"], true);
+    let out = run(idtoken(home.path())
+        .env("GCE_METADATA_HOST", emu.metadata_host())
+        .env("HTTPS_PROXY", "http://alice:s3cret-pw@127.0.0.1:3128")
+        .args(["doctor"]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "https://oauth2.googleapis.com/ through http://127.0.0.1:3128/, with credentials"
+        ),
+        "{text}"
+    );
+    for shown in [stdout(&out), stderr(&out)] {
+        assert!(
+            !shown.contains("s3cret-pw") && !shown.contains("alice"),
+            "{shown}"
+        );
+    }
+    let out = run(idtoken(home.path())
+        .env("GCE_METADATA_HOST", emu.metadata_host())
+        .env("HTTPS_PROXY", "http://127.0.0.1:3128")
+        .env("NO_PROXY", "googleapis.com")
+        .args(["doctor", "--json"]))
+    .await;
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert!(v["forward_proxy"]["proxy"].is_null(), "{v}");
+}

@@ -16,11 +16,12 @@ use crate::tls::{test_ca, tls_acceptor, write_ca};
 
 /// What the egress proxy was asked: each request line, and the
 /// `Proxy-Authorization` that came with it.
-type Asked = Arc<Mutex<Vec<(String, Option<String>)>>>;
+pub(crate) type Asked = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 /// A forward proxy on 127.0.0.1 that tunnels CONNECT and refuses the rest
 /// (a plain-HTTP request through it answers 502, and is recorded).
-async fn egress_proxy(asked: Asked) -> u16 {
+/// Also used by the proxy's tests (`proxy/egress.rs`).
+pub(crate) async fn egress_proxy(asked: Asked) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -39,7 +39,10 @@ pub fn stderr(o: &Output) -> String {
 /// A running proxy: its URL and everything it wrote on stderr so far.
 pub struct Proxy {
     pub child: Child,
+    /// The first listener's URL.
     pub url: String,
+    /// Every listener's URL, in the order of the config file.
+    pub urls: Vec<String>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -65,12 +68,25 @@ impl Proxy {
 }
 
 pub async fn start_proxy(home: &Path, env: &[(&str, String)], args: &[&str]) -> Proxy {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    start_listeners(home, env, &all, 1).await
+}
+
+/// `idtoken proxy ARGS...` with `listeners` listeners (`--config`):
+/// returns once it has printed each one's URL, in [`Proxy::urls`].
+pub async fn start_listeners(
+    home: &Path,
+    env: &[(&str, String)],
+    args: &[&str],
+    listeners: usize,
+) -> Proxy {
     let mut cmd = idtoken(home);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd
-        .args(["proxy", "--listen", "127.0.0.1:0"])
+        .arg("proxy")
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -91,10 +107,21 @@ pub async fn start_proxy(home: &Path, env: &[(&str, String)], args: &[&str]) -> 
         }
     });
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the proxy says where it listens in time")
-        .expect("stdout reads")
-        .unwrap_or_else(|| panic!("no URL on stdout; stderr: {}", stderr.lock().expect("lock")));
-    Proxy { child, url, stderr }
+    let mut urls = Vec::with_capacity(listeners);
+    while urls.len() < listeners {
+        let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the proxy says where it listens in time")
+            .expect("stdout reads")
+            .unwrap_or_else(|| {
+                panic!("no URL on stdout; stderr: {}", stderr.lock().expect("lock"))
+            });
+        urls.push(url);
+    }
+    Proxy {
+        child,
+        url: urls[0].clone(),
+        urls,
+        stderr,
+    }
 }

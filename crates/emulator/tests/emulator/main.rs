@@ -4,6 +4,7 @@ mod aws_imds;
 mod common;
 mod control;
 mod endpoints;
+mod github;
 mod iam;
 mod metadata;
 mod oauth2;

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::common::{BoxError, TestResult};
 
-async fn exchange(
+pub(crate) async fn exchange(
     emu: &Emulator,
     subject_token: &str,
     audience: &str,
@@ -36,7 +36,7 @@ async fn exchange(
     Ok((resp.status().as_u16(), resp.json().await?))
 }
 
-fn pool_audience(emu: &Emulator) -> Result<String, BoxError> {
+pub(crate) fn pool_audience(emu: &Emulator) -> Result<String, BoxError> {
     let ef: Value = serde_json::from_str(&emu.external_account_json(None))?;
     Ok(ef["audience"].as_str().ok_or("audience")?.to_owned())
 }
@@ -182,5 +182,58 @@ async fn sts_refuses_requests_without_a_required_field() -> TestResult {
     let without_scope: Vec<_> = params.into_iter().filter(|(n, _)| *n != "scope").collect();
     let (status, body) = sts_form(&emu, &without_scope).await?;
     assert_eq!(status, 200, "scope is optional: {body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn sample_executable_prints_a_response_whose_token_sts_accepts() -> TestResult {
+    let emu = Emulator::start().await?;
+    let dir = tempfile::tempdir()?;
+    let files = emu.write_credentials(dir.path())?;
+    let output_file = dir.path().join("cache.json");
+    // Through sh, as the file is new (no exec of a file this process wrote).
+    let run = std::process::Command::new("/bin/sh")
+        .arg(&files.subject_token_executable)
+        .env("GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE", &output_file)
+        .output()?;
+    assert!(run.status.success(), "{run:?}");
+    let response: Value = serde_json::from_slice(&run.stdout)?;
+    assert_eq!(response["version"], 1, "{response}");
+    assert_eq!(response["success"], true, "{response}");
+    assert_eq!(
+        response["token_type"],
+        "urn:ietf:params:oauth:token-type:jwt"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let expires = response["expiration_time"]
+        .as_u64()
+        .ok_or("expiration_time")?;
+    assert!(expires > now, "{response}");
+    let cached: Value = serde_json::from_slice(&std::fs::read(&output_file)?)?;
+    assert_eq!(cached, response, "the output file caches the same answer");
+    let token = response["id_token"].as_str().ok_or("id_token")?;
+    let (status, body) = exchange(&emu, token, &pool_audience(&emu)?).await?;
+    assert_eq!(status, 200, "{body}");
+
+    let file: Value = serde_json::from_slice(&std::fs::read(&files.external_account_executable)?)?;
+    let executable = &file["credential_source"]["executable"];
+    assert_eq!(
+        executable["command"].as_str(),
+        files.subject_token_executable.to_str()
+    );
+    assert_eq!(
+        file["audience"].as_str(),
+        Some(pool_audience(&emu)?.as_str())
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&files.subject_token_executable)?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "owner-only and executable");
+    }
     Ok(())
 }

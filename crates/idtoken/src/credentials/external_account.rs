@@ -5,10 +5,10 @@
 //! for) turns it into one through IAM `generateIdToken`.
 //!
 //! AWS-sourced files sign an STS `GetCallerIdentity` request instead
-//! (`external_account/aws.rs`). Code can supply subject tokens itself
-//! (`external_account/supplier.rs`), or AWS keys (`aws/supplier.rs`).
-//! Executable-sourced files are refused as not supported, naming the
-//! source.
+//! (`external_account/aws.rs`); executable-sourced files run the program
+//! they name (`external_account/executable.rs`); code can supply subject
+//! tokens itself (`external_account/supplier.rs`), or AWS keys
+//! (`aws/supplier.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,9 +21,11 @@ use super::file::required;
 use crate::error::{CredentialsProblem, Error, Result};
 use crate::http::Http;
 
+use super::Impersonate;
 use super::access::{AccessToken, CLOUD_PLATFORM};
 
 pub(crate) mod aws;
+mod executable;
 pub(crate) mod supplier;
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -58,6 +60,8 @@ enum Source {
     },
     /// `environment_id` `aws1`: a signed AWS request.
     Aws(aws::Aws),
+    /// `credential_source.executable`: a program's answer.
+    Executable(executable::Executable),
     /// A [`supplier::SubjectTokenSupplier`] given to [`supplier::Builder`].
     Supplier(supplier::Supplier),
 }
@@ -98,17 +102,17 @@ impl ExternalAccount {
         let cs = f
             .credential_source
             .ok_or(CredentialsProblem::MissingField("credential_source"))?;
-        if cs.executable.is_some() {
-            return Err(CredentialsProblem::UnsupportedSource("executable"));
-        }
-        // Google's clients take any other `environment_id` for a file or URL.
-        let source = match cs
+        // As Google's clients decide: an `environment_id` starting with
+        // `aws`, then `executable`, then a file or URL (another
+        // `environment_id` is ignored).
+        let aws = cs
             .environment_id
             .as_deref()
-            .filter(|e| e.starts_with("aws"))
-        {
-            Some(id) => Source::Aws(aws::Aws::from_source(id, &cs)?),
-            None => Self::file_or_url(cs)?,
+            .filter(|e| e.starts_with("aws"));
+        let source = match (aws, &cs.executable) {
+            (Some(id), _) => Source::Aws(aws::Aws::from_source(id, &cs)?),
+            (None, Some(exe)) => Source::Executable(executable::Executable::from_json(exe)?),
+            (None, None) => Self::file_or_url(cs)?,
         };
         let token_url = f
             .token_url
@@ -195,6 +199,7 @@ impl ExternalAccount {
             Source::File { path, .. } => format!("subject token file {}", path.display()),
             Source::Url { url, .. } => format!("subject token URL {url}"),
             Source::Aws(aws) => aws.describe(),
+            Source::Executable(exe) => exe.describe(),
             Source::Supplier(_) => "subject token supplier in code".to_owned(),
         }
     }
@@ -276,6 +281,18 @@ impl ExternalAccount {
                 })
             }
             Source::Aws(aws) => aws.subject_token(&self.audience, now).await,
+            Source::Executable(exe) => {
+                let email = self
+                    .impersonation_url
+                    .as_deref()
+                    .and_then(|url| Impersonate::from_url(url).ok());
+                let req = executable::Request {
+                    audience: &self.audience,
+                    subject_token_type: &self.subject_token_type,
+                    impersonated_email: email.as_ref().map(Impersonate::target),
+                };
+                exe.subject_token(&req, now).await
+            }
             Source::Supplier(supplier) => {
                 supplier
                     .subject_token(&self.audience, &self.subject_token_type)

@@ -34,7 +34,7 @@ pub use impersonated::{DEFAULT_IAM_ENDPOINT, Impersonate};
 pub(crate) use metadata::Metadata;
 pub use options::{CredentialsKind, Format, TokenOptions};
 use service_account::ServiceAccount;
-pub use source::IdTokenSource;
+pub use source::{IdTokenSource, TokenSourceStats};
 
 /// Credentials that can mint Google ID tokens.
 ///

@@ -109,6 +109,36 @@ impl IdTokenSource {
         self.cache.cached()
     }
 
+    /// What this source (and its clones) holds and has done: fetch counts,
+    /// whether one runs now, the cached token's expiry. A few atomic loads
+    /// and a clock read: no lock, no I/O, and no fetch started, so health
+    /// checks and metrics may call it as often as they like.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), idtoken::Error> {
+    /// let creds = idtoken::Credentials::discover().await?;
+    /// let source = creds.token_source("https://hello-abc123-uc.a.run.app");
+    /// source.token().await?;
+    /// let stats = source.stats();
+    /// assert_eq!(stats.fetches, 1);
+    /// assert!(stats.usable);
+    /// println!("token valid for {:?}", stats.expires_in);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> TokenSourceStats {
+        let s = self.cache.stats();
+        let expires_at = s.token.map(|(exp, _)| exp);
+        TokenSourceStats {
+            fetches: s.fetches,
+            fetch_failures: s.fetch_failures,
+            fetch_in_flight: s.fetch_in_flight,
+            expires_at,
+            // Past expiry, no time is left: zero, not an error.
+            expires_in: expires_at.map(|exp| exp.duration_since(s.now).unwrap_or_default()),
+            usable: s.token.is_some_and(|(_, usable)| usable),
+        }
+    }
+
     /// Starts the cache with `token`, one this source would have minted
     /// (the same credentials and audience) and kept elsewhere, such as the
     /// CLI's token cache across processes. Kept unless the cache holds a
@@ -118,6 +148,31 @@ impl IdTokenSource {
     pub fn seed(&self, token: IdToken) {
         self.cache.seed(token);
     }
+}
+
+/// What an [`IdTokenSource`] holds and has done so far, from
+/// [`IdTokenSource::stats`]: for health checks and metrics. Never the
+/// token itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenSourceStats {
+    /// Fetches started (first fetches and background refreshes alike),
+    /// each counted once however many callers waited for it.
+    pub fetches: u64,
+    /// Fetches that failed (an error from the endpoint, or a token that
+    /// arrived already too close to its expiry).
+    pub fetch_failures: u64,
+    /// Whether a fetch is running now. One source runs one at a time.
+    pub fetch_in_flight: bool,
+    /// When the cached token expires; `None` before the first token.
+    pub expires_at: Option<SystemTime>,
+    /// The cached token's time left by the credentials' clock; zero once
+    /// it has expired, `None` before the first token.
+    pub expires_in: Option<Duration>,
+    /// Whether [`IdTokenSource::token`] would hand out the cached token
+    /// now without waiting: a token is held, and it is not within its
+    /// last margin (`min(10 s, lifetime / 10)`) before expiry.
+    pub usable: bool,
 }
 
 impl IdToken {

@@ -362,3 +362,64 @@ async fn a_seeded_token_is_served_without_a_fetch_and_refreshed_at_its_refresh_p
     assert_ne!(fresh.as_str(), kept.as_str());
     assert!(fresh.expires_at() > kept.expires_at());
 }
+
+#[tokio::test]
+async fn stats_count_each_fetch_once_its_failures_and_the_cached_tokens_time_left() {
+    let clock = manual_clock();
+    let emu = emulator_on(&clock).await;
+    let creds =
+        Credentials::metadata_server(&emu.metadata_host()).with_clock(Arc::new(clock.clone()));
+    let source = creds.token_source("https://stats.svc.example");
+    let empty = source.stats();
+    assert_eq!((empty.fetches, empty.fetch_failures), (0, 0));
+    assert!(!empty.fetch_in_flight && !empty.usable);
+    assert_eq!((empty.expires_at, empty.expires_in), (None, None));
+
+    // Twenty callers, one fetch: counted once, seen in flight while held.
+    let hold = emu.hold(Endpoint::MetadataIdentity);
+    let tasks = first_polled((0..20).map(|_| {
+        let source = source.clone();
+        async move { source.token().await }
+    }))
+    .await;
+    wait_for_count(&emu, Endpoint::MetadataIdentity, 1).await;
+    let held = source.stats();
+    assert_eq!(held.fetches, 1);
+    assert!(held.fetch_in_flight && !held.usable);
+    hold.release();
+    let mut token = None;
+    for t in tasks {
+        token = Some(
+            within("a waiting caller", t)
+                .await
+                .expect("task")
+                .expect("token"),
+        );
+    }
+    let token = token.expect("twenty tokens");
+    let warm = source.stats();
+    assert_eq!((warm.fetches, warm.fetch_failures), (1, 0));
+    assert!(!warm.fetch_in_flight && warm.usable);
+    assert_eq!(warm.expires_at, Some(token.expires_at()));
+    assert_eq!(
+        warm.expires_in,
+        token.expires_at().duration_since(clock.now()).ok()
+    );
+
+    // Past expiry the token is no longer usable and has no time left; the
+    // fetch that replaces it fails and is counted as a failure.
+    clock.set(token.expires_at() + Duration::from_secs(1));
+    let expired = source.stats();
+    assert!(!expired.usable);
+    assert_eq!(expired.expires_in, Some(Duration::ZERO));
+    emu.inject_fault(Endpoint::MetadataIdentity, Fault::Status(404), 1);
+    source.token().await.expect_err("404 fails");
+    let failed = source.stats();
+    assert_eq!((failed.fetches, failed.fetch_failures), (2, 1));
+    assert!(!failed.fetch_in_flight);
+    assert_eq!(
+        failed.expires_at,
+        Some(token.expires_at()),
+        "the old token is still what the cache holds"
+    );
+}

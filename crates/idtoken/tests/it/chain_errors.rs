@@ -227,13 +227,43 @@ async fn external_account_without_impersonation_explains_federated_principals_ca
         .expect("token via explicit impersonation");
 }
 
-#[test]
-fn executable_sources_are_refused_naming_the_source() {
-    let doc = r#"{"type":"external_account","audience":"//iam.googleapis.com/x","subject_token_type":"urn:ietf:params:oauth:token-type:jwt","credential_source":{"executable":{"command":"/bin/true"}}}"#;
-    let err = Credentials::from_json(doc.as_bytes(), "wif").expect_err("unsupported");
-    assert_eq!(
-        credentials_problem(&err),
-        &CredentialsProblem::UnsupportedSource("executable")
+#[tokio::test]
+async fn executable_source_without_permission_names_the_variable_and_runs_nothing() {
+    assert!(
+        std::env::var_os("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES").is_none(),
+        "run the library tests without GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES"
     );
-    assert!(err.to_string().contains("not supported"), "{err}");
+    let emu = emulator().await;
+    let (dir, files) = all_files(&emu);
+    let marker = dir.path().join("ran");
+    let script = dir.path().join("get-token.sh");
+    std::fs::write(&script, format!("touch {}\n", marker.display())).expect("write");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files.external_account_file).expect("read"))
+            .expect("json");
+    doc["credential_source"] = serde_json::json!({
+        "executable": {"command": format!("/bin/sh {}", script.display())}
+    });
+    let creds = Credentials::from_json(doc.to_string().as_bytes(), "wif").expect("loads");
+    assert!(
+        creds.flow_description().contains("not allowed to run"),
+        "{}",
+        creds.flow_description()
+    );
+    let err = fail(&creds).await;
+    let text = err.to_string();
+    assert!(
+        matches!(
+            credentials_problem(&err),
+            CredentialsProblem::SubjectToken(_)
+        ),
+        "{err:?}"
+    );
+    assert!(
+        text.contains("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1")
+            && text.contains("credential_source.executable"),
+        "{text}"
+    );
+    assert!(!marker.exists(), "the command ran");
+    assert_eq!(emu.counters().get(Endpoint::Sts), 0);
 }

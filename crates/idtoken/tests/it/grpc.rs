@@ -215,3 +215,28 @@ fn the_verifying_layer_and_the_client_share_one_token_header_type() {
     let read: idtoken::TokenHeader = sent;
     assert_eq!(read.name(), "x-serverless-authorization");
 }
+
+#[path = "../../examples/grpc.rs"]
+#[allow(dead_code)] // its `main`
+mod example;
+
+#[tokio::test]
+async fn the_grpc_example_prints_what_its_recipe_page_shows() {
+    let emu = emulator().await;
+    let (_dir, creds) = service_account(&emu);
+    let lines = within("the example", example::demo(creds, Some(emu.jwks_url())))
+        .await
+        .expect("the example runs");
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/recipes/tonic.md"
+    ))
+    .expect("docs/recipes/tonic.md");
+    // The page's one `text` block is the example's output.
+    let shown = page
+        .split("\n```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("a text block on the page");
+    assert_eq!(lines.join("\n"), shown);
+}

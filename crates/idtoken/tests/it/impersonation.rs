@@ -219,3 +219,16 @@ async fn source_access_token_is_refreshed_ahead_of_its_expiry() {
     wait_for_count(&emu, Endpoint::Token, 2).await;
     assert_eq!(emu.counters().get(Endpoint::Token), 2);
 }
+
+#[tokio::test]
+async fn a_github_actions_file_mints_through_the_jobs_token_endpoint() {
+    let emu = emulator().await;
+    let creds = Credentials::from_json(
+        emu.github_actions_credentials_json().as_bytes(),
+        "gha-creds-test.json",
+    )
+    .expect("loads");
+    assert_eq!(creds.kind(), CredentialsKind::ExternalAccount);
+    assert_target_token(&emu, &mint(&creds).await);
+    assert_eq!(emu.counters().get(Endpoint::Sts), 1);
+}

@@ -24,6 +24,8 @@ mod keycache;
 mod layer;
 #[cfg(feature = "reqwest-middleware")]
 mod new_client;
+#[cfg(feature = "axum")]
+mod push_receiver;
 mod requests;
 mod supplier;
 #[cfg(any(feature = "reqwest-middleware", feature = "tower"))]

@@ -21,7 +21,8 @@ use super::guard::Guard;
 use super::headers::{
     add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol,
 };
-use super::log::{LogLine, Logged, ProxyBody};
+use super::log::{LogFormat, LogLine, Logged, ProxyBody};
+use super::metrics::{CountedBody, ListenerMetrics};
 use super::target::HttpsClient;
 
 /// The resolved configuration and shared state of a running proxy.
@@ -37,6 +38,9 @@ pub(super) struct Proxy {
     pub(super) local: SocketAddr,
     /// Refuses requests from web pages that are not the user's.
     pub(super) guard: Guard,
+    /// This listener's counters (the admin server shows them).
+    pub(super) metrics: &'static ListenerMetrics,
+    pub(super) log_format: LogFormat,
 }
 
 impl Proxy {
@@ -68,6 +72,8 @@ impl Proxy {
             path,
             status: parts.status,
             started,
+            format: self.log_format,
+            metrics: self.metrics,
         };
         Response::from_parts(parts, Logged::new(body, log))
     }
@@ -160,6 +166,8 @@ impl Proxy {
         } else {
             &self.client
         };
+        let body = CountedBody::new(body, self.metrics);
+        let sent = Instant::now();
         let resp = tokio::time::timeout(
             self.timeout,
             client.request(Request::from_parts(parts, body)),
@@ -185,6 +193,7 @@ impl Proxy {
             )
         })?;
 
+        self.metrics.upstream_latency(sent.elapsed());
         let mut resp = resp;
         let tunnel = match (client_upgrade, resp.status()) {
             (Some(client), StatusCode::SWITCHING_PROTOCOLS) => {
@@ -196,7 +205,7 @@ impl Proxy {
         strip_hop_by_hop(&mut parts.headers);
         if let Some((client, target, protocol)) = tunnel {
             keep_upgrade(&mut parts.headers, protocol);
-            tokio::spawn(join_upgraded(client, target));
+            tokio::spawn(join_upgraded(client, target, self.metrics));
         }
         if let Some(loc) = parts.headers.get(header::LOCATION)
             && let Some(local) =
@@ -209,12 +218,22 @@ impl Proxy {
 }
 
 /// Copies bytes both ways between the upgraded client and target
-/// connections until either side closes.
-async fn join_upgraded(client: hyper::upgrade::OnUpgrade, target: hyper::upgrade::OnUpgrade) {
+/// connections until either side closes; counted as an upgrade while open,
+/// and its bytes once it closes cleanly.
+async fn join_upgraded(
+    client: hyper::upgrade::OnUpgrade,
+    target: hyper::upgrade::OnUpgrade,
+    metrics: &'static ListenerMetrics,
+) {
     match tokio::try_join!(client, target) {
         Ok((client, target)) => {
+            let _open = metrics.upgrade();
             let (mut client, mut target) = (TokioIo::new(client), TokioIo::new(target));
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut target).await;
+            if let Ok((to_target, to_client)) =
+                tokio::io::copy_bidirectional(&mut client, &mut target).await
+            {
+                metrics.tunnelled(to_target, to_client);
+            }
         }
         Err(e) => eprintln!("idtoken: proxy: upgrade failed: {e}"),
     }

@@ -1,30 +1,63 @@
-//! The proxy's listening side: the accept loop, HTTP/1.1 (and h2c with
+//! The proxy's listening side: binding (the proxy's and the admin
+//! server's addresses), the accept loop, HTTP/1.1 (and h2c with
 //! `--http2`) connections with upgrades, and graceful shutdown on Ctrl-C.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
 
 use super::forward::Proxy;
 use super::target::MAX_BUF;
+use crate::Failure;
+
+/// Binds `addr` (which `config` has allowed), and warns on stderr when the
+/// address it got is not loopback: then `exposed` (what anyone who can
+/// reach it gets) follows the warning.
+pub(super) async fn bind(
+    addr: SocketAddr,
+    exposed: &str,
+) -> Result<(TcpListener, SocketAddr), Failure> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        Failure::new(
+            crate::exit::FAILURE,
+            format!("cannot listen on {addr}: {e}"),
+        )
+    })?;
+    let local = listener.local_addr().map_err(|e| {
+        Failure::new(
+            crate::exit::FAILURE,
+            format!("cannot read the listening address: {e}"),
+        )
+    })?;
+    if !local.ip().is_loopback() {
+        eprintln!("idtoken: WARNING: listening on {local}, not loopback: {exposed}");
+    }
+    Ok((listener, local))
+}
 
 /// How long in-flight requests may run after Ctrl-C.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Accepts connections until Ctrl-C, then lets in-flight requests finish
-/// for up to [`SHUTDOWN_GRACE`]. Upgraded connections (WebSocket) are
-/// tunnels without requests; they end with the process.
-pub(super) async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, http2: bool) {
+/// Accepts connections until `shutdown` changes (Ctrl-C), then lets
+/// in-flight requests finish for up to [`SHUTDOWN_GRACE`]. Upgraded
+/// connections (WebSocket) are tunnels without requests; they end with
+/// the process.
+pub(super) async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    http2: bool,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     // Each connection task holds a clone of `alive`; when the last one is
     // dropped, `recv` on the other end returns `None`: all are done.
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -37,6 +70,7 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, 
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let open = proxy.metrics.connection();
                 let proxy = proxy.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let proxy = proxy.clone();
@@ -46,7 +80,7 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, 
                 let stopping = stopping.clone();
                 let io = TokioIo::new(stream);
                 tokio::spawn(async move {
-                    let _alive = alive;
+                    let (_alive, _open) = (alive, open);
                     if http2 {
                         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                         builder.http1().max_buf_size(MAX_BUF);
@@ -61,7 +95,7 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, proxy: Arc<Proxy>, 
                     }
                 });
             }
-            _ = &mut ctrl_c => break,
+            _ = shutdown.changed() => break,
         }
     }
     drop(listener);

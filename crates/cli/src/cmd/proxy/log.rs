@@ -1,6 +1,8 @@
 //! The access log: one line per request on stderr, written when the
 //! response body ends (method, path, status, duration, bytes; never a
-//! header, so never the token).
+//! header, so never the token), as text or as one JSON object per line
+//! (`--log-format`). The same moment counts the request in the listener's
+//! metrics.
 
 use std::io::Write as _;
 use std::pin::Pin;
@@ -13,15 +15,49 @@ use hyper::body::{Body, Frame, SizeHint};
 
 use http_body_util::combinators::BoxBody;
 
+use super::metrics::ListenerMetrics;
+
 /// A response body as the proxy makes it, before the access log wraps it.
 pub(super) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
-/// What the access-log line says besides the bytes.
+/// How access-log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum LogFormat {
+    /// `GET /path 200 1.2ms 345B`, and ` (client went away)` or
+    /// ` (target body failed)` after a body that did not end.
+    #[default]
+    Text,
+    /// One JSON object per line with the same fields: `method`, `path`,
+    /// `status`, `duration_ms`, `bytes`, `outcome`.
+    Json,
+}
+
+/// What the access-log line says besides the bytes, and where it counts.
 pub(super) struct LogLine {
     pub(super) method: http::Method,
     pub(super) path: http::uri::PathAndQuery,
     pub(super) status: StatusCode,
     pub(super) started: Instant,
+    pub(super) format: LogFormat,
+    pub(super) metrics: &'static ListenerMetrics,
+}
+
+/// How a response body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Complete,
+    TargetBodyFailed,
+    ClientWentAway,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::TargetBodyFailed => "target body failed",
+            Outcome::ClientWentAway => "client went away",
+        }
+    }
 }
 
 /// A response body that counts its bytes and writes the access-log line
@@ -41,20 +77,14 @@ impl Logged {
         }
     }
 
-    fn finish(&mut self, outcome: &str) {
+    fn finish(&mut self, outcome: Outcome) {
         if let Some(l) = self.log.take() {
+            l.metrics.request_done(&l.method, l.status, self.bytes);
             // One write per line: `eprintln!` writes each formatted piece
             // on its own to the unbuffered stderr, a dozen write calls per
             // request.
-            let line = format!(
-                "{} {} {} {:.1}ms {}B{outcome}\n",
-                l.method,
-                l.path,
-                l.status.as_u16(),
-                l.started.elapsed().as_secs_f64() * 1000.0,
-                self.bytes
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            let line = l.render(self.bytes, outcome);
+            let _ = std::io::stderr().write_all(&line);
         }
     }
 }
@@ -74,8 +104,8 @@ impl Body for Logged {
                     self.bytes += data.len() as u64;
                 }
             }
-            Poll::Ready(Some(Err(_))) => self.finish(" (target body failed)"),
-            Poll::Ready(None) => self.finish(""),
+            Poll::Ready(Some(Err(_))) => self.finish(Outcome::TargetBodyFailed),
+            Poll::Ready(None) => self.finish(Outcome::Complete),
             Poll::Pending => {}
         }
         polled
@@ -94,10 +124,93 @@ impl Drop for Logged {
     fn drop(&mut self) {
         // An empty body may never be polled; then it ended as it began.
         let outcome = if self.inner.is_end_stream() {
-            ""
+            Outcome::Complete
         } else {
-            " (client went away)"
+            Outcome::ClientWentAway
         };
         self.finish(outcome);
+    }
+}
+
+impl LogLine {
+    /// The line for a body of `bytes` that ended with `outcome`, newline
+    /// included.
+    fn render(&self, bytes: u64, outcome: Outcome) -> Vec<u8> {
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let status = self.status.as_u16();
+        match self.format {
+            LogFormat::Text => {
+                let note = match outcome {
+                    Outcome::Complete => "",
+                    Outcome::TargetBodyFailed => " (target body failed)",
+                    Outcome::ClientWentAway => " (client went away)",
+                };
+                format!(
+                    "{} {} {status} {ms:.1}ms {bytes}B{note}\n",
+                    self.method, self.path
+                )
+                .into_bytes()
+            }
+            LogFormat::Json => {
+                // serde_json writes the two strings from the request
+                // escaped (a path may hold `"` or `\\`); the rest are
+                // numbers and fixed words.
+                let mut line = Vec::with_capacity(128);
+                line.extend_from_slice(b"{\"method\":");
+                let _ = serde_json::to_writer(&mut line, self.method.as_str());
+                line.extend_from_slice(b",\"path\":");
+                let _ = serde_json::to_writer(&mut line, self.path.as_str());
+                let _ = writeln!(
+                    line,
+                    ",\"status\":{status},\"duration_ms\":{ms:.1},\"bytes\":{bytes},\"outcome\":\"{}\"}}",
+                    outcome.as_str()
+                );
+                line
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(format: LogFormat, path: &'static str, outcome: Outcome) -> String {
+        let l = LogLine {
+            method: http::Method::POST,
+            path: http::uri::PathAndQuery::from_static(path),
+            status: StatusCode::CREATED,
+            started: Instant::now(),
+            format,
+            metrics: ListenerMetrics::new_static(),
+        };
+        String::from_utf8(l.render(42, outcome)).expect("UTF-8")
+    }
+
+    #[test]
+    fn a_json_line_is_one_object_with_the_text_lines_fields() {
+        let text = line(LogFormat::Text, "/a?b=1", Outcome::ClientWentAway);
+        assert!(text.starts_with("POST /a?b=1 201 "), "{text}");
+        assert!(text.ends_with("ms 42B (client went away)\n"), "{text}");
+
+        let json = line(LogFormat::Json, "/a?b=1", Outcome::ClientWentAway);
+        assert_eq!(json.matches('\n').count(), 1);
+        assert!(json.ends_with('\n'));
+        let v: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
+        assert_eq!(v["method"], "POST");
+        assert_eq!(v["path"], "/a?b=1");
+        assert_eq!(v["status"], 201);
+        assert_eq!(v["bytes"], 42);
+        assert_eq!(v["outcome"], "client went away");
+        assert!(v["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{v}");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(6), "{v}");
+    }
+
+    #[test]
+    fn a_path_with_quotes_and_backslashes_stays_one_json_string() {
+        let json = line(LogFormat::Json, "/x\"y\\z", Outcome::Complete);
+        let v: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
+        assert_eq!(v["path"], "/x\"y\\z");
+        assert_eq!(v["outcome"], "complete");
     }
 }

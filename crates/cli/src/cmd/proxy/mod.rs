@@ -1,13 +1,15 @@
-//! `idtoken proxy`: a local reverse proxy to one target that adds an ID
-//! token to every request, so a browser, curl or any local tool can reach a
-//! private Cloud Run service.
+//! `idtoken proxy`: a local reverse proxy that adds an ID token to every
+//! request to its target, so a browser, curl or any local tool can reach a
+//! private Cloud Run service; with `--config`, several listeners, each to
+//! its own target.
 //!
-//! - [`Args`] are resolved once, by [`resolve`] in `config`, into a
-//!   [`ProxyConfig`]: the target's parts, audience, header, listen address,
-//!   timeout, credential flags; no socket or token yet. [`run`] makes a
-//!   [`Proxy`] of it: the token source (one cached
-//!   [`idtoken::IdTokenSource`], refreshed ahead of expiry by the library),
-//!   the header that carries it, a pooled client.
+//! - [`Args`] are resolved once, by [`resolve`] in `config`, into one
+//!   [`ProxyConfig`] per listener (the flags, or `config_file`'s
+//!   `[[listener]]` tables): the target's parts, audience, header, listen
+//!   address, timeout, credential flags; no socket or token yet. [`run`]
+//!   loads the credentials once and makes a [`Proxy`] of each: its token
+//!   source (one cached [`idtoken::IdTokenSource`], refreshed ahead of
+//!   expiry by the library), the header that carries it, a pooled client.
 //! - [`Proxy::handle`] (in `forward`) forwards one request: hop-by-hop headers out (`headers`),
 //!   `Host` for the target, `X-Forwarded-*` in, the token in its header;
 //!   bodies stream both ways. `Location` headers that point at the target
@@ -15,26 +17,38 @@
 //! - `listen` accepts connections and shuts down gracefully; `target`
 //!   builds the pooled clients to the target.
 //! - [`log::Logged`] wraps each response body and writes the access-log line
-//!   (method, path, status, duration, bytes) when the body ends.
+//!   (method, path, status, duration, bytes; text or JSON) when the body
+//!   ends, and counts the request in the listener's `metrics`.
+//! - With `--admin-listen`, `admin` serves `/healthz`, `/readyz` and
+//!   `/metrics` from a [`metrics::Registry`] of every listener.
 //!
 //! The token goes only to the target: the client talks to one origin.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use idtoken::Credentials;
+
 use crate::Failure;
-pub(crate) use config::{Args, ProxyConfig, resolve};
+use crate::token_cache::Source;
+pub(crate) use config::{Args, Proxies, ProxyConfig, resolve};
 use forward::Proxy;
 use guard::Guard;
-use listen::serve;
+use listen::{bind, serve};
+use log::LogFormat;
+use metrics::{ListenerMetrics, Registry};
 use target::https_client;
 
+mod admin;
 mod config;
+mod config_file;
 mod forward;
 mod guard;
 mod headers;
 mod listen;
 mod log;
+mod metrics;
 mod target;
 
 /// What `idtoken proxy --help` says after the flags.
@@ -49,6 +63,15 @@ roots: concatenate it with /etc/ssl/certs/ca-certificates.crt to keep them) or
 SSL_CERT_DIR; on macOS and Windows, add the CA to the system's trust store.
 An untrusted certificate answers 502 naming the problem; no token is sent.
 
+The target is reached through HTTPS_PROXY/HTTP_PROXY/ALL_PROXY (CONNECT
+tunnels; user:password@ in the proxy URL is sent, never printed) unless
+NO_PROXY names it, as token requests are; the metadata server is always
+reached directly.
+
+--config FILE serves several targets from one process: one [[listener]]
+table each, its keys the flags' names (listen, target, audience, header,
+impersonate-service-account, ...); see docs/PROXY.md.
+
 Web pages in your browser can reach 127.0.0.1 too. Requests naming a host
 other than a loopback address or localhost (DNS rebinding, or addresses
 such as 0.0.0.0 to which browsers send no Fetch Metadata; --allow-host adds
@@ -59,8 +82,73 @@ top-level GET/HEAD navigations
 refused, so no site can frame your service), are answered 403 before any
 token is fetched. curl and other tools are not affected.";
 
-/// Runs the proxy `config` describes until Ctrl-C.
-pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
+/// Runs the listeners `config` describes until Ctrl-C, then lets each
+/// finish its requests in flight. The credentials are loaded once and
+/// shared; each listener has its own token source (its audience, its
+/// impersonation); the admin server, if asked for, reports them all.
+pub(crate) async fn run(config: Proxies) -> Result<(), Failure> {
+    let Proxies {
+        listeners,
+        admin,
+        log_format,
+    } = config;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    });
+    // The runtime has one thread: let the task above install the Ctrl-C
+    // handler before any listener says it is up.
+    tokio::task::yield_now().await;
+
+    // Every listener has the same credentials flags (file, cache).
+    let Some(first) = listeners.first() else {
+        return Ok(());
+    };
+    // A token cached by `idtoken token`, `curl` or an earlier proxy
+    // starts the library's source: it serves the first requests, and the
+    // source refreshes it ahead of expiry as it would its own.
+    let source = first.creds.source(&first.cache);
+    // Missing credentials do not stop the proxy: every request answers
+    // 500 with what to run, which a browser user sees.
+    let base = first
+        .creds
+        .load_base_from(source.as_ref())
+        .await
+        .map_err(|f| {
+            eprintln!("idtoken: proxy: {}", f.message);
+            f.message
+        });
+    let mut registry = Registry::default();
+    let mut servers = Vec::with_capacity(listeners.len());
+    for config in listeners {
+        let (proxy, server) =
+            start(config, log_format, source.as_ref(), &base, stopping.clone()).await?;
+        registry.add(
+            proxy.local,
+            &proxy.target.origin,
+            proxy.metrics,
+            proxy.tokens.clone(),
+        );
+        servers.push(server);
+    }
+    if let Some(admin) = admin {
+        admin::start(admin, registry).await?;
+    }
+    futures_util::future::join_all(servers).await;
+    Ok(())
+}
+
+/// Starts one listener: its token source (seeded from the token cache),
+/// its clients to the target, its socket, bound and announced. Returns
+/// the proxy and its server, which runs until `stopping`.
+async fn start(
+    config: ProxyConfig,
+    log_format: LogFormat,
+    source: Option<&Source>,
+    base: &Result<Credentials, String>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<(Arc<Proxy>, impl Future<Output = ()> + use<>), Failure> {
     let ProxyConfig {
         target,
         audience,
@@ -72,36 +160,22 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         creds,
         cache,
     } = config;
-    // A token cached by `idtoken token`, `curl` or an earlier proxy
-    // starts the library's source: it serves the first requests, and the
-    // source refreshes it ahead of expiry as it would its own.
     let options = creds.token_options();
-    let source = creds.source(&cache);
-    let slot = source
-        .as_ref()
-        .and_then(|s| creds.slot(&cache, s, &audience, &options));
+    let slot = source.and_then(|s| creds.slot(&cache, s, &audience, &options));
     let cached = slot.as_ref().and_then(|s| s.lookup(SystemTime::now()));
     if let Some(e) = &cached
         && e.facts.audience_is_client_id
     {
         super::warn_client_id_audience(&e.token, &audience);
     }
-    // Missing credentials do not stop the proxy: every request answers
-    // 500 with what to run, which a browser user sees.
-    let loaded = creds.load_from(source.as_ref()).await;
-    let tokens = match &loaded {
-        Ok(c) => {
-            let src = c.token_source_with(audience.clone(), options.clone());
-            if let Some(e) = &cached {
-                src.seed(e.token.clone());
-            }
-            Ok(src)
+    let loaded = base.clone().map(|b| creds.impersonating(b));
+    let tokens = loaded.as_ref().map_err(Clone::clone).map(|c| {
+        let src = c.token_source_with(audience.clone(), options.clone());
+        if let Some(e) = &cached {
+            src.seed(e.token.clone());
         }
-        Err(f) => {
-            eprintln!("idtoken: proxy: {}", f.message);
-            Err(f.message.clone())
-        }
-    };
+        src
+    });
 
     let client = https_client(http2, &target.scheme)?;
     // Upgrades (WebSocket) exist in HTTP/1.1 only: with --http2 they need
@@ -112,23 +186,7 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         client.clone()
     };
 
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        Failure::new(
-            crate::exit::FAILURE,
-            format!("cannot listen on {listen}: {e}"),
-        )
-    })?;
-    let local = listener.local_addr().map_err(|e| {
-        Failure::new(
-            crate::exit::FAILURE,
-            format!("cannot read the listening address: {e}"),
-        )
-    })?;
-    if !local.ip().is_loopback() {
-        eprintln!(
-            "idtoken: WARNING: listening on {local}, not loopback: anyone who can reach it acts with your identity"
-        );
-    }
+    let (listener, local) = bind(listen, "anyone who can reach it acts with your identity").await?;
 
     let proxy = Arc::new(Proxy {
         target,
@@ -139,6 +197,8 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         timeout: upstream_timeout,
         local,
         guard: Guard::new(&allowed_hosts),
+        metrics: ListenerMetrics::new_static(),
+        log_format,
     });
     if let (Ok(src), Ok(creds), None) = (&proxy.tokens, loaded, &cached) {
         // Without a cached token, mint the first now: credential problems
@@ -159,12 +219,11 @@ pub(crate) async fn run(config: ProxyConfig) -> Result<(), Failure> {
         });
     }
     eprintln!(
-        "idtoken: proxy: http://{local} -> {} (audience {audience}, header {})",
+        "idtoken: proxy: http://{local} -> {} (audience {audience}, header {}{})",
         proxy.target.origin,
-        proxy.header.name()
+        proxy.header.name(),
+        target::egress_note(&proxy.target)
     );
     println!("http://{local}");
-
-    serve(listener, proxy, http2).await;
-    Ok(())
+    Ok((proxy.clone(), serve(listener, proxy, http2, stopping)))
 }

@@ -36,6 +36,7 @@ impl ProxyFixture {
             target: Target::Echo,
             path: String::new(),
             args: Vec::new(),
+            env: Vec::new(),
             credentials: true,
         }
     }
@@ -75,6 +76,7 @@ pub struct Builder {
     target: Target,
     path: String,
     args: Vec<String>,
+    env: Vec<(&'static str, String)>,
     credentials: bool,
 }
 
@@ -122,6 +124,12 @@ impl Builder {
         self
     }
 
+    /// One more environment variable for the proxy's process.
+    pub fn env(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((name, value.into()));
+        self
+    }
+
     /// No credentials anywhere: no metadata server, no files.
     pub fn no_credentials(mut self) -> Self {
         self.credentials = false;
@@ -160,6 +168,7 @@ impl Builder {
             Target::H2c => (upstream::h2c(&emu).await, None),
             Target::Url(url) => (url, None),
         };
+        env.extend(self.env);
         let target = format!("{origin}{}", self.path);
         let mut args = vec!["--target", target.as_str()];
         args.extend(self.args.iter().map(String::as_str));

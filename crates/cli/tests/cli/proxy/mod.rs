@@ -14,8 +14,11 @@ use crate::support::{idtoken, run, stderr};
 use client::{client, get_json};
 use fixture::ProxyFixture;
 
+mod admin;
 mod client;
+mod egress;
 mod fixture;
+mod listeners;
 mod protocols;
 mod tls;
 mod upstream;
