@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use serde_json::{Value, json};
 
 use crate::Emulator;
-use crate::app::{Federation, USER_CLIENT_ID, USER_EMAIL};
+use crate::app::{Federation, USER_CLIENT_ID, USER_EMAIL, Workforce};
 use crate::emulator::write_private;
 use crate::endpoints;
 
@@ -37,6 +37,12 @@ pub struct CredentialFiles {
     pub external_account_url: PathBuf,
     /// The subject token, as a text file.
     pub subject_token: PathBuf,
+    /// An `external_account_authorized_user` file for the emulated
+    /// workforce pool user (no impersonation: it cannot mint alone).
+    pub external_account_authorized_user: PathBuf,
+    /// An `impersonated_service_account` file: the workforce user
+    /// impersonates the target account.
+    pub impersonated_from_workforce_user: PathBuf,
 }
 
 fn pretty(v: &Value) -> String {
@@ -142,6 +148,47 @@ impl Emulator {
         })
     }
 
+    /// The workforce pool user's refresh token (a secret).
+    pub fn workforce_refresh_token(&self) -> String {
+        self.app.workforce.refresh_token.clone()
+    }
+
+    /// Makes the workforce user's refresh token fail with `invalid_grant`.
+    pub fn revoke_workforce_refresh_token(&self) {
+        self.app.workforce.revoked.store(true, Ordering::Release);
+    }
+
+    /// The workforce user's principal, as IAM's grants name it.
+    pub fn workforce_principal(&self) -> &'static str {
+        Workforce::PRINCIPAL
+    }
+
+    /// STS's OAuth refresh endpoint, an `external_account_authorized_user`'s
+    /// `token_url`.
+    pub fn sts_oauthtoken_url(&self) -> String {
+        format!("{}{}", self.url(), endpoints::STS_OAUTHTOKEN.path)
+    }
+
+    /// An `external_account_authorized_user` file (JSON), as gcloud's
+    /// `auth application-default login --login-config` writes it, whose
+    /// `token_url` points here.
+    pub fn external_account_authorized_user_json(&self) -> String {
+        pretty(&self.external_account_authorized_user_value())
+    }
+
+    fn external_account_authorized_user_value(&self) -> Value {
+        json!({
+            "type": "external_account_authorized_user",
+            "audience": Workforce::AUDIENCE,
+            "client_id": Workforce::CLIENT_ID,
+            "client_secret": self.app.workforce.client_secret,
+            "refresh_token": self.app.workforce.refresh_token,
+            "token_url": self.sts_oauthtoken_url(),
+            "token_info_url": format!("{}/v1/introspect", self.url()),
+            "universe_domain": "googleapis.com",
+        })
+    }
+
     /// An `impersonated_service_account` file for the target account, with
     /// the default service account (`from_user` false) or the gcloud user
     /// as source.
@@ -151,6 +198,16 @@ impl Emulator {
         } else {
             serde_json::from_str(&self.service_account_json()).unwrap_or(Value::Null)
         };
+        self.impersonated_from(source)
+    }
+
+    /// An `impersonated_service_account` file for the target account whose
+    /// source is the workforce user.
+    pub fn impersonated_from_workforce_json(&self) -> String {
+        self.impersonated_from(self.external_account_authorized_user_value())
+    }
+
+    fn impersonated_from(&self, source: Value) -> String {
         let target = self.target_service_account_email();
         pretty(&json!({
             "type": "impersonated_service_account",
@@ -211,6 +268,14 @@ impl Emulator {
                 self.external_account_json(None),
             )?,
             subject_token,
+            external_account_authorized_user: write(
+                "external_account_authorized_user.json",
+                self.external_account_authorized_user_json(),
+            )?,
+            impersonated_from_workforce_user: write(
+                "impersonated_workforce_user.json",
+                self.impersonated_from_workforce_json(),
+            )?,
         })
     }
 }

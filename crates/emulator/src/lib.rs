@@ -64,6 +64,7 @@ mod router;
 mod state;
 mod sts;
 mod wire;
+mod workforce;
 
 pub use emulator::{Builder, Emulator};
 pub use endpoints::{ENDPOINTS, EndpointInfo};

@@ -95,12 +95,14 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         "# unset GOOGLE_APPLICATION_CREDENTIALS to use the metadata server instead of the key file"
     );
     eprintln!(
-        "# other credentials (point GOOGLE_APPLICATION_CREDENTIALS at one): {}, {}, {}, {}, {}",
+        "# other credentials (point GOOGLE_APPLICATION_CREDENTIALS at one): {}, {}, {}, {}, {}, {}, {}",
         files.authorized_user.display(),
         files.impersonated_from_service_account.display(),
         files.impersonated_from_user.display(),
         files.external_account_file.display(),
         files.external_account_url.display(),
+        files.external_account_authorized_user.display(),
+        files.impersonated_from_workforce_user.display(),
     );
     eprintln!(
         "# impersonate on request with --impersonate-service-account {} (the IAM endpoint is exported below)",

@@ -182,3 +182,52 @@ async fn user_credentials_print_the_token_and_warn_about_the_client_id_audience(
     assert!(err.contains("--impersonate-service-account"), "{err}");
     assert!(!err.contains(&emu.user_refresh_token()));
 }
+
+#[tokio::test]
+async fn workforce_user_mints_the_true_audience_only_through_impersonation() {
+    let emu = Emulator::start().await.expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let files = emu.write_credentials(home.path()).expect("files");
+    let alone = run(idtoken(home.path())
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &files.external_account_authorized_user,
+        )
+        .args(["token", "--audience", "https://svc.example"]))
+    .await;
+    assert_eq!(alone.status.code(), Some(1), "{}", stderr(&alone));
+    assert!(
+        stderr(&alone).contains("--impersonate-service-account"),
+        "{}",
+        stderr(&alone)
+    );
+    assert!(stdout(&alone).is_empty());
+
+    let target = emu.target_service_account_email();
+    let out = run(idtoken(home.path())
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &files.external_account_authorized_user,
+        )
+        .args(["token", "--audience", "https://svc.example", "--json"])
+        .args(["--impersonate-service-account", &target, "--include-email"])
+        .args(["--iam-endpoint", &emu.url()]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(v["claims"]["aud"], "https://svc.example");
+    assert_eq!(v["claims"]["email"], Value::from(target));
+    assert_eq!(emu.counters().get(Endpoint::StsOauthToken), 1);
+    assert!(!stderr(&out).contains(&emu.workforce_refresh_token()));
+
+    let doctor = run(idtoken(home.path())
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &files.impersonated_from_workforce_user,
+        )
+        .args(["doctor"]))
+    .await;
+    let shown = stdout(&doctor);
+    assert!(shown.contains("workforce user"), "{shown}");
+    assert!(!shown.contains(&emu.workforce_refresh_token()), "{shown}");
+}

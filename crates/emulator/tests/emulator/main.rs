@@ -8,3 +8,4 @@ mod metadata;
 mod oauth2;
 mod sts;
 mod user;
+mod workforce;

@@ -9,6 +9,7 @@ mod authorized_user;
 mod describe;
 pub(crate) mod endpoint;
 mod external_account;
+mod external_authorized_user;
 mod file;
 mod impersonated;
 mod metadata;
@@ -27,6 +28,7 @@ use crate::token::IdToken;
 
 use authorized_user::AuthorizedUser;
 use external_account::ExternalAccount;
+use external_authorized_user::ExternalAuthorizedUser;
 pub(crate) use file::json_problem;
 use file::{base_flow, impersonated_file, type_of};
 use impersonated::Impersonation;
@@ -72,6 +74,7 @@ pub(crate) enum Flow {
     Metadata(Metadata),
     AuthorizedUser(AuthorizedUser),
     ExternalAccount(ExternalAccount),
+    ExternalAuthorizedUser(ExternalAuthorizedUser),
 }
 
 impl Flow {
@@ -84,6 +87,7 @@ impl Flow {
             Flow::ServiceAccount(sa) => sa.fetch_access_token(now).await,
             Flow::AuthorizedUser(u) => u.fetch_access_token(now).await,
             Flow::ExternalAccount(ea) => ea.fetch_access_token(now).await,
+            Flow::ExternalAuthorizedUser(u) => u.fetch_access_token(now).await,
             Flow::Metadata(md) => md.fetch_access_token(now).await,
         }
     }
@@ -168,6 +172,7 @@ impl Credentials {
                     Flow::ServiceAccount(_) => CredentialsKind::ServiceAccount,
                     Flow::AuthorizedUser(_) => CredentialsKind::AuthorizedUser,
                     Flow::ExternalAccount(_) => CredentialsKind::ExternalAccount,
+                    Flow::ExternalAuthorizedUser(_) => CredentialsKind::ExternalAuthorizedUser,
                     Flow::Metadata(_) => CredentialsKind::MetadataServer,
                 };
                 (flow, kind, how)
@@ -307,7 +312,10 @@ impl Credentials {
     pub fn source_principal(&self) -> Option<&str> {
         match &self.inner.flow {
             Flow::ServiceAccount(sa) => Some(sa.client_email()),
-            Flow::AuthorizedUser(_) | Flow::Metadata(_) | Flow::ExternalAccount(_) => None,
+            Flow::AuthorizedUser(_)
+            | Flow::Metadata(_)
+            | Flow::ExternalAccount(_)
+            | Flow::ExternalAuthorizedUser(_) => None,
         }
     }
 
@@ -332,6 +340,10 @@ impl Credentials {
                 "a federated principal of {} has no email",
                 ea.audience()
             ))),
+            Flow::ExternalAuthorizedUser(_) => Err(Error::InvalidArgument(
+                "workforce user credentials do not name the user; `gcloud auth list` shows it"
+                    .into(),
+            )),
             Flow::ServiceAccount(sa) => Ok(sa.client_email().to_owned()),
         }
     }
@@ -360,6 +372,10 @@ impl Credentials {
             Flow::ExternalAccount(_) => Err(Error::credentials(
                 &self.inner.origin,
                 CredentialsProblem::FederatedPrincipalCannotMintIdTokens,
+            )),
+            Flow::ExternalAuthorizedUser(_) => Err(Error::credentials(
+                &self.inner.origin,
+                CredentialsProblem::WorkforceUserCannotMintIdTokens,
             )),
         }
     }
