@@ -95,6 +95,8 @@ pub(crate) struct App {
     pub federation: Federation,
     /// The workforce pool user STS's refresh grant answers for.
     pub workforce: Workforce,
+    /// The certificates of X.509 federation and the mTLS listener.
+    pub pki: crate::mtls::Pki,
     /// Who may impersonate whom, as `(caller, target)`; a pair not here is
     /// refused, as Google refuses a principal without the Token Creator
     /// role on the target (itself included).
@@ -112,6 +114,7 @@ fn file_grants(account: &ServiceAccount, target: &ServiceAccount) -> HashSet<(St
         USER_EMAIL,
         Federation::PRINCIPAL,
         Workforce::PRINCIPAL,
+        crate::mtls::PRINCIPAL,
     ]
     .into_iter()
     .map(|caller| (caller.to_owned(), target.email.clone()))
@@ -148,6 +151,7 @@ impl App {
             user: User::generate()?,
             federation: Federation::generate()?,
             workforce: Workforce::generate()?,
+            pki: crate::mtls::Pki::generate()?,
             grants,
             identity_cache: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),

@@ -58,6 +58,8 @@ mod iam;
 mod jwt;
 mod keys;
 mod metadata;
+mod mtls;
+mod mtls_listener;
 mod oauth2;
 mod reply;
 mod router;

@@ -9,3 +9,4 @@ mod oauth2;
 mod sts;
 mod user;
 mod workforce;
+mod x509;
