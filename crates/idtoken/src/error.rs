@@ -135,6 +135,9 @@ pub enum CredentialsProblem {
     /// federation user) without impersonation: such users cannot hold ID
     /// tokens.
     WorkforceUserCannotMintIdTokens,
+    /// An X.509 certificate source's certificate, key, configuration or
+    /// trust chain cannot be used; the text names the file and the field.
+    ClientCertificate(String),
     /// The credentials cannot be impersonated from (e.g. already only an
     /// ID-token source).
     CannotImpersonate(&'static str),
@@ -188,6 +191,10 @@ impl fmt::Display for CredentialsProblem {
             Self::WorkforceUserCannotMintIdTokens => write!(
                 f,
                 "a workforce identity federation user (external_account_authorized_user) cannot hold ID tokens; impersonate a service account: add `--impersonate-service-account=EMAIL` (idtoken token, curl, proxy) or call `Credentials::impersonate`, and grant the user roles/iam.serviceAccountTokenCreator on that account"
+            ),
+            Self::ClientCertificate(why) => write!(
+                f,
+                "{why}; check `credential_source.certificate` and the certificate configuration (`gcloud iam workload-identity-pools create-cred-config --credential-cert-path=... --credential-cert-private-key-path=...` writes both)"
             ),
             Self::CannotImpersonate(why) => {
                 write!(f, "cannot impersonate from these credentials: {why}")

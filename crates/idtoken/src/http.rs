@@ -77,13 +77,7 @@ impl Http {
             (false, false) => &PUBLIC,
         };
         cell.get_or_init(|| {
-            let mut b = Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                // Google's identity endpoints never redirect, and a 307/308
-                // would re-send a body carrying a signed assertion, a
-                // refresh token or a subject token to wherever it points.
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("idtoken/", env!("CARGO_PKG_VERSION")));
+            let mut b = base_builder();
             if self.direct {
                 b = b.no_proxy();
             }
@@ -94,6 +88,32 @@ impl Http {
         })
         .as_ref()
         .map_err(|e| Error::InvalidArgument(format!("cannot build the HTTP client: {e}")))
+    }
+
+    /// A client for public endpoints, as this kind's, that presents
+    /// `identity` as its TLS client certificate (mutual TLS, e.g. STS with
+    /// an X.509 credential). Built per credential load: it reads the trust
+    /// roots as the shared client does.
+    #[cfg(feature = "x509")]
+    pub(crate) fn client_with_identity(identity: reqwest::Identity) -> Result<Client> {
+        base_builder()
+            .identity(identity)
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot build the mTLS HTTP client: {e}")))
+    }
+
+    /// Like [`Http::send`], through `client` (one with a client certificate)
+    /// instead of the shared one: the same timeouts, deadline and retries.
+    #[cfg(feature = "x509")]
+    pub(crate) async fn send_via(
+        &self,
+        client: &Client,
+        step: &'static str,
+        url: &str,
+        make: impl Fn(&Client) -> RequestBuilder,
+        hint: fn(u16, Option<&str>) -> &'static str,
+    ) -> Result<Answer> {
+        self.send_on(client, step, url, make, hint).await
     }
 
     /// Sends a request, retrying transient failures a bounded number of
@@ -114,6 +134,17 @@ impl Http {
             .get(..7)
             .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
         let client = self.client_for(plain)?;
+        self.send_on(client, step, url, make, hint).await
+    }
+
+    async fn send_on(
+        &self,
+        client: &Client,
+        step: &'static str,
+        url: &str,
+        make: impl Fn(&Client) -> RequestBuilder,
+        hint: fn(u16, Option<&str>) -> &'static str,
+    ) -> Result<Answer> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
@@ -196,6 +227,17 @@ impl Http {
             retry_after(&headers),
         ))
     }
+}
+
+/// The settings every client shares.
+fn base_builder() -> reqwest::ClientBuilder {
+    Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        // Google's identity endpoints never redirect, and a 307/308
+        // would re-send a body carrying a signed assertion, a
+        // refresh token or a subject token to wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("idtoken/", env!("CARGO_PKG_VERSION")))
 }
 
 /// A successful answer.

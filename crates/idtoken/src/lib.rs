@@ -42,6 +42,10 @@
 //! | `axum` | `integrations::axum::VerifiedClaims`, an extractor for those claims (implies `tower`) |
 //! | `reqwest-middleware` | `integrations::reqwest_middleware`: `IdTokenMiddleware` for `reqwest-middleware`, `client_with`, and `new_client`, the one-call client of Go's `idtoken.NewClient` |
 //!
+//! And one per credential source that needs more than the rest: `x509`,
+//! X.509 certificate sources of `external_account` files (mutual TLS to
+//! STS; [`Credentials::client_certificate`]), which adds `x509-parser`.
+//!
 //! (One more, `fuzzing`, opens crate-private parsers to `fuzz/`: unstable
 //! and hidden from these docs.)
 //!
@@ -49,7 +53,9 @@
 //! gcloud user logins (`authorized_user`; their tokens carry the OAuth
 //! client id as `aud` and say so, [`IdToken::audience_is_client_id`]),
 //! impersonation files (`impersonated_service_account`), workload identity
-//! federation (`external_account` with a file or URL subject token), and
+//! federation (`external_account` with a file or URL subject token, or an
+//! X.509 certificate with `x509`), workforce identity federation users
+//! (`external_account_authorized_user`, through impersonation), and
 //! impersonation on request from any of them ([`Credentials::impersonate`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -82,6 +88,9 @@ pub mod verify;
 pub use adc::{AdcSource, Discovery, DiscoveryStep, adc_source};
 pub use audience::audience_for_url;
 pub use clock::{Clock, ManualClock, SystemClock, unix_time, unix_time_checked};
+#[cfg(feature = "x509")]
+#[cfg_attr(docsrs, doc(cfg(feature = "x509")))]
+pub use credentials::ClientCertificate;
 pub use credentials::{
     Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, IdTokenSource, Impersonate,
     TokenOptions,

@@ -62,8 +62,9 @@ impl Credentials {
             Flow::Metadata(md) => format!("metadata server at {}", md.base_url()),
             Flow::AuthorizedUser(_) => "gcloud user credentials: refresh grant".to_owned(),
             Flow::ExternalAccount(ea) => format!(
-                "external account of {}: subject token, then STS token exchange",
-                ea.audience()
+                "external account of {}: {}, then STS token exchange",
+                ea.audience(),
+                ea.source_kind()
             ),
             Flow::ExternalAuthorizedUser(u) if u.audience().is_empty() => {
                 "workforce user credentials: STS refresh grant".to_owned()

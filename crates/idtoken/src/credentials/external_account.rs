@@ -20,6 +20,11 @@ use crate::http::Http;
 
 use super::access::{AccessToken, CLOUD_PLATFORM};
 
+#[cfg(feature = "x509")]
+mod certificate;
+#[cfg(feature = "x509")]
+pub use certificate::ClientCertificate;
+
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const DEFAULT_STS: &str = "https://sts.googleapis.com/v1/token";
@@ -50,6 +55,9 @@ enum Source {
         headers: BTreeMap<String, String>,
         json_field: Option<String>,
     },
+    /// An X.509 certificate, presented to STS over mutual TLS.
+    #[cfg(feature = "x509")]
+    Certificate(certificate::Certificate),
 }
 
 #[derive(Deserialize)]
@@ -70,6 +78,7 @@ struct CredentialSource {
     format: Option<SourceFormat>,
     executable: Option<Value>,
     environment_id: Option<String>,
+    certificate: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +115,21 @@ impl ExternalAccount {
             )?),
             _ => None,
         };
+        if let Some(cert) = cs.certificate {
+            if cs.file.is_some() || cs.url.is_some() {
+                return Err(CredentialsProblem::InvalidField {
+                    field: "credential_source",
+                    reason: "has `certificate` and `file` or `url`; keep one".into(),
+                });
+            }
+            return Self::with_source(
+                f.audience,
+                f.subject_token_type,
+                f.token_url,
+                f.service_account_impersonation_url,
+                certificate_source(cert)?,
+            );
+        }
         let source = match (
             cs.file.filter(|s| !s.is_empty()),
             cs.url.filter(|s| !s.is_empty()),
@@ -135,20 +159,33 @@ impl ExternalAccount {
                 });
             }
         };
-        let token_url = f
-            .token_url
+        Self::with_source(
+            f.audience,
+            f.subject_token_type,
+            f.token_url,
+            f.service_account_impersonation_url,
+            source,
+        )
+    }
+
+    fn with_source(
+        audience: Option<String>,
+        subject_token_type: Option<String>,
+        token_url: Option<String>,
+        impersonation_url: Option<String>,
+        source: Source,
+    ) -> Result<Self, CredentialsProblem> {
+        let token_url = token_url
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| DEFAULT_STS.to_owned());
         super::endpoint::check("token_url", &token_url)?;
-        let impersonation_url = f
-            .service_account_impersonation_url
-            .filter(|s| !s.is_empty());
+        let impersonation_url = impersonation_url.filter(|s| !s.is_empty());
         if let Some(url) = &impersonation_url {
             super::endpoint::check("service_account_impersonation_url", url)?;
         }
         Ok(Self {
-            audience: required(f.audience, "audience")?,
-            subject_token_type: required(f.subject_token_type, "subject_token_type")?,
+            audience: required(audience, "audience")?,
+            subject_token_type: required(subject_token_type, "subject_token_type")?,
             token_url,
             source,
             impersonation_url,
@@ -169,33 +206,66 @@ impl ExternalAccount {
         &self.audience
     }
 
-    /// Reads the subject token, then exchanges it at STS.
+    /// The X.509 client certificate's subject and expiry, for a
+    /// certificate source.
+    #[cfg(feature = "x509")]
+    pub(crate) fn client_certificate(&self) -> Option<Result<ClientCertificate>> {
+        match &self.source {
+            Source::Certificate(c) => Some(c.describe()),
+            _ => None,
+        }
+    }
+
+    /// What the subject token comes from, for people.
+    pub(crate) fn source_kind(&self) -> &'static str {
+        match &self.source {
+            Source::File { .. } => "subject token file",
+            Source::Url { .. } => "subject token URL",
+            #[cfg(feature = "x509")]
+            Source::Certificate(_) => "X.509 certificate (mutual TLS)",
+        }
+    }
+
+    /// Reads the subject token, then exchanges it at STS (over mutual TLS
+    /// with a certificate source).
     pub(crate) async fn fetch_access_token(&self, now: SystemTime) -> Result<AccessToken> {
-        let subject = self.subject_token().await?;
         let step = "external account: STS token exchange";
         let url = self.token_url.as_str();
+        #[cfg(feature = "x509")]
+        if let Source::Certificate(cert) = &self.source {
+            let loaded = cert.load(now)?;
+            let client = Http::client_with_identity(loaded.identity)?;
+            let subject = loaded.subject_token;
+            let answer = Http::PUBLIC
+                .send_via(&client, step, url, |c| self.exchange(c, &subject), sts_hint)
+                .await?;
+            return AccessToken::from_answer(&answer, step, url, now);
+        }
+        let subject = self.subject_token().await?;
         let answer = Http::PUBLIC
-            .send(
-                step,
-                url,
-                |c| {
-                    c.post(url).form(&[
-                        ("grant_type", TOKEN_EXCHANGE),
-                        ("audience", self.audience.as_str()),
-                        ("scope", CLOUD_PLATFORM),
-                        ("requested_token_type", ACCESS_TOKEN_TYPE),
-                        ("subject_token", subject.as_str()),
-                        ("subject_token_type", self.subject_token_type.as_str()),
-                    ])
-                },
-                sts_hint,
-            )
+            .send(step, url, |c| self.exchange(c, &subject), sts_hint)
             .await?;
         AccessToken::from_answer(&answer, step, url, now)
     }
 
+    fn exchange(&self, c: &reqwest::Client, subject: &str) -> reqwest::RequestBuilder {
+        c.post(&self.token_url).form(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("audience", self.audience.as_str()),
+            ("scope", CLOUD_PLATFORM),
+            ("requested_token_type", ACCESS_TOKEN_TYPE),
+            ("subject_token", subject),
+            ("subject_token_type", self.subject_token_type.as_str()),
+        ])
+    }
+
     async fn subject_token(&self) -> Result<String> {
         match &self.source {
+            // Exchanged over mTLS in `fetch_access_token`; read alike here.
+            #[cfg(feature = "x509")]
+            Source::Certificate(cert) => cert
+                .load(SystemTime::now())
+                .map(|loaded| loaded.subject_token),
             Source::File { path, json_field } => {
                 let origin = format!(
                     "subject token file {} (credential_source.file)",
@@ -243,6 +313,29 @@ impl ExternalAccount {
                 })
             }
         }
+    }
+}
+
+/// A `credential_source.certificate` object.
+fn certificate_source(value: Value) -> Result<Source, CredentialsProblem> {
+    #[cfg(feature = "x509")]
+    {
+        let parsed: certificate::CertificateSource =
+            serde_json::from_value(value).map_err(|_| CredentialsProblem::InvalidField {
+                field: "credential_source.certificate",
+                reason: "is not an object of `certificate_config_location`, `use_default_certificate_config` and `trust_chain_path`".into(),
+            })?;
+        Ok(Source::Certificate(certificate::Certificate::from_source(
+            parsed,
+        )?))
+    }
+    #[cfg(not(feature = "x509"))]
+    {
+        drop(value);
+        Err(CredentialsProblem::InvalidField {
+            field: "credential_source.certificate",
+            reason: "X.509 certificate sources need idtoken's `x509` feature, which this build lacks (the idtoken CLI has it)".into(),
+        })
     }
 }
 

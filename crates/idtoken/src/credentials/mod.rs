@@ -27,6 +27,8 @@ use crate::error::{CredentialsProblem, Error, Result, file_error, file_origin};
 use crate::token::IdToken;
 
 use authorized_user::AuthorizedUser;
+#[cfg(feature = "x509")]
+pub use external_account::ClientCertificate;
 use external_account::ExternalAccount;
 use external_authorized_user::ExternalAuthorizedUser;
 pub(crate) use file::json_problem;
@@ -377,6 +379,18 @@ impl Credentials {
                 &self.inner.origin,
                 CredentialsProblem::WorkforceUserCannotMintIdTokens,
             )),
+        }
+    }
+
+    /// The X.509 client certificate of an external account with a
+    /// certificate source (`credential_source.certificate`): its subject
+    /// and expiry, read now from the certificate configuration; `None` for
+    /// other credentials. What `idtoken doctor` shows.
+    #[cfg(feature = "x509")]
+    pub fn client_certificate(&self) -> Option<Result<ClientCertificate>> {
+        match &self.inner.flow {
+            Flow::ExternalAccount(ea) => ea.client_certificate(),
+            _ => None,
         }
     }
 

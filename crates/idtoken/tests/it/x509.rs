@@ -1,0 +1,230 @@
+//! X.509 certificate sources (`credential_source.certificate`): every bad
+//! input is refused before any request, naming the file and the field;
+//! the exchange itself goes over TLS to STS's mTLS listener. (The whole
+//! flow, with the emulator's CA trusted through `SSL_CERT_FILE`, is in the
+//! CLI's tests: `certificate_source_exchanges_at_sts_over_mutual_tls_...`.)
+
+use std::path::{Path, PathBuf};
+
+use idtoken::{Credentials, Error, TokenOptions};
+use idtoken_emulator::{Emulator, Endpoint};
+
+use crate::common::*;
+
+const AUD: &str = "https://svc-abc.a.run.app";
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("write");
+    path
+}
+
+/// Credentials whose configuration names `cert` and `key`, with `chain`.
+fn creds(emu: &Emulator, dir: &Path, cert: &Path, key: &Path, chain: Option<&Path>) -> Credentials {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let config = write(
+        dir,
+        &format!("config-{n}.json"),
+        &Emulator::certificate_config_json(cert, key),
+    );
+    let json = emu.external_account_certificate_json(Some(&config), chain);
+    Credentials::from_json(json.as_bytes(), "x509 test").expect("the file loads")
+}
+
+async fn fail(creds: &Credentials) -> Error {
+    creds
+        .fetch_id_token(AUD, &TokenOptions::default())
+        .await
+        .expect_err("refused")
+}
+
+fn self_signed(not_after: (i32, u8, u8)) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.not_before = rcgen::date_time_ymd(1999, 1, 1);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let cert = params.self_signed(&key).expect("certificate");
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn each_bad_certificate_input_is_refused_before_any_request_naming_file_and_field() {
+    let emu = emulator().await;
+    let (dir, files) = all_files(&emu);
+    let d = dir.path();
+    let cert = files.workload_certificate.clone();
+    let key = files.workload_key.clone();
+    let chain = files.workload_trust_chain.clone();
+    let other_key = write(d, "other_key.pem", &self_signed((2999, 1, 1)).1);
+    let (old_cert, old_key) = self_signed((2001, 1, 1));
+    let expired = write(d, "expired.pem", &old_cert);
+    let expired_key = write(d, "expired_key.pem", &old_key);
+    let garbage = write(d, "garbage.pem", "not a key\n");
+    let leaf_last = write(
+        d,
+        "leaf_last.pem",
+        &format!(
+            "{}{}",
+            emu.workload_trust_anchor_pem(),
+            emu.workload_certificate_pem()
+        ),
+    );
+    let two_certs = write(
+        d,
+        "two.pem",
+        &format!(
+            "{}{}",
+            emu.workload_certificate_pem(),
+            emu.workload_trust_anchor_pem()
+        ),
+    );
+    let missing = d.join("missing.pem");
+    let cases: Vec<(&str, Credentials, &[&str])> = vec![
+        (
+            "certificate missing",
+            creds(&emu, d, &missing, &key, None),
+            &["missing.pem", "(cert_path)", "does not exist"],
+        ),
+        (
+            "two certificates in cert_path",
+            creds(&emu, d, &two_certs, &key, None),
+            &["two.pem", "(cert_path)", "exactly one"],
+        ),
+        (
+            "key missing",
+            creds(&emu, d, &cert, &missing, None),
+            &["missing.pem", "(key_path)", "does not exist"],
+        ),
+        (
+            "key unreadable (a folder)",
+            creds(&emu, d, &cert, d, None),
+            &["(key_path)", "cannot be read"],
+        ),
+        (
+            "key not PEM",
+            creds(&emu, d, &cert, &garbage, None),
+            &["garbage.pem", "(key_path)", "no PEM private key"],
+        ),
+        (
+            "key of another certificate",
+            creds(&emu, d, &cert, &other_key, None),
+            &[
+                "other_key.pem",
+                "does not match the certificate",
+                "(cert_path)",
+            ],
+        ),
+        (
+            "expired certificate",
+            creds(&emu, d, &expired, &expired_key, None),
+            &[
+                "expired.pem",
+                "(cert_path)",
+                "expired at 978307200",
+                "renew",
+            ],
+        ),
+        (
+            "trust chain missing",
+            creds(&emu, d, &cert, &key, Some(&missing)),
+            &["missing.pem", "(trust_chain_path)", "does not exist"],
+        ),
+        (
+            "leaf in the chain but not first",
+            creds(&emu, d, &cert, &key, Some(&leaf_last)),
+            &["trust_chain_path", "not first"],
+        ),
+        (
+            "configuration missing",
+            Credentials::from_json(
+                emu.external_account_certificate_json(Some(&missing), Some(&chain))
+                    .as_bytes(),
+                "x509 test",
+            )
+            .expect("loads"),
+            &[
+                "missing.pem",
+                "certificate_config_location",
+                "does not exist",
+            ],
+        ),
+        (
+            "configuration without key_path",
+            Credentials::from_json(
+                emu.external_account_certificate_json(
+                    Some(&write(
+                        d,
+                        "no_key.json",
+                        r#"{"cert_configs":{"workload":{"cert_path":"/x"}}}"#,
+                    )),
+                    None,
+                )
+                .as_bytes(),
+                "x509 test",
+            )
+            .expect("loads"),
+            &["no_key.json", "cert_configs.workload.key_path"],
+        ),
+    ];
+    for (case, creds, wanted) in cases {
+        let err = fail(&creds).await.to_string();
+        for w in wanted {
+            assert!(err.contains(w), "{case}: {w:?} not in {err}");
+        }
+        assert!(
+            err.contains("credential_source.certificate"),
+            "{case}: {err}"
+        );
+        assert!(!err.contains("PRIVATE KEY"), "{case}: {err}");
+    }
+    assert_eq!(emu.counters().total(), 0, "nothing was sent anywhere");
+}
+
+#[test]
+fn a_certificate_source_with_both_or_neither_configuration_is_refused_naming_the_field() {
+    let base = r#"{"type":"external_account","audience":"//iam.googleapis.com/x","subject_token_type":"urn:ietf:params:oauth:token-type:mtls","token_url":"https://sts.mtls.googleapis.com/v1/token","credential_source":{"certificate":CERT}}"#;
+    for cert in [
+        r#"{"certificate_config_location":"/c.json","use_default_certificate_config":true}"#,
+        r#"{}"#,
+        r#"{"use_default_certificate_config":false}"#,
+    ] {
+        let err = Credentials::from_json(base.replace("CERT", cert).as_bytes(), "x509 test")
+            .expect_err(cert)
+            .to_string();
+        assert!(err.contains("credential_source.certificate"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn the_exchange_goes_over_tls_to_the_mtls_listener_and_the_certificate_is_described() {
+    let emu = emulator().await;
+    let (_dir, files) = all_files(&emu);
+    let creds = Credentials::from_file(&files.external_account_certificate).expect("loads");
+    let cert = creds
+        .client_certificate()
+        .expect("a certificate source")
+        .expect("readable");
+    assert!(
+        cert.subject.contains("CN=emulator-workload"),
+        "{}",
+        cert.subject
+    );
+    assert!(cert.not_after > std::time::SystemTime::now());
+    assert_eq!(cert.path, files.workload_certificate);
+    assert!(creds.flow_description().contains("X.509 certificate"));
+    // This process trusts only the system's roots, not the emulator's CA:
+    // the exchange fails at the TLS handshake, so it was TLS, and it never
+    // reached STS.
+    let err = fail(&creds).await.to_string();
+    assert!(err.contains("STS token exchange"), "{err}");
+    assert!(err.contains(&emu.mtls_url()), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(emu.counters().get(Endpoint::Sts), 0);
+    assert!(
+        Credentials::from_file(&files.service_account)
+            .expect("key")
+            .client_certificate()
+            .is_none()
+    );
+}
