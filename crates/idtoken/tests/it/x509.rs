@@ -228,3 +228,78 @@ async fn the_exchange_goes_over_tls_to_the_mtls_listener_and_the_certificate_is_
             .is_none()
     );
 }
+
+/// Set in the child process of the test below: where to write the
+/// emulator's CA, which is also the child's `SSL_CERT_FILE`.
+const CHILD_CA: &str = "IDTOKEN_TEST_X509_CA";
+
+/// The whole flow in process, with its request counts (docs/BENCHMARKS.md,
+/// "HTTP requests per flow"). This process trusts the system's roots only
+/// and cannot change its own environment (`set_var` is unsafe), so the
+/// test runs itself again in a child whose `SSL_CERT_FILE` names a file
+/// the child fills with the emulator's CA before its first TLS connection
+/// (the mTLS client and its roots are made at each certificate load).
+#[tokio::test]
+async fn certificate_source_makes_requests_for_its_first_token_only() {
+    let Some(ca) = std::env::var_os(CHILD_CA) else {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = dir.path().join("ca.pem");
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "x509::certificate_source_makes_requests_for_its_first_token_only",
+                "--nocapture",
+            ])
+            .env(CHILD_CA, &ca)
+            .env("SSL_CERT_FILE", &ca)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the child starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60); // time: bounded (a test's own wait)
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().expect("kill");
+                panic!("the child test did not finish in 60 s");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let out = child.wait_with_output().expect("output");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains(
+                "| external_account (X.509 certificate) | 2 | iam_generate_id_token 1, sts 1 | 0 |"
+            ),
+            "{text}"
+        );
+        return;
+    };
+    let emu = emulator().await;
+    let (_dir, files) = all_files(&emu);
+    std::fs::write(&ca, emu.tls_ca_pem()).expect("write the CA");
+    let creds = Credentials::from_file(&files.external_account_certificate).expect("loads");
+    let source = creds.token_source(AUD);
+    let token = source.token().await.expect("first token");
+    assert_eq!(token.claims().aud.as_deref(), Some(AUD));
+    let first = emu.counters();
+    for _ in 0..100 {
+        source.token().await.expect("cached token");
+    }
+    let warm = emu.counters().total() - first.total();
+    let which: Vec<String> = Endpoint::ALL
+        .iter()
+        .filter(|e| first.get(**e) > 0)
+        .map(|e| format!("{e} {}", first.get(*e)))
+        .collect();
+    // The parent checks the row: STS once (over mTLS), IAM once, then nothing.
+    println!(
+        "| external_account (X.509 certificate) | {} | {} | {warm} |",
+        first.total(),
+        which.join(", ")
+    );
+}
