@@ -105,6 +105,12 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         files.impersonated_from_workforce_user.display(),
     );
     eprintln!(
+        "# X.509 certificate source (STS over mutual TLS at {}): {}; trust the emulator's CA with SSL_CERT_FILE={}",
+        emu.mtls_url(),
+        files.external_account_certificate.display(),
+        files.tls_ca.display(),
+    );
+    eprintln!(
         "# impersonate on request with --impersonate-service-account {} (the IAM endpoint is exported below)",
         emu.target_service_account_email(),
     );
