@@ -104,7 +104,7 @@ async fn each_bad_certificate_input_is_refused_before_any_request_naming_file_an
         (
             "key not PEM",
             creds(&emu, d, &cert, &garbage, None),
-            &["garbage.pem", "(key_path)", "no PEM private key"],
+            &["garbage.pem", "(key_path)", "PEM private key"],
         ),
         (
             "key of another certificate",
@@ -227,6 +227,27 @@ async fn the_exchange_goes_over_tls_to_the_mtls_listener_and_the_certificate_is_
             .client_certificate()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_key_file_with_other_pem_sections_first_is_used() {
+    let emu = emulator().await;
+    let (dir, files) = all_files(&emu);
+    // `openssl ecparam -genkey` writes the curve's parameters first.
+    let key = write(
+        dir.path(),
+        "with_params.pem",
+        &format!(
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{}",
+            emu.workload_key_pem()
+        ),
+    );
+    let creds = creds(&emu, dir.path(), &files.workload_certificate, &key, None);
+    // Past every local check: it fails only at the TLS handshake, whose
+    // server this process does not trust (see the test below).
+    let err = fail(&creds).await.to_string();
+    assert!(err.contains("STS token exchange"), "{err}");
+    assert!(!err.contains("key_path"), "{err}");
 }
 
 /// Set in the child process of the test below: where to write the

@@ -206,14 +206,27 @@ impl Certificate {
                 crate::clock::unix_seconds(info.not_after)
             ));
         }
-        let key_pem = read_small(&key_path)
+        let key_file = read_small(&key_path)
             .map_err(|e| format!("the private key {} (key_path) {e}", key_path.display()))?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+        let key = PrivateKeyDer::from_pem_slice(&key_file).map_err(|_| {
             format!(
-                "the private key {} (key_path) holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+                "the private key {} (key_path) holds no unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1)",
                 key_path.display()
             )
         })?;
+        // Re-encoded from what was parsed: a key file may hold other PEM
+        // sections (`openssl ecparam -genkey` writes `EC PARAMETERS` first).
+        let key_pem = match &key {
+            PrivateKeyDer::Pkcs8(k) => to_pem("PRIVATE KEY", k.secret_pkcs8_der()),
+            PrivateKeyDer::Pkcs1(k) => to_pem("RSA PRIVATE KEY", k.secret_pkcs1_der()),
+            PrivateKeyDer::Sec1(k) => to_pem("EC PRIVATE KEY", k.secret_sec1_der()),
+            _ => {
+                return Err(format!(
+                    "the private key {} (key_path) is of a kind this version cannot use",
+                    key_path.display()
+                ));
+            }
+        };
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         rustls::sign::CertifiedKey::from_der(vec![leaf.clone()], key, &provider).map_err(|e| {
             match e {
@@ -239,7 +252,7 @@ impl Certificate {
         for cert in chain.iter().filter(|c| **c != leaf) {
             pem.push_str(&to_pem("CERTIFICATE", cert));
         }
-        pem.push_str(&String::from_utf8_lossy(&key_pem));
+        pem.push_str(&key_pem);
         let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
             format!(
                 "the certificate {} and key {} cannot be used as a TLS client identity",
