@@ -1,5 +1,7 @@
 //! One shared HTTP client with timeouts, bounded jittered retries of
-//! transient failures, and Google's error bodies turned into [`Error`]s.
+//! transient failures, and Google's error bodies turned into [`Error`]s;
+//! with feature `x509`, clients that present a TLS client certificate
+//! (`client_with_identity`), sent through the same bounds (`send_via`).
 //!
 //! Every call is bounded twice: each attempt by its own timeout, and all
 //! attempts with their waits by one deadline, so a silent, trickling or

@@ -4,6 +4,10 @@
 //! file's `service_account_impersonation_url` (or an impersonation asked
 //! for) turns it into one through IAM `generateIdToken`.
 //!
+//! An X.509 certificate source (`credential_source.certificate`, feature
+//! `x509`) lives in `external_account/certificate.rs`: its subject token is
+//! the certificate chain, and STS is called over mutual TLS with it.
+//!
 //! Executable- and AWS-sourced files are refused as not supported, naming
 //! the source.
 
