@@ -60,12 +60,15 @@ mod iam;
 mod jwt;
 mod keys;
 mod metadata;
+mod mtls;
+mod mtls_listener;
 mod oauth2;
 mod reply;
 mod router;
 mod state;
 mod sts;
 mod wire;
+mod workforce;
 
 pub use emulator::{Builder, Emulator};
 pub use endpoints::{ENDPOINTS, EndpointInfo};

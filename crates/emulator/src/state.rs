@@ -44,11 +44,13 @@ pub enum Endpoint {
     MetadataToken,
     /// IAP's ES256 keys as a map of `kid` to PEM, `GET /iap/verify/public_key`.
     IapPem,
+    /// STS's OAuth refresh grant for workforce users, `POST /v1/oauthtoken`.
+    StsOauthToken,
 }
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 14] = [
+    pub const ALL: [Endpoint; 15] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -63,6 +65,7 @@ impl Endpoint {
         Endpoint::SubjectToken,
         Endpoint::MetadataToken,
         Endpoint::IapPem,
+        Endpoint::StsOauthToken,
     ];
 
     /// The endpoint named `name` ([`Endpoint::as_str`]).
@@ -87,6 +90,7 @@ impl Endpoint {
             Endpoint::SubjectToken => "subject_token",
             Endpoint::MetadataToken => "metadata_token",
             Endpoint::IapPem => "iap_pem",
+            Endpoint::StsOauthToken => "sts_oauthtoken",
         }
     }
 
@@ -106,6 +110,7 @@ impl Endpoint {
             Endpoint::SubjectToken => 11,
             Endpoint::MetadataToken => 12,
             Endpoint::IapPem => 13,
+            Endpoint::StsOauthToken => 14,
         }
     }
 }

@@ -32,3 +32,5 @@ mod upstream;
 mod valgrind;
 mod verified_cache;
 mod verify;
+#[cfg(feature = "x509")]
+mod x509;
