@@ -221,6 +221,16 @@ fn aws(emu: &Emulator, dir: &Path, edit: impl FnOnce(&mut Value)) -> Credentials
     Credentials::from_json(doc.to_string().as_bytes(), "test").expect("loads")
 }
 
+/// The workforce user's file, edited, impersonating the target account.
+fn workforce(emu: &Emulator, edit: impl FnOnce(&mut Value)) -> Credentials {
+    let mut doc: Value =
+        serde_json::from_str(&emu.external_account_authorized_user_json()).expect("json");
+    edit(&mut doc);
+    Credentials::from_json(doc.to_string().as_bytes(), "test")
+        .expect("loads")
+        .impersonate(Impersonate::new(emu.target_service_account_email()).iam_endpoint(emu.url()))
+}
+
 /// The metadata server at `host` impersonating the emulator's target
 /// account through the IAM endpoint `iam`.
 fn impersonating(emu: &Emulator, host: &str, iam: &str) -> Credentials {
@@ -396,6 +406,22 @@ fn rows() -> Vec<Row> {
             warm: Some(|emu, clock, home, kind| {
                 let creds = external(&emu, home.path(), |_| {});
                 Box::pin(async move { warm_token(&emu, &clock, creds, Endpoint::Sts, kind).await })
+            }),
+        },
+        Row {
+            call: "STS refresh grant (workforce user)",
+            endpoint: Some(Endpoint::StsOauthToken),
+            cold: |emu, t, _| {
+                let creds = workforce(&emu, |d| {
+                    d["token_url"] = json!(format!("{}/v1/oauthtoken", t.base));
+                });
+                Box::pin(mint(creds))
+            },
+            warm: Some(|emu, clock, _, kind| {
+                let creds = workforce(&emu, |_| {});
+                Box::pin(async move {
+                    warm_token(&emu, &clock, creds, Endpoint::StsOauthToken, kind).await
+                })
             }),
         },
         Row {

@@ -94,6 +94,10 @@ pub(crate) struct App {
     pub user: User,
     /// The workload identity pool STS answers for.
     pub federation: Federation,
+    /// The workforce pool user STS's refresh grant answers for.
+    pub workforce: Workforce,
+    /// The certificates of X.509 federation and the mTLS listener.
+    pub pki: crate::mtls::Pki,
     /// The AWS account of AWS-sourced federation: keys, role, IMDSv2 sessions.
     pub aws: AwsAccount,
     /// Who may impersonate whom, as `(caller, target)`; a pair not here is
@@ -108,10 +112,16 @@ pub(crate) struct App {
 /// account, the gcloud user and the pool's federated principal may each
 /// impersonate the target account. Nothing else, not even an account itself.
 fn file_grants(account: &ServiceAccount, target: &ServiceAccount) -> HashSet<(String, String)> {
-    [account.email.as_str(), USER_EMAIL, Federation::PRINCIPAL]
-        .into_iter()
-        .map(|caller| (caller.to_owned(), target.email.clone()))
-        .collect()
+    [
+        account.email.as_str(),
+        USER_EMAIL,
+        Federation::PRINCIPAL,
+        Workforce::PRINCIPAL,
+        crate::mtls::PRINCIPAL,
+    ]
+    .into_iter()
+    .map(|caller| (caller.to_owned(), target.email.clone()))
+    .collect()
 }
 
 /// The certificate subject Google uses for its OIDC signing keys.
@@ -143,6 +153,8 @@ impl App {
             target,
             user: User::generate()?,
             federation: Federation::generate()?,
+            workforce: Workforce::generate()?,
+            pki: crate::mtls::Pki::generate()?,
             aws: AwsAccount::generate()?,
             grants,
             identity_cache: Mutex::new(HashMap::new()),
@@ -337,6 +349,31 @@ impl Federation {
         Ok(Self {
             subject_token: format!("subject-{}", random_hex(24)?),
             github_request_token: random_hex(24)?,
+        })
+    }
+}
+
+/// The emulated workforce pool user (an `external_account_authorized_user`
+/// credential): its pool, OAuth client and refresh token.
+pub(crate) struct Workforce {
+    pub client_secret: String,
+    pub refresh_token: String,
+    pub revoked: std::sync::atomic::AtomicBool,
+}
+
+impl Workforce {
+    /// The workforce pool provider, as the file's `audience`.
+    pub(crate) const AUDIENCE: &str = "//iam.googleapis.com/locations/global/workforcePools/emulator-workforce/providers/emulator-idp";
+    /// The OAuth client gcloud's workforce login uses.
+    pub(crate) const CLIENT_ID: &str = "emulator-workforce-client";
+    /// The principal its access tokens stand for.
+    pub(crate) const PRINCIPAL: &str = "principal://iam.googleapis.com/locations/global/workforcePools/emulator-workforce/subject/user@example.com";
+
+    fn generate() -> Result<Self, Error> {
+        Ok(Self {
+            client_secret: format!("wf-secret-{}", random_hex(12)?),
+            refresh_token: format!("wf-refresh-{}", random_hex(24)?),
+            revoked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }

@@ -22,6 +22,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// and waits until the server has stopped.
 pub struct Emulator {
     addr: SocketAddr,
+    /// The mTLS listener's address (STS over mutual TLS).
+    mtls_addr: SocketAddr,
     pub(crate) app: Arc<App>,
     task: Option<JoinHandle<()>>,
 }
@@ -112,6 +114,16 @@ impl Builder {
             .map_err(bind_err)?;
         let addr = listener.local_addr().map_err(bind_err)?;
         let router = crate::router::router(Arc::clone(&app));
+        let mtls_listener = tokio::net::TcpListener::bind((self.listen.ip(), 0))
+            .await
+            .map_err(bind_err)?;
+        let mtls_addr = mtls_listener.local_addr().map_err(bind_err)?;
+        tokio::spawn(crate::mtls_listener::serve(
+            mtls_listener,
+            router.clone(),
+            Arc::clone(&app.pki.server_config),
+            Arc::clone(&app.control),
+        ));
         let control = Arc::clone(&app.control);
         let task = tokio::spawn(async move {
             let stop = async move { control.shutting_down().await };
@@ -125,6 +137,7 @@ impl Builder {
         tracing::debug!(%addr, "emulator listening");
         Ok(Emulator {
             addr,
+            mtls_addr,
             app,
             task: Some(task),
         })
@@ -150,6 +163,14 @@ impl Emulator {
     /// Base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The mTLS listener's base URL (`https://127.0.0.1:PORT`): the same
+    /// endpoints over TLS with optional client certificates, as
+    /// `sts.mtls.googleapis.com`. Clients trust it through
+    /// [`Emulator::tls_ca_pem`].
+    pub fn mtls_url(&self) -> String {
+        format!("https://{}", self.mtls_addr)
     }
 
     /// `host:port` to put in `GCE_METADATA_HOST`.

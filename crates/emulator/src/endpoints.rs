@@ -150,6 +150,16 @@ pub(crate) const STS: EndpointInfo = post(
     "/v1/token",
     Some("https://sts.googleapis.com"),
 );
+pub(crate) const STS_OAUTHTOKEN: EndpointInfo = EndpointInfo {
+    // gcloud writes `/v1/oauthtoken`; Python's docs spell it `/v1/oauth/token`.
+    aliases: &["/v1/oauth/token"],
+    ..post(
+        "sts_oauthtoken",
+        "STS",
+        "/v1/oauthtoken",
+        Some("https://sts.googleapis.com"),
+    )
+};
 pub(crate) const SUBJECT_TOKEN: EndpointInfo = get(
     "subject_token",
     "subject token URL",
@@ -221,6 +231,7 @@ pub const ENDPOINTS: &[EndpointInfo] = &[
     IAM_GENERATE_ID_TOKEN,
     IAM_GENERATE_ACCESS_TOKEN,
     STS,
+    STS_OAUTHTOKEN,
     SUBJECT_TOKEN,
     GITHUB_ID_TOKEN,
     AWS_IMDS_TOKEN,

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use serde_json::{Value, json};
 
 use crate::Emulator;
-use crate::app::{Federation, USER_CLIENT_ID, USER_EMAIL};
+use crate::app::{Federation, USER_CLIENT_ID, USER_EMAIL, Workforce};
 use crate::aws_account::AwsAccount;
 use crate::emulator::write_private;
 use crate::endpoints;
@@ -38,6 +38,29 @@ pub struct CredentialFiles {
     pub external_account_url: PathBuf,
     /// The subject token, as a text file.
     pub subject_token: PathBuf,
+    /// An `external_account_authorized_user` file for the emulated
+    /// workforce pool user (no impersonation: it cannot mint alone).
+    pub external_account_authorized_user: PathBuf,
+    /// An `impersonated_service_account` file: the workforce user
+    /// impersonates the target account.
+    pub impersonated_from_workforce_user: PathBuf,
+    /// An `external_account` file with an X.509 certificate source
+    /// (`credential_source.certificate`), naming
+    /// [`CredentialFiles::certificate_config`]; its `token_url` is the mTLS
+    /// listener, so the client must trust [`CredentialFiles::tls_ca`].
+    pub external_account_certificate: PathBuf,
+    /// The certificate configuration (`cert_configs.workload.cert_path`,
+    /// `key_path`), as gcloud writes `certificate_config.json`.
+    pub certificate_config: PathBuf,
+    /// The workload's client certificate (PEM).
+    pub workload_certificate: PathBuf,
+    /// The workload's private key (PKCS#8 PEM).
+    pub workload_key: PathBuf,
+    /// The trust chain file: the pool's trust anchor (PEM).
+    pub workload_trust_chain: PathBuf,
+    /// The authority of the mTLS listener's server certificate (PEM), for
+    /// `SSL_CERT_FILE`.
+    pub tls_ca: PathBuf,
     /// An executable-sourced `external_account` file: it runs
     /// [`CredentialFiles::subject_token_executable`] (when
     /// `GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`) and caches its
@@ -158,6 +181,47 @@ impl Emulator {
         })
     }
 
+    /// The workforce pool user's refresh token (a secret).
+    pub fn workforce_refresh_token(&self) -> String {
+        self.app.workforce.refresh_token.clone()
+    }
+
+    /// Makes the workforce user's refresh token fail with `invalid_grant`.
+    pub fn revoke_workforce_refresh_token(&self) {
+        self.app.workforce.revoked.store(true, Ordering::Release);
+    }
+
+    /// The workforce user's principal, as IAM's grants name it.
+    pub fn workforce_principal(&self) -> &'static str {
+        Workforce::PRINCIPAL
+    }
+
+    /// STS's OAuth refresh endpoint, an `external_account_authorized_user`'s
+    /// `token_url`.
+    pub fn sts_oauthtoken_url(&self) -> String {
+        format!("{}{}", self.url(), endpoints::STS_OAUTHTOKEN.path)
+    }
+
+    /// An `external_account_authorized_user` file (JSON), as gcloud's
+    /// `auth application-default login --login-config` writes it, whose
+    /// `token_url` points here.
+    pub fn external_account_authorized_user_json(&self) -> String {
+        pretty(&self.external_account_authorized_user_value())
+    }
+
+    fn external_account_authorized_user_value(&self) -> Value {
+        json!({
+            "type": "external_account_authorized_user",
+            "audience": Workforce::AUDIENCE,
+            "client_id": Workforce::CLIENT_ID,
+            "client_secret": self.app.workforce.client_secret,
+            "refresh_token": self.app.workforce.refresh_token,
+            "token_url": self.sts_oauthtoken_url(),
+            "token_info_url": format!("{}/v1/introspect", self.url()),
+            "universe_domain": "googleapis.com",
+        })
+    }
+
     /// An `impersonated_service_account` file for the target account, with
     /// the default service account (`from_user` false) or the gcloud user
     /// as source.
@@ -167,6 +231,16 @@ impl Emulator {
         } else {
             serde_json::from_str(&self.service_account_json()).unwrap_or(Value::Null)
         };
+        self.impersonated_from(source)
+    }
+
+    /// An `impersonated_service_account` file for the target account whose
+    /// source is the workforce user.
+    pub fn impersonated_from_workforce_json(&self) -> String {
+        self.impersonated_from(self.external_account_authorized_user_value())
+    }
+
+    fn impersonated_from(&self, source: Value) -> String {
         let target = self.target_service_account_email();
         pretty(&json!({
             "type": "impersonated_service_account",
@@ -263,6 +337,78 @@ printf '%s
         )
     }
 
+    /// The authority of the mTLS listener's server certificate (PEM).
+    pub fn tls_ca_pem(&self) -> &str {
+        &self.app.pki.server_ca_pem
+    }
+
+    /// The pool's trust anchor (PEM): the issuer of the workload certificate.
+    pub fn workload_trust_anchor_pem(&self) -> &str {
+        &self.app.pki.pool_ca_pem
+    }
+
+    /// The workload's client certificate (PEM), trusted by the pool.
+    pub fn workload_certificate_pem(&self) -> &str {
+        &self.app.pki.workload_cert_pem
+    }
+
+    /// The workload certificate's private key (PKCS#8 PEM; a secret).
+    pub fn workload_key_pem(&self) -> &str {
+        &self.app.pki.workload_key_pem
+    }
+
+    /// The federated principal of the workload certificate.
+    pub fn workload_principal(&self) -> &'static str {
+        crate::mtls::PRINCIPAL
+    }
+
+    /// STS's token exchange on the mTLS listener, an X.509
+    /// `external_account`'s `token_url`.
+    pub fn sts_mtls_url(&self) -> String {
+        format!("{}{}", self.mtls_url(), endpoints::STS.path)
+    }
+
+    /// A certificate configuration (JSON) naming `cert` and `key`.
+    pub fn certificate_config_json(cert: &Path, key: &Path) -> String {
+        pretty(&json!({
+            "cert_configs": {
+                "workload": {
+                    "cert_path": cert.display().to_string(),
+                    "key_path": key.display().to_string(),
+                }
+            }
+        }))
+    }
+
+    /// An `external_account` file with an X.509 certificate source, as
+    /// `gcloud iam workload-identity-pools create-cred-config
+    /// --credential-cert-path` writes it: the certificate configuration at
+    /// `config` (or, when `None`, `use_default_certificate_config`), the
+    /// optional trust chain file; it impersonates the target account.
+    pub fn external_account_certificate_json(
+        &self,
+        config: Option<&Path>,
+        trust_chain: Option<&Path>,
+    ) -> String {
+        let mut certificate = match config {
+            Some(path) => json!({"certificate_config_location": path.display().to_string()}),
+            None => json!({"use_default_certificate_config": true}),
+        };
+        if let Some(chain) = trust_chain {
+            certificate["trust_chain_path"] = json!(chain.display().to_string());
+        }
+        let target = self.target_service_account_email();
+        pretty(&json!({
+            "type": "external_account",
+            "audience": crate::mtls::AUDIENCE,
+            "subject_token_type": crate::mtls::SUBJECT_TOKEN_TYPE,
+            "token_url": self.sts_mtls_url(),
+            "service_account_impersonation_url": self.iam_url(&target, "generateAccessToken"),
+            "credential_source": {"certificate": certificate},
+            "universe_domain": "googleapis.com",
+        }))
+    }
+
     /// An AWS-sourced `external_account` file (`environment_id` `aws1`)
     /// for the pool's AWS provider: `region_url` and `url` at the
     /// emulator's AWS instance metadata service, and with `imdsv2` its
@@ -333,6 +479,19 @@ printf '%s
             write_private(&path, body.as_bytes()).map(|()| path)
         };
         let subject_token = write("subject_token.txt", self.subject_token())?;
+        let workload_certificate = write(
+            "workload_cert.pem",
+            self.workload_certificate_pem().to_owned(),
+        )?;
+        let workload_key = write("workload_key.pem", self.workload_key_pem().to_owned())?;
+        let workload_trust_chain = write(
+            "workload_trust_chain.pem",
+            self.workload_trust_anchor_pem().to_owned(),
+        )?;
+        let certificate_config = write(
+            "certificate_config.json",
+            Self::certificate_config_json(&workload_certificate, &workload_key),
+        )?;
         let script = write(
             "subject_token_executable.sh",
             self.subject_token_script(&subject_token),
@@ -350,6 +509,26 @@ printf '%s
                 "external_account_file.json",
                 self.external_account_json(Some(&subject_token)),
             )?,
+            external_account_authorized_user: write(
+                "external_account_authorized_user.json",
+                self.external_account_authorized_user_json(),
+            )?,
+            impersonated_from_workforce_user: write(
+                "impersonated_workforce_user.json",
+                self.impersonated_from_workforce_json(),
+            )?,
+            external_account_certificate: write(
+                "external_account_certificate.json",
+                self.external_account_certificate_json(
+                    Some(&certificate_config),
+                    Some(&workload_trust_chain),
+                ),
+            )?,
+            certificate_config,
+            workload_certificate,
+            workload_key,
+            workload_trust_chain,
+            tls_ca: write("emulator_ca.pem", self.tls_ca_pem().to_owned())?,
             external_account_url: write(
                 "external_account_url.json",
                 self.external_account_json(None),

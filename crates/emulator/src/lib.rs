@@ -62,6 +62,8 @@ mod iam;
 mod jwt;
 mod keys;
 mod metadata;
+mod mtls;
+mod mtls_listener;
 mod oauth2;
 mod reply;
 mod router;
@@ -69,6 +71,7 @@ mod state;
 mod sts;
 mod sts_aws;
 mod wire;
+mod workforce;
 
 pub use emulator::{Builder, Emulator};
 pub use endpoints::{ENDPOINTS, EndpointInfo};

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
-use crate::{aws_imds, certs, control, github, iam, metadata, oauth2, sts};
+use crate::{aws_imds, certs, control, github, iam, metadata, oauth2, sts, workforce};
 
 /// Joins the endpoint families into one router.
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -19,6 +19,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(iam::routes())
         .merge(sts::routes())
         .merge(github::routes())
+        .merge(workforce::routes())
         .merge(aws_imds::routes())
         .merge(control::routes())
         .fallback(not_found)

@@ -44,6 +44,8 @@ pub enum Endpoint {
     MetadataToken,
     /// IAP's ES256 keys as a map of `kid` to PEM, `GET /iap/verify/public_key`.
     IapPem,
+    /// STS's OAuth refresh grant for workforce users, `POST /v1/oauthtoken`.
+    StsOauthToken,
     /// AWS instance metadata: IMDSv2 session token, `PUT /latest/api/token`.
     AwsImdsToken,
     /// AWS instance metadata: availability zone,
@@ -59,7 +61,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 18] = [
+    pub const ALL: [Endpoint; 19] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -74,6 +76,7 @@ impl Endpoint {
         Endpoint::SubjectToken,
         Endpoint::MetadataToken,
         Endpoint::IapPem,
+        Endpoint::StsOauthToken,
         Endpoint::AwsImdsToken,
         Endpoint::AwsZone,
         Endpoint::AwsRole,
@@ -102,6 +105,7 @@ impl Endpoint {
             Endpoint::SubjectToken => "subject_token",
             Endpoint::MetadataToken => "metadata_token",
             Endpoint::IapPem => "iap_pem",
+            Endpoint::StsOauthToken => "sts_oauthtoken",
             Endpoint::AwsImdsToken => "aws_imds_token",
             Endpoint::AwsZone => "aws_zone",
             Endpoint::AwsRole => "aws_role",
@@ -125,10 +129,11 @@ impl Endpoint {
             Endpoint::SubjectToken => 11,
             Endpoint::MetadataToken => 12,
             Endpoint::IapPem => 13,
-            Endpoint::AwsImdsToken => 14,
-            Endpoint::AwsZone => 15,
-            Endpoint::AwsRole => 16,
-            Endpoint::AwsRoleCredentials => 17,
+            Endpoint::StsOauthToken => 14,
+            Endpoint::AwsImdsToken => 15,
+            Endpoint::AwsZone => 16,
+            Endpoint::AwsRole => 17,
+            Endpoint::AwsRoleCredentials => 18,
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -36,7 +36,12 @@ pub(crate) fn routes() -> Router<Arc<App>> {
     ])
 }
 
-async fn exchange(State(app): State<Arc<App>>, method: Method, body: Bytes) -> Response {
+async fn exchange(
+    State(app): State<Arc<App>>,
+    peer: Option<Extension<crate::mtls::PeerCert>>,
+    method: Method,
+    body: Bytes,
+) -> Response {
     if let Some(fault) = app.control.arrive(Endpoint::Sts).await {
         return oauth_fault(fault);
     }
@@ -50,14 +55,24 @@ async fn exchange(State(app): State<Arc<App>>, method: Method, body: Bytes) -> R
         Ok(p) => p,
         Err(e) => return invalid_request(e),
     };
-    if let Some(refusal) = check(&app, &params) {
-        return refusal;
-    }
+    // X.509 subject tokens: the mTLS rules (mtls.rs) after the common ones.
+    let principal = match check(&app, &params) {
+        Some(refusal) => return refusal,
+        None if params.get("subject_token_type").map(String::as_str)
+            == Some(crate::mtls::SUBJECT_TOKEN_TYPE) =>
+        {
+            match crate::mtls::check_exchange(&params, peer.as_ref().map(|p| &p.0)) {
+                Ok(principal) => principal,
+                Err(refusal) => return refusal,
+            }
+        }
+        None => Federation::PRINCIPAL,
+    };
     let scope = params.get("scope").map_or(
         "https://www.googleapis.com/auth/cloud-platform",
         String::as_str,
     );
-    match app.issue_access_token(Federation::PRINCIPAL, scope) {
+    match app.issue_access_token(principal, scope) {
         Ok(token) => json_answer(
             StatusCode::OK,
             json!({
@@ -107,6 +122,9 @@ fn check(app: &App, p: &HashMap<String, String>) -> Option<Response> {
         return Some(invalid_request(format!(
             "Invalid requested_token_type: {requested:?}"
         )));
+    }
+    if get("subject_token_type") == crate::mtls::SUBJECT_TOKEN_TYPE {
+        return None;
     }
     // The pool's AWS provider takes signed AWS requests (sts_aws.rs).
     if get("audience") == AwsAccount::AUDIENCE {

@@ -281,6 +281,53 @@ async fn python_impersonated_id_token_credentials_mint_for_the_target() {
 
 #[tokio::test]
 #[ignore = "needs the Python/Node clients: run scripts/test"]
+async fn python_certificate_source_exchanges_over_mutual_tls_then_impersonates() {
+    let emu = start().await;
+    let dir = tempfile::tempdir().expect("a temp dir for the files");
+    let files = emu.write_credentials(dir.path()).expect("write the files");
+    let creds = files
+        .external_account_certificate
+        .to_str()
+        .expect("a UTF-8 temp path");
+    let ca = files.tls_ca.to_str().expect("a UTF-8 temp path");
+    let answer = harness::run(
+        harness::python("certificate_external_account.py", &[]),
+        &[
+            ("GOOGLE_APPLICATION_CREDENTIALS", creds),
+            ("REQUESTS_CA_BUNDLE", ca),
+        ],
+    )
+    .await;
+    assert_eq!(answer["type"], "google.auth.identity_pool", "{answer}");
+    assert!(answer["token_length"].as_u64() > Some(0), "{answer}");
+    let n = emu.counters();
+    // Google's client built the subject token and presented its leaf over
+    // mTLS: STS accepted it only because the two match.
+    assert_eq!(n.get(Endpoint::Sts), 1, "{n:?}");
+    assert_eq!(n.get(Endpoint::IamGenerateAccessToken), 1, "{n:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the Python/Node clients: run scripts/test"]
+async fn python_workforce_user_refreshes_at_sts_with_its_basic_client() {
+    let emu = start().await;
+    let dir = tempfile::tempdir().expect("a temp dir for the files");
+    let files = emu.write_credentials(dir.path()).expect("write the files");
+    let creds = files
+        .external_account_authorized_user
+        .to_str()
+        .expect("a UTF-8 temp path");
+    let answer = harness::run(
+        harness::python("workforce_user.py", &[]),
+        &[("GOOGLE_APPLICATION_CREDENTIALS", creds)],
+    )
+    .await;
+    assert!(answer["token_length"].as_u64() > Some(0), "{answer}");
+    assert_eq!(emu.counters().get(Endpoint::StsOauthToken), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs the Python/Node clients: run scripts/test"]
 async fn node_impersonated_fetch_id_token_mints_for_the_target() {
     let emu = start().await;
     let audience = "https://node-impersonated.example.run.app";

@@ -131,6 +131,13 @@ pub enum CredentialsProblem {
     /// An `external_account` without `service_account_impersonation_url`:
     /// federated principals cannot hold ID tokens.
     FederatedPrincipalCannotMintIdTokens,
+    /// An `external_account_authorized_user` (a workforce identity
+    /// federation user) without impersonation: such users cannot hold ID
+    /// tokens.
+    WorkforceUserCannotMintIdTokens,
+    /// An X.509 certificate source's certificate, key, configuration or
+    /// trust chain cannot be used; the text names the file and the field.
+    ClientCertificate(String),
     /// The credentials cannot be impersonated from (e.g. already only an
     /// ID-token source).
     CannotImpersonate(&'static str),
@@ -162,7 +169,7 @@ impl fmt::Display for CredentialsProblem {
             ),
             Self::UnknownType(ty) => write!(
                 f,
-                "unknown credential `type` {ty:?}; expected one of service_account, authorized_user, impersonated_service_account, external_account"
+                "unknown credential `type` {ty:?}; expected one of service_account, authorized_user, impersonated_service_account, external_account, external_account_authorized_user"
             ),
             Self::UnsupportedType(ty) => write!(
                 f,
@@ -178,6 +185,14 @@ impl fmt::Display for CredentialsProblem {
             Self::FederatedPrincipalCannotMintIdTokens => write!(
                 f,
                 "a federated principal (workload identity pool) cannot hold ID tokens; add `service_account_impersonation_url` (https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken) to the file, e.g. with `gcloud iam workload-identity-pools create-cred-config --service-account=EMAIL`, or impersonate a service account explicitly, and grant the pool roles/iam.serviceAccountTokenCreator on it"
+            ),
+            Self::WorkforceUserCannotMintIdTokens => write!(
+                f,
+                "a workforce identity federation user (external_account_authorized_user) cannot hold ID tokens; impersonate a service account: add `--impersonate-service-account=EMAIL` (idtoken token, curl, proxy) or call `Credentials::impersonate`, and grant the user roles/iam.serviceAccountTokenCreator on that account"
+            ),
+            Self::ClientCertificate(why) => write!(
+                f,
+                "{why}; check `credential_source.certificate` and the certificate configuration (`gcloud iam workload-identity-pools create-cred-config --credential-cert-path=... --credential-cert-private-key-path=...` writes both)"
             ),
             Self::CannotImpersonate(why) => {
                 write!(f, "cannot impersonate from these credentials: {why}")

@@ -1,5 +1,7 @@
 //! One shared HTTP client with timeouts, bounded jittered retries of
-//! transient failures, and Google's error bodies turned into [`Error`]s.
+//! transient failures, and Google's error bodies turned into [`Error`]s;
+//! with feature `x509`, clients that present a TLS client certificate
+//! (`client_with_identity`), sent through the same bounds (`send_via`).
 //!
 //! Every call is bounded twice: each attempt by its own timeout, and all
 //! attempts with their waits by one deadline, so a silent, trickling or
@@ -87,13 +89,7 @@ impl Http {
             (false, false) => &PUBLIC,
         };
         cell.get_or_init(|| {
-            let mut b = Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                // Google's identity endpoints never redirect, and a 307/308
-                // would re-send a body carrying a signed assertion, a
-                // refresh token or a subject token to wherever it points.
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("idtoken/", env!("CARGO_PKG_VERSION")));
+            let mut b = base_builder();
             // Otherwise reqwest reads the proxy variables with the matcher
             // `egress_proxy` uses.
             if self.direct {
@@ -106,6 +102,32 @@ impl Http {
         })
         .as_ref()
         .map_err(|e| Error::InvalidArgument(format!("cannot build the HTTP client: {e}")))
+    }
+
+    /// A client for public endpoints, as this kind's, that presents
+    /// `identity` as its TLS client certificate (mutual TLS, e.g. STS with
+    /// an X.509 credential). Built per credential load: it reads the trust
+    /// roots as the shared client does.
+    #[cfg(feature = "x509")]
+    pub(crate) fn client_with_identity(identity: reqwest::Identity) -> Result<Client> {
+        base_builder()
+            .identity(identity)
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot build the mTLS HTTP client: {e}")))
+    }
+
+    /// Like [`Http::send`], through `client` (one with a client certificate)
+    /// instead of the shared one: the same timeouts, deadline and retries.
+    #[cfg(feature = "x509")]
+    pub(crate) async fn send_via(
+        &self,
+        client: &Client,
+        step: &'static str,
+        url: &str,
+        make: impl Fn(&Client) -> RequestBuilder,
+        hint: fn(u16, Option<&str>) -> &'static str,
+    ) -> Result<Answer> {
+        self.send_on(client, step, url, make, hint).await
     }
 
     /// Sends a request, retrying transient failures a bounded number of
@@ -126,6 +148,17 @@ impl Http {
             .get(..7)
             .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
         let client = self.client_for(plain)?;
+        self.send_on(client, step, url, make, hint).await
+    }
+
+    async fn send_on(
+        &self,
+        client: &Client,
+        step: &'static str,
+        url: &str,
+        make: impl Fn(&Client) -> RequestBuilder,
+        hint: fn(u16, Option<&str>) -> &'static str,
+    ) -> Result<Answer> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
@@ -254,6 +287,17 @@ pub fn egress_proxy(dst: &::http::Uri) -> Option<EgressProxy> {
     ENV.get_or_init(Matcher::from_system)
         .intercept(dst)
         .map(EgressProxy)
+}
+
+/// The settings every client shares.
+fn base_builder() -> reqwest::ClientBuilder {
+    Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        // Google's identity endpoints never redirect, and a 307/308
+        // would re-send a body carrying a signed assertion, a
+        // refresh token or a subject token to wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("idtoken/", env!("CARGO_PKG_VERSION")))
 }
 
 /// A successful answer.

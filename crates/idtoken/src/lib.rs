@@ -42,6 +42,10 @@
 //! | `axum` | `integrations::axum::VerifiedClaims`, an extractor for those claims (implies `tower`) |
 //! | `reqwest-middleware` | `integrations::reqwest_middleware`: `IdTokenMiddleware` for `reqwest-middleware`, `client_with`, and `new_client`, the one-call client of Go's `idtoken.NewClient` |
 //!
+//! And one per credential source that needs more than the rest: `x509`,
+//! X.509 certificate sources of `external_account` files (mutual TLS to
+//! STS; [`Credentials::client_certificate`]), which adds `x509-parser`.
+//!
 //! (One more, `fuzzing`, opens crate-private parsers to `fuzz/`: unstable
 //! and hidden from these docs.)
 //!
@@ -50,9 +54,11 @@
 //! client id as `aud` and say so, [`IdToken::audience_is_client_id`]),
 //! impersonation files (`impersonated_service_account`), workload identity
 //! federation (`external_account` with a file, URL or executable subject
-//! token, from AWS (`AWS_*` variables or the EC2 instance metadata
-//! service), or built in code with a subject token or AWS keys supplier:
-//! [`external_account`]), and impersonation on request from any of them
+//! token, an X.509 certificate with `x509`, from AWS (`AWS_*` variables or
+//! the EC2 instance metadata service), or built in code with a subject
+//! token or AWS keys supplier: [`external_account`]), workforce identity
+//! federation users (`external_account_authorized_user`, through
+//! impersonation), and impersonation on request from any of them
 //! ([`Credentials::impersonate`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -100,6 +106,9 @@ pub mod verify;
 pub use adc::{AdcSource, Discovery, DiscoveryStep, adc_source};
 pub use audience::audience_for_url;
 pub use clock::{Clock, ManualClock, SystemClock, unix_time, unix_time_checked};
+#[cfg(feature = "x509")]
+#[cfg_attr(docsrs, doc(cfg(feature = "x509")))]
+pub use credentials::ClientCertificate;
 pub use credentials::{
     Credentials, CredentialsKind, DEFAULT_IAM_ENDPOINT, Format, IdTokenSource, Impersonate,
     TokenOptions, TokenSourceStats,

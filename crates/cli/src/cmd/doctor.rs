@@ -181,6 +181,17 @@ async fn examine(
             "target": i.target(), "delegates": i.delegate_emails(),
         })),
     });
+    // An X.509 source: the certificate doctor can read, or why not.
+    report["credentials"]["client_certificate"] = match creds.client_certificate() {
+        Some(Ok(cert)) => json!({
+            "subject": cert.subject,
+            "not_after": super::rfc3339(cert.not_after),
+            "expired": cert.not_after < SystemTime::now(),
+            "file": cert.path.display().to_string(),
+        }),
+        Some(Err(e)) => json!({"problem": e.to_string()}),
+        None => Value::Null,
+    };
     report["flow"] = json!(creds.flow_description());
     // Google's libraries accept any endpoint a credentials file names; a
     // file from someone else can send your secrets anywhere.
@@ -295,6 +306,22 @@ fn print_human(r: &Value, audience: &str) {
             if let Some(d) = i["delegates"].as_array().filter(|d| !d.is_empty()) {
                 let d: Vec<String> = d.iter().map(s).collect();
                 println!("  delegates: {}", d.join(", "));
+            }
+        }
+        if let Some(cert) = c["client_certificate"].as_object() {
+            match cert.get("problem") {
+                Some(p) => println!("  client certificate: unusable: {}", s(p)),
+                None => println!(
+                    "  client certificate: {} ({}), {} {}",
+                    s(&cert["subject"]),
+                    s(&cert["file"]),
+                    if cert["expired"].as_bool() == Some(true) {
+                        "EXPIRED at"
+                    } else {
+                        "expires"
+                    },
+                    s(&cert["not_after"])
+                ),
             }
         }
         println!("\nFlow\n  {}", s(&r["flow"]));

@@ -95,18 +95,29 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         "# unset GOOGLE_APPLICATION_CREDENTIALS to use the metadata server instead of the key file"
     );
     eprintln!(
-        "# other credentials (point GOOGLE_APPLICATION_CREDENTIALS at one): {}, {}, {}, {}, {}, {} (AWS: its instance metadata is here too)",
+        "# other credentials (point GOOGLE_APPLICATION_CREDENTIALS at one): {}, {}, {}, {}, {}, {}, {}",
         files.authorized_user.display(),
         files.impersonated_from_service_account.display(),
         files.impersonated_from_user.display(),
         files.external_account_file.display(),
         files.external_account_url.display(),
-        files.external_account_aws.display(),
+        files.external_account_authorized_user.display(),
+        files.impersonated_from_workforce_user.display(),
+    );
+    eprintln!(
+        "# X.509 certificate source (STS over mutual TLS at {}): {}; trust the emulator's CA with SSL_CERT_FILE={}",
+        emu.mtls_url(),
+        files.external_account_certificate.display(),
+        files.tls_ca.display(),
     );
     eprintln!(
         "# executable-sourced: {} (runs {} when GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1)",
         files.external_account_executable.display(),
         files.subject_token_executable.display(),
+    );
+    eprintln!(
+        "# AWS-sourced (its instance metadata service is here too; unset AWS_* variables): {}",
+        files.external_account_aws.display(),
     );
     eprintln!(
         "# a GitHub Actions job's OIDC variables (for an external_account file as google-github-actions/auth writes it): {}",

@@ -193,3 +193,34 @@ async fn curl_with_impersonation_sends_the_targets_token() {
     );
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn the_workforce_and_certificate_files_send_the_target_accounts_token() {
+    let emu = Emulator::start().await.expect("emulator");
+    let svc = echo_service().await;
+    let home = tempfile::tempdir().expect("home");
+    let files = emu.write_credentials(home.path()).expect("files");
+    for creds in [
+        &files.impersonated_from_workforce_user,
+        &files.external_account_certificate,
+    ] {
+        let out = run(idtoken(home.path())
+            .env("SSL_CERT_FILE", &files.tls_ca)
+            .env("GOOGLE_APPLICATION_CREDENTIALS", creds)
+            .args(["curl", "--no-cache", &format!("http://{svc}/who")]))
+        .await;
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            creds.display(),
+            stderr(&out)
+        );
+        let seen: Value = serde_json::from_str(&stdout(&out)).expect("echo JSON");
+        assert_eq!(
+            seen["authorization"]["sub"],
+            Value::from(emu.target_service_account_id()),
+            "{}",
+            creds.display()
+        );
+    }
+}

@@ -258,3 +258,28 @@ async fn doctor_shows_the_forward_proxy_but_never_its_credentials() {
     let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert!(v["forward_proxy"]["proxy"].is_null(), "{v}");
 }
+
+#[tokio::test]
+async fn certificate_source_report_names_the_source_and_the_certificates_subject_and_expiry() {
+    let emu = Emulator::start().await.expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let files = emu.write_credentials(home.path()).expect("files");
+    let out = run(idtoken(home.path())
+        .env("SSL_CERT_FILE", &files.tls_ca)
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &files.external_account_certificate,
+        )
+        .args(["doctor"]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(shown.contains("X.509 certificate (mutual TLS)"), "{shown}");
+    assert!(
+        shown.contains("client certificate: CN=emulator-workload"),
+        "{shown}"
+    );
+    assert!(shown.contains("expires"), "{shown}");
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+    assert!(shown.contains("OK: a token can be had."), "{shown}");
+}

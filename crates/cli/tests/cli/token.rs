@@ -182,3 +182,142 @@ async fn user_credentials_print_the_token_and_warn_about_the_client_id_audience(
     assert!(err.contains("--impersonate-service-account"), "{err}");
     assert!(!err.contains(&emu.user_refresh_token()));
 }
+
+#[tokio::test]
+async fn workforce_user_mints_the_true_audience_only_through_impersonation() {
+    let emu = Emulator::start().await.expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let files = emu.write_credentials(home.path()).expect("files");
+    let alone = run(idtoken(home.path())
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &files.external_account_authorized_user,
+        )
+        .args(["token", "--audience", "https://svc.example"]))
+    .await;
+    assert_eq!(alone.status.code(), Some(1), "{}", stderr(&alone));
+    assert!(
+        stderr(&alone).contains("--impersonate-service-account"),
+        "{}",
+        stderr(&alone)
+    );
+    assert!(stdout(&alone).is_empty());
+
+    let target = emu.target_service_account_email();
+    let out = run(idtoken(home.path())
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &files.external_account_authorized_user,
+        )
+        .args(["token", "--audience", "https://svc.example", "--json"])
+        .args(["--impersonate-service-account", &target, "--include-email"])
+        .args(["--iam-endpoint", &emu.url()]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(v["claims"]["aud"], "https://svc.example");
+    assert_eq!(v["claims"]["email"], Value::from(target));
+    assert_eq!(emu.counters().get(Endpoint::StsOauthToken), 1);
+    assert!(!stderr(&out).contains(&emu.workforce_refresh_token()));
+
+    let doctor = run(idtoken(home.path())
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &files.impersonated_from_workforce_user,
+        )
+        .args(["doctor"]))
+    .await;
+    let shown = stdout(&doctor);
+    assert!(shown.contains("workforce user"), "{shown}");
+    assert!(!shown.contains(&emu.workforce_refresh_token()), "{shown}");
+}
+
+#[tokio::test]
+async fn certificate_source_exchanges_at_sts_over_mutual_tls_and_mints_for_the_target() {
+    let emu = Emulator::start().await.expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let files = emu.write_credentials(home.path()).expect("files");
+    let out = run(idtoken(home.path())
+        .env("SSL_CERT_FILE", &files.tls_ca)
+        .env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            &files.external_account_certificate,
+        )
+        .args(["token", "--audience", "https://svc.example", "--json"]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(v["claims"]["aud"], "https://svc.example");
+    assert_eq!(
+        v["claims"]["sub"],
+        Value::from(emu.target_service_account_id())
+    );
+    assert_eq!(emu.counters().get(Endpoint::Sts), 1);
+    assert_eq!(emu.counters().get(Endpoint::IamGenerateIdToken), 1);
+}
+
+#[tokio::test]
+async fn default_certificate_config_is_found_by_variable_then_in_gclouds_folder() {
+    let emu = Emulator::start().await.expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let files = emu.write_credentials(home.path()).expect("files");
+    let creds = home.path().join("default_cert.json");
+    std::fs::write(
+        &creds,
+        emu.external_account_certificate_json(None, Some(&files.workload_trust_chain)),
+    )
+    .expect("write");
+    // GOOGLE_API_CERTIFICATE_CONFIG names it.
+    let out = run(idtoken(home.path())
+        .env("SSL_CERT_FILE", &files.tls_ca)
+        .env("GOOGLE_API_CERTIFICATE_CONFIG", &files.certificate_config)
+        .args([
+            "token",
+            "--no-cache",
+            "--audience",
+            "https://svc.example",
+            "--credentials",
+        ])
+        .arg(&creds))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Without it: ~/.config/gcloud/certificate_config.json, missing first...
+    let missing = run(idtoken(home.path())
+        .env("SSL_CERT_FILE", &files.tls_ca)
+        .args([
+            "token",
+            "--no-cache",
+            "--audience",
+            "https://svc.example",
+            "--credentials",
+        ])
+        .arg(&creds))
+    .await;
+    assert_eq!(missing.status.code(), Some(1));
+    let err = stderr(&missing);
+    assert!(
+        err.contains("certificate_config.json") && err.contains("does not exist"),
+        "{err}"
+    );
+    // ...then there.
+    let gcloud = home.path().join(".config/gcloud");
+    std::fs::create_dir_all(&gcloud).expect("mkdir");
+    std::fs::copy(
+        &files.certificate_config,
+        gcloud.join("certificate_config.json"),
+    )
+    .expect("copy");
+    let out = run(idtoken(home.path())
+        .env("SSL_CERT_FILE", &files.tls_ca)
+        .args([
+            "token",
+            "--no-cache",
+            "--audience",
+            "https://svc.example",
+            "--credentials",
+        ])
+        .arg(&creds))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(emu.counters().get(Endpoint::Sts), 2);
+}

@@ -10,3 +10,5 @@ mod metadata;
 mod oauth2;
 mod sts;
 mod user;
+mod workforce;
+mod x509;

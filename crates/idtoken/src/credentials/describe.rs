@@ -25,6 +25,7 @@ impl Credentials {
             Flow::ServiceAccount(sa) => vec![("token_uri", sa.token_uri())],
             Flow::AuthorizedUser(user) => vec![("token_uri", user.token_uri())],
             Flow::ExternalAccount(ea) => ea.endpoints(),
+            Flow::ExternalAuthorizedUser(u) => vec![("token_url", u.token_url())],
             Flow::Metadata(_) => Vec::new(),
         };
         if let Some(imp) = &self.inner.impersonation {
@@ -65,6 +66,12 @@ impl Credentials {
                 ea.audience(),
                 ea.source_description()
             ),
+            Flow::ExternalAuthorizedUser(u) if u.audience().is_empty() => {
+                "workforce user credentials: STS refresh grant".to_owned()
+            }
+            Flow::ExternalAuthorizedUser(u) => {
+                format!("workforce user of {}: STS refresh grant", u.audience())
+            }
         };
         match (&self.inner.impersonation, &self.inner.flow) {
             (Some(imp), _) => {
@@ -86,6 +93,9 @@ impl Credentials {
             }
             (None, Flow::ExternalAccount(_)) => {
                 format!("{base}; no ID token possible without service_account_impersonation_url")
+            }
+            (None, Flow::ExternalAuthorizedUser(_)) => {
+                format!("{base}; no ID token possible without --impersonate-service-account")
             }
         }
     }

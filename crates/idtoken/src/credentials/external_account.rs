@@ -8,7 +8,10 @@
 //! (`external_account/aws.rs`); executable-sourced files run the program
 //! they name (`external_account/executable.rs`); code can supply subject
 //! tokens itself (`external_account/supplier.rs`), or AWS keys
-//! (`aws/supplier.rs`).
+//! (`aws/supplier.rs`). An X.509 certificate source
+//! (`credential_source.certificate`, feature `x509`) lives in
+//! `external_account/certificate.rs`: its subject token is the certificate
+//! chain, and STS is called over mutual TLS with it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,8 +28,13 @@ use super::Impersonate;
 use super::access::{AccessToken, CLOUD_PLATFORM};
 
 pub(crate) mod aws;
+#[cfg(feature = "x509")]
+mod certificate;
 mod executable;
 pub(crate) mod supplier;
+
+#[cfg(feature = "x509")]
+pub use certificate::ClientCertificate;
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -64,6 +72,9 @@ enum Source {
     Executable(executable::Executable),
     /// A [`supplier::SubjectTokenSupplier`] given to [`supplier::Builder`].
     Supplier(supplier::Supplier),
+    /// An X.509 certificate, presented to STS over mutual TLS.
+    #[cfg(feature = "x509")]
+    Certificate(certificate::Certificate),
 }
 
 #[derive(Deserialize)]
@@ -87,6 +98,7 @@ struct CredentialSource {
     region_url: Option<String>,
     regional_cred_verification_url: Option<String>,
     imdsv2_session_token_url: Option<String>,
+    certificate: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -99,20 +111,36 @@ struct SourceFormat {
 impl ExternalAccount {
     pub(crate) fn from_json(json: &[u8]) -> Result<Self, CredentialsProblem> {
         let f: AccountFile = serde_json::from_slice(json).map_err(|e| super::json_problem(&e))?;
-        let cs = f
+        let mut cs = f
             .credential_source
             .ok_or(CredentialsProblem::MissingField("credential_source"))?;
         // As Google's clients decide: an `environment_id` starting with
-        // `aws`, then `executable`, then a file or URL (another
-        // `environment_id` is ignored).
+        // `aws`, then `executable`, then `certificate`, then a file or URL
+        // (another `environment_id` is ignored).
         let aws = cs
             .environment_id
             .as_deref()
-            .filter(|e| e.starts_with("aws"));
-        let source = match (aws, &cs.executable) {
-            (Some(id), _) => Source::Aws(aws::Aws::from_source(id, &cs)?),
-            (None, Some(exe)) => Source::Executable(executable::Executable::from_json(exe)?),
-            (None, None) => Self::file_or_url(cs)?,
+            .filter(|e| e.starts_with("aws"))
+            .map(str::to_owned);
+        let source = match (aws, &cs.executable, cs.certificate.take()) {
+            (Some(id), _, _) => Source::Aws(aws::Aws::from_source(&id, &cs)?),
+            (None, Some(exe), None) => Source::Executable(executable::Executable::from_json(exe)?),
+            (None, None, Some(cert)) => {
+                if cs.file.is_some() || cs.url.is_some() {
+                    return Err(CredentialsProblem::InvalidField {
+                        field: "credential_source",
+                        reason: "has `certificate` and `file` or `url`; keep one".into(),
+                    });
+                }
+                certificate_source(cert)?
+            }
+            (None, Some(_), Some(_)) => {
+                return Err(CredentialsProblem::InvalidField {
+                    field: "credential_source",
+                    reason: "has both `executable` and `certificate`; keep one".into(),
+                });
+            }
+            (None, None, None) => Self::file_or_url(cs)?,
         };
         let token_url = f
             .token_url
@@ -201,28 +229,42 @@ impl ExternalAccount {
             Source::Aws(aws) => aws.describe(),
             Source::Executable(exe) => exe.describe(),
             Source::Supplier(_) => "subject token supplier in code".to_owned(),
+            #[cfg(feature = "x509")]
+            Source::Certificate(_) => "X.509 certificate (mutual TLS)".to_owned(),
         }
     }
 
-    /// Reads the subject token, then exchanges it at STS.
+    /// The X.509 client certificate's subject and expiry, for a
+    /// certificate source.
+    #[cfg(feature = "x509")]
+    pub(crate) fn client_certificate(&self) -> Option<Result<ClientCertificate>> {
+        match &self.source {
+            Source::Certificate(c) => Some(c.describe()),
+            _ => None,
+        }
+    }
+
+    /// Reads the subject token, then exchanges it at STS (over mutual TLS
+    /// with a certificate source).
     pub(crate) async fn fetch_access_token(&self, now: SystemTime) -> Result<AccessToken> {
-        let subject = self.subject_token(now).await?;
         let step = "external account: STS token exchange";
         let url = self.token_url.as_str();
+        #[cfg(feature = "x509")]
+        if let Source::Certificate(cert) = &self.source {
+            let loaded = cert.load(now)?;
+            let client = Http::client_with_identity(loaded.identity)?;
+            let subject = loaded.subject_token;
+            let answer = Http::PUBLIC
+                .send_via(&client, step, url, |c| self.exchange(c, &subject), sts_hint)
+                .await?;
+            return AccessToken::from_answer(&answer, step, url, now);
+        }
+        let subject = self.subject_token(now).await?;
         let answer = Http::PUBLIC
             .send(
                 step,
                 url,
-                |c| {
-                    c.post(url).form(&[
-                        ("grant_type", TOKEN_EXCHANGE),
-                        ("audience", self.audience.as_str()),
-                        ("scope", CLOUD_PLATFORM),
-                        ("requested_token_type", ACCESS_TOKEN_TYPE),
-                        ("subject_token", subject.as_str()),
-                        ("subject_token_type", self.subject_token_type.as_str()),
-                    ])
-                },
+                |c| self.exchange(c, &subject),
                 match self.source {
                     Source::Aws(_) => aws::sts_hint,
                     _ => sts_hint,
@@ -232,8 +274,22 @@ impl ExternalAccount {
         AccessToken::from_answer(&answer, step, url, now)
     }
 
+    fn exchange(&self, c: &reqwest::Client, subject: &str) -> reqwest::RequestBuilder {
+        c.post(&self.token_url).form(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("audience", self.audience.as_str()),
+            ("scope", CLOUD_PLATFORM),
+            ("requested_token_type", ACCESS_TOKEN_TYPE),
+            ("subject_token", subject),
+            ("subject_token_type", self.subject_token_type.as_str()),
+        ])
+    }
+
     async fn subject_token(&self, now: SystemTime) -> Result<String> {
         match &self.source {
+            // Exchanged over mTLS in `fetch_access_token`; read alike here.
+            #[cfg(feature = "x509")]
+            Source::Certificate(cert) => cert.load(now).map(|loaded| loaded.subject_token),
             Source::File { path, json_field } => {
                 let origin = format!(
                     "subject token file {} (credential_source.file)",
@@ -299,6 +355,29 @@ impl ExternalAccount {
                     .await
             }
         }
+    }
+}
+
+/// A `credential_source.certificate` object.
+fn certificate_source(value: Value) -> Result<Source, CredentialsProblem> {
+    #[cfg(feature = "x509")]
+    {
+        let parsed: certificate::CertificateSource =
+            serde_json::from_value(value).map_err(|_| CredentialsProblem::InvalidField {
+                field: "credential_source.certificate",
+                reason: "is not an object of `certificate_config_location`, `use_default_certificate_config` and `trust_chain_path`".into(),
+            })?;
+        Ok(Source::Certificate(certificate::Certificate::from_source(
+            parsed,
+        )?))
+    }
+    #[cfg(not(feature = "x509"))]
+    {
+        drop(value);
+        Err(CredentialsProblem::InvalidField {
+            field: "credential_source.certificate",
+            reason: "X.509 certificate sources need idtoken's `x509` feature, which this build lacks (the idtoken CLI has it)".into(),
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use crate::error::CredentialsProblem;
 use super::authorized_user::AuthorizedUser;
 use super::endpoint;
 use super::external_account::ExternalAccount;
+use super::external_authorized_user::ExternalAuthorizedUser;
 use super::service_account::ServiceAccount;
 use super::{Flow, Impersonate};
 
@@ -55,13 +56,14 @@ pub(super) fn base_flow(json: &[u8], field: &'static str) -> Result<Flow, Creden
         "service_account" => Ok(Flow::ServiceAccount(ServiceAccount::from_json(json)?)),
         "authorized_user" => Ok(Flow::AuthorizedUser(AuthorizedUser::from_json(json)?)),
         "external_account" => Ok(Flow::ExternalAccount(ExternalAccount::from_json(json)?)),
+        "external_account_authorized_user" => Ok(Flow::ExternalAuthorizedUser(
+            ExternalAuthorizedUser::from_json(json)?,
+        )),
         "impersonated_service_account" => Err(CredentialsProblem::InvalidField {
             field,
             reason: "an impersonation cannot be the source of another; list the middle accounts in `delegates`".into(),
         }),
-        ty @ ("external_account_authorized_user" | "gdch_service_account") => {
-            Err(CredentialsProblem::UnsupportedType(ty.to_owned()))
-        }
+        ty @ "gdch_service_account" => Err(CredentialsProblem::UnsupportedType(ty.to_owned())),
         other => Err(CredentialsProblem::UnknownType(other.to_owned())),
     }
 }

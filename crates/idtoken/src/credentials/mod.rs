@@ -9,6 +9,7 @@ mod authorized_user;
 mod describe;
 pub(crate) mod endpoint;
 pub(crate) mod external_account;
+mod external_authorized_user;
 mod file;
 mod impersonated;
 mod metadata;
@@ -26,7 +27,10 @@ use crate::error::{CredentialsProblem, Error, Result, file_error, file_origin};
 use crate::token::IdToken;
 
 use authorized_user::AuthorizedUser;
+#[cfg(feature = "x509")]
+pub use external_account::ClientCertificate;
 use external_account::ExternalAccount;
+use external_authorized_user::ExternalAuthorizedUser;
 pub(crate) use file::json_problem;
 use file::{base_flow, impersonated_file, type_of};
 use impersonated::Impersonation;
@@ -72,6 +76,7 @@ pub(crate) enum Flow {
     Metadata(Metadata),
     AuthorizedUser(AuthorizedUser),
     ExternalAccount(ExternalAccount),
+    ExternalAuthorizedUser(ExternalAuthorizedUser),
 }
 
 impl Flow {
@@ -84,6 +89,7 @@ impl Flow {
             Flow::ServiceAccount(sa) => sa.fetch_access_token(now).await,
             Flow::AuthorizedUser(u) => u.fetch_access_token(now).await,
             Flow::ExternalAccount(ea) => ea.fetch_access_token(now).await,
+            Flow::ExternalAuthorizedUser(u) => u.fetch_access_token(now).await,
             Flow::Metadata(md) => md.fetch_access_token(now).await,
         }
     }
@@ -168,6 +174,7 @@ impl Credentials {
                     Flow::ServiceAccount(_) => CredentialsKind::ServiceAccount,
                     Flow::AuthorizedUser(_) => CredentialsKind::AuthorizedUser,
                     Flow::ExternalAccount(_) => CredentialsKind::ExternalAccount,
+                    Flow::ExternalAuthorizedUser(_) => CredentialsKind::ExternalAuthorizedUser,
                     Flow::Metadata(_) => CredentialsKind::MetadataServer,
                 };
                 (flow, kind, how)
@@ -325,7 +332,10 @@ impl Credentials {
     pub fn source_principal(&self) -> Option<&str> {
         match &self.inner.flow {
             Flow::ServiceAccount(sa) => Some(sa.client_email()),
-            Flow::AuthorizedUser(_) | Flow::Metadata(_) | Flow::ExternalAccount(_) => None,
+            Flow::AuthorizedUser(_)
+            | Flow::Metadata(_)
+            | Flow::ExternalAccount(_)
+            | Flow::ExternalAuthorizedUser(_) => None,
         }
     }
 
@@ -350,6 +360,10 @@ impl Credentials {
                 "a federated principal of {} has no email",
                 ea.audience()
             ))),
+            Flow::ExternalAuthorizedUser(_) => Err(Error::InvalidArgument(
+                "workforce user credentials do not name the user; `gcloud auth list` shows it"
+                    .into(),
+            )),
             Flow::ServiceAccount(sa) => Ok(sa.client_email().to_owned()),
         }
     }
@@ -379,6 +393,22 @@ impl Credentials {
                 &self.inner.origin,
                 CredentialsProblem::FederatedPrincipalCannotMintIdTokens,
             )),
+            Flow::ExternalAuthorizedUser(_) => Err(Error::credentials(
+                &self.inner.origin,
+                CredentialsProblem::WorkforceUserCannotMintIdTokens,
+            )),
+        }
+    }
+
+    /// The X.509 client certificate of an external account with a
+    /// certificate source (`credential_source.certificate`): its subject
+    /// and expiry, read now from the certificate configuration; `None` for
+    /// other credentials. What `idtoken doctor` shows.
+    #[cfg(feature = "x509")]
+    pub fn client_certificate(&self) -> Option<Result<ClientCertificate>> {
+        match &self.inner.flow {
+            Flow::ExternalAccount(ea) => ea.client_certificate(),
+            _ => None,
         }
     }
 

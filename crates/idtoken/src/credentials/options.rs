@@ -17,6 +17,9 @@ pub enum CredentialsKind {
     ImpersonatedServiceAccount,
     /// Workload identity federation (`"type": "external_account"`).
     ExternalAccount,
+    /// Workforce identity federation, a user signed in through a workforce
+    /// pool (`"type": "external_account_authorized_user"`).
+    ExternalAuthorizedUser,
 }
 
 impl fmt::Display for CredentialsKind {
@@ -27,6 +30,9 @@ impl fmt::Display for CredentialsKind {
             Self::AuthorizedUser => "gcloud user credentials (authorized_user)",
             Self::ImpersonatedServiceAccount => "service account impersonation",
             Self::ExternalAccount => "workload identity federation (external_account)",
+            Self::ExternalAuthorizedUser => {
+                "workforce identity federation user (external_account_authorized_user)"
+            }
         })
     }
 }

@@ -20,7 +20,14 @@ async fn fail(creds: &Credentials) -> Error {
 fn secrets(emu: &Emulator) -> Vec<String> {
     let user: serde_json::Value =
         serde_json::from_str(&emu.authorized_user_json()).expect("user json");
+    let workforce: serde_json::Value =
+        serde_json::from_str(&emu.external_account_authorized_user_json()).expect("json");
     vec![
+        emu.workforce_refresh_token(),
+        workforce["client_secret"]
+            .as_str()
+            .expect("secret")
+            .to_owned(),
         emu.user_refresh_token(),
         user["client_secret"].as_str().expect("secret").to_owned(),
         emu.subject_token(),
@@ -266,4 +273,25 @@ async fn executable_source_without_permission_names_the_variable_and_runs_nothin
     );
     assert!(!marker.exists(), "the command ran");
     assert_eq!(emu.counters().get(Endpoint::Sts), 0);
+}
+
+#[tokio::test]
+async fn workforce_user_with_a_wrong_client_secret_names_the_client_and_leaks_nothing() {
+    let emu = emulator().await;
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&emu.external_account_authorized_user_json()).expect("json");
+    doc["client_secret"] = serde_json::json!("not-the-secret");
+    let creds = Credentials::from_json(doc.to_string().as_bytes(), "workforce")
+        .expect("loads")
+        .impersonate(Impersonate::new(emu.target_service_account_email()).iam_endpoint(emu.url()));
+    let err = fail(&creds).await;
+    let (step, problem) = endpoint_step(&err);
+    assert_eq!(step, "workforce user: STS refresh grant");
+    assert!(
+        matches!(problem, EndpointProblem::Status { status: 401, error: Some(e), .. } if e == "invalid_client"),
+        "{problem:?}"
+    );
+    assert!(err.to_string().contains("client_secret"), "{err}");
+    assert_no_secrets(&emu, &err);
+    assert_no_secrets_debug(&emu, &creds);
 }

@@ -118,6 +118,64 @@ async fn external_account_json_subject_token_reads_the_named_field() {
 }
 
 #[tokio::test]
+async fn workforce_user_cannot_mint_alone_and_the_error_says_to_impersonate() {
+    let emu = emulator().await;
+    let (_dir, files) = all_files(&emu);
+    let creds = Credentials::from_file(&files.external_account_authorized_user).expect("loads");
+    assert_eq!(creds.kind(), CredentialsKind::ExternalAuthorizedUser);
+    let err = creds
+        .fetch_id_token(AUD, &TokenOptions::default())
+        .await
+        .expect_err("a workforce user holds no ID tokens");
+    let text = err.to_string();
+    assert!(text.contains("--impersonate-service-account"), "{text}");
+    assert!(text.contains("Credentials::impersonate"), "{text}");
+    assert_eq!(emu.counters().get(Endpoint::StsOauthToken), 0);
+}
+
+#[tokio::test]
+async fn workforce_user_impersonating_refreshes_at_sts_with_its_client_then_mints_the_audience() {
+    let emu = emulator().await;
+    let (_dir, files) = all_files(&emu);
+    let how = Impersonate::new(emu.target_service_account_email()).iam_endpoint(emu.url());
+    let creds = Credentials::from_file(&files.external_account_authorized_user)
+        .expect("loads")
+        .impersonate(how);
+    assert_target_token(&emu, &mint(&creds).await);
+    assert_eq!(emu.counters().get(Endpoint::StsOauthToken), 1);
+    assert_eq!(emu.counters().get(Endpoint::IamGenerateIdToken), 1);
+    assert_eq!(emu.counters().get(Endpoint::Token), 0);
+}
+
+#[tokio::test]
+async fn impersonated_file_with_workforce_user_source_mints_for_the_target() {
+    let emu = emulator().await;
+    let (_dir, files) = all_files(&emu);
+    let creds = Credentials::from_file(&files.impersonated_from_workforce_user).expect("loads");
+    assert_eq!(creds.kind(), CredentialsKind::ImpersonatedServiceAccount);
+    assert_target_token(&emu, &mint(&creds).await);
+    assert_eq!(emu.counters().get(Endpoint::StsOauthToken), 1);
+}
+
+#[tokio::test]
+async fn revoked_workforce_login_fails_naming_the_step_and_the_next_step() {
+    let emu = emulator().await;
+    let (_dir, files) = all_files(&emu);
+    emu.revoke_workforce_refresh_token();
+    let creds = Credentials::from_file(&files.impersonated_from_workforce_user).expect("loads");
+    let err = creds
+        .fetch_id_token(AUD, &TokenOptions::default())
+        .await
+        .expect_err("revoked");
+    let text = err.to_string();
+    assert!(text.contains("workforce user: STS refresh grant"), "{text}");
+    assert!(text.contains("invalid_grant"), "{text}");
+    assert!(text.contains("--login-config"), "{text}");
+    assert!(!text.contains(&emu.workforce_refresh_token()), "{text}");
+    assert_eq!(emu.counters().get(Endpoint::IamGenerateIdToken), 0);
+}
+
+#[tokio::test]
 async fn impersonation_on_request_works_from_a_key_file_the_metadata_server_and_a_user() {
     let emu = emulator().await;
     let (_dir, files) = all_files(&emu);

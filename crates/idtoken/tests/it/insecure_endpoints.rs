@@ -68,8 +68,17 @@ async fn plain_http_off_this_machine_is_refused_in_every_credentials_field() {
         ),
         "credential_source.url",
     );
+    let workforce = emu.external_account_authorized_user_json();
+    assert_refused(
+        &with(
+            &workforce,
+            "/token_url",
+            json!(format!("{ELSEWHERE}/v1/oauthtoken")),
+        ),
+        "token_url",
+    );
     // The same files on loopback load: the emulator is plain http too.
-    for doc in [&sa, &user, &imp, &ext] {
+    for doc in [&sa, &user, &imp, &ext, &workforce] {
         Credentials::from_json(doc.as_bytes(), "test").expect("loopback http is fine");
     }
     assert_eq!(emu.counters().total(), 0, "nothing was sent anywhere");

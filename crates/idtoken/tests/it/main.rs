@@ -33,3 +33,5 @@ mod upstream;
 mod valgrind;
 mod verified_cache;
 mod verify;
+#[cfg(feature = "x509")]
+mod x509;

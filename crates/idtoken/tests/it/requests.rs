@@ -63,6 +63,11 @@ async fn each_flow_makes_requests_for_its_first_token_only() {
             3,
         ),
         (
+            "impersonated_service_account (workforce user source)",
+            load(&files.impersonated_from_workforce_user),
+            2,
+        ),
+        (
             "metadata server + impersonate",
             Credentials::metadata_server(&emu.metadata_host()).impersonate(to_target),
             2,

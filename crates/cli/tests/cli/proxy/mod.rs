@@ -435,3 +435,28 @@ async fn an_unknown_header_choice_is_a_usage_error_naming_the_two() {
     let err = stderr(&out);
     assert!(err.contains("x-serverless-authorization"), "{err}");
 }
+
+#[tokio::test]
+async fn a_workforce_user_file_forwards_the_impersonated_accounts_token() {
+    let emu = Emulator::start().await.expect("emulator");
+    let dir = tempfile::tempdir().expect("dir");
+    let files = emu.write_credentials(dir.path()).expect("files");
+    let target_id = emu.target_service_account_id();
+    let fx = ProxyFixture::builder()
+        .emulator(emu)
+        .arg("--credentials")
+        .arg(files.impersonated_from_workforce_user.display().to_string())
+        .start()
+        .await;
+    let seen = get_json(&format!("{}/who", fx.url())).await;
+    assert_eq!(
+        seen["authorization"]["sub"],
+        Value::from(target_id),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["authorization"]["aud"],
+        Value::from(fx.origin.clone()),
+        "{seen}"
+    );
+}
