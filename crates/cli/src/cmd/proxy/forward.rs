@@ -68,6 +68,7 @@ impl Proxy {
         };
         let (parts, body) = resp.into_parts();
         let log = LogLine {
+            listener: self.local,
             method,
             path,
             status: parts.status,

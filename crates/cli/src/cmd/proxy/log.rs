@@ -27,13 +27,16 @@ pub(crate) enum LogFormat {
     /// ` (target body failed)` after a body that did not end.
     #[default]
     Text,
-    /// One JSON object per line with the same fields: `method`, `path`,
-    /// `status`, `duration_ms`, `bytes`, `outcome`.
+    /// One JSON object per line with the same fields (`method`, `path`,
+    /// `status`, `duration_ms`, `bytes`, `outcome`) and `listener`, the
+    /// address that took the request (several with `--config`).
     Json,
 }
 
 /// What the access-log line says besides the bytes, and where it counts.
 pub(super) struct LogLine {
+    /// The listener's address (JSON lines name it).
+    pub(super) listener: std::net::SocketAddr,
     pub(super) method: http::Method,
     pub(super) path: http::uri::PathAndQuery,
     pub(super) status: StatusCode,
@@ -155,8 +158,8 @@ impl LogLine {
                 // serde_json writes the two strings from the request
                 // escaped (a path may hold `"` or `\\`); the rest are
                 // numbers and fixed words.
-                let mut line = Vec::with_capacity(128);
-                line.extend_from_slice(b"{\"method\":");
+                let mut line = Vec::with_capacity(160);
+                let _ = write!(line, "{{\"listener\":\"{}\",\"method\":", self.listener);
                 let _ = serde_json::to_writer(&mut line, self.method.as_str());
                 line.extend_from_slice(b",\"path\":");
                 let _ = serde_json::to_writer(&mut line, self.path.as_str());
@@ -177,6 +180,7 @@ mod tests {
 
     fn line(format: LogFormat, path: &'static str, outcome: Outcome) -> String {
         let l = LogLine {
+            listener: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             method: http::Method::POST,
             path: http::uri::PathAndQuery::from_static(path),
             status: StatusCode::CREATED,
@@ -197,13 +201,14 @@ mod tests {
         assert_eq!(json.matches('\n').count(), 1);
         assert!(json.ends_with('\n'));
         let v: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
+        assert_eq!(v["listener"], "127.0.0.1:8080");
         assert_eq!(v["method"], "POST");
         assert_eq!(v["path"], "/a?b=1");
         assert_eq!(v["status"], 201);
         assert_eq!(v["bytes"], 42);
         assert_eq!(v["outcome"], "client went away");
         assert!(v["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{v}");
-        assert_eq!(v.as_object().map(|o| o.len()), Some(6), "{v}");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(7), "{v}");
     }
 
     #[test]

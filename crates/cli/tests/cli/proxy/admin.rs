@@ -359,6 +359,11 @@ async fn the_json_access_log_is_one_object_per_request_without_any_credential() 
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
     let line = &lines[0];
+    assert_eq!(
+        line["listener"].as_str().map(|l| fx.url().ends_with(l)),
+        Some(true),
+        "the listener's address: {line}"
+    );
     assert_eq!(line["method"], "GET");
     assert_eq!(line["path"], "/items?x=1");
     assert_eq!(line["status"], 200);
