@@ -207,6 +207,20 @@ fn external(emu: &Emulator, dir: &Path, edit: impl FnOnce(&mut Value)) -> Creden
     Credentials::from_json(doc.to_string().as_bytes(), "test").expect("loads")
 }
 
+/// The emulator's AWS-sourced file (IMDSv1: the faults under test are the
+/// metadata service's answers), edited.
+fn aws(emu: &Emulator, dir: &Path, edit: impl FnOnce(&mut Value)) -> Credentials {
+    let files = emu.write_credentials(dir).expect("files");
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&files.external_account_aws).expect("read"))
+            .expect("json");
+    if let Some(source) = doc["credential_source"].as_object_mut() {
+        source.remove("imdsv2_session_token_url");
+    }
+    edit(&mut doc);
+    Credentials::from_json(doc.to_string().as_bytes(), "test").expect("loads")
+}
+
 /// The workforce user's file, edited, impersonating the target account.
 fn workforce(emu: &Emulator, edit: impl FnOnce(&mut Value)) -> Credentials {
     let mut doc: Value =
@@ -428,6 +442,25 @@ fn rows() -> Vec<Row> {
             }),
         },
         Row {
+            call: "AWS role keys (instance metadata)",
+            endpoint: Some(Endpoint::AwsRoleCredentials),
+            cold: |emu, t, home| {
+                let creds = aws(&emu, home.path(), |d| {
+                    d["credential_source"]["url"] = json!(format!(
+                        "{}/latest/meta-data/iam/security-credentials",
+                        t.base
+                    ));
+                });
+                Box::pin(mint(creds))
+            },
+            warm: Some(|emu, clock, home, kind| {
+                let creds = aws(&emu, home.path(), |_| {});
+                Box::pin(async move {
+                    warm_token(&emu, &clock, creds, Endpoint::AwsRoleCredentials, kind).await
+                })
+            }),
+        },
+        Row {
             call: "Google key set (JWK)",
             endpoint: Some(Endpoint::JwksV3),
             cold: |emu, t, _| {
@@ -548,6 +581,10 @@ fn secrets_in(text: &str, emu: &Emulator) -> Vec<&'static str> {
     }
     if text.contains(&emu.user_refresh_token()) {
         found.push("the refresh token");
+    }
+    let (_, aws_secret, aws_session) = emu.aws_role_key();
+    if text.contains(&aws_secret) || text.contains(&aws_session) {
+        found.push("an AWS secret key or session token");
     }
     found
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::aws_account::AwsAccount;
 use crate::keys::{EcKey, RsaKey, random_hex};
 use crate::state::Control;
 use crate::{Error, jwt};
@@ -97,6 +98,8 @@ pub(crate) struct App {
     pub workforce: Workforce,
     /// The certificates of X.509 federation and the mTLS listener.
     pub pki: crate::mtls::Pki,
+    /// The AWS account of AWS-sourced federation: keys, role, IMDSv2 sessions.
+    pub aws: AwsAccount,
     /// Who may impersonate whom, as `(caller, target)`; a pair not here is
     /// refused, as Google refuses a principal without the Token Creator
     /// role on the target (itself included).
@@ -152,6 +155,7 @@ impl App {
             federation: Federation::generate()?,
             workforce: Workforce::generate()?,
             pki: crate::mtls::Pki::generate()?,
+            aws: AwsAccount::generate()?,
             grants,
             identity_cache: Mutex::new(HashMap::new()),
             access_tokens: Mutex::new(HashMap::new()),

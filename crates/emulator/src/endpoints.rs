@@ -26,8 +26,9 @@ pub struct EndpointInfo {
     pub path: &'static str,
     /// Other spellings of the same path that clients use.
     pub aliases: &'static [&'static str],
-    /// The Google origin that serves `path`, or `None` for the emulator's
-    /// own endpoints.
+    /// The origin that serves `path` for real (Google's; for the AWS
+    /// instance metadata family, AWS's link-local service), or `None` for
+    /// the emulator's own endpoints.
     pub google: Option<&'static str>,
 }
 
@@ -41,6 +42,7 @@ impl EndpointInfo {
 const METADATA: Option<&str> = Some("http://metadata.google.internal");
 const GOOGLEAPIS: Option<&str> = Some("https://www.googleapis.com");
 const GSTATIC: Option<&str> = Some("https://www.gstatic.com");
+const AWS_IMDS: Option<&str> = Some("http://169.254.169.254");
 
 const fn get(
     name: &'static str,
@@ -170,6 +172,36 @@ pub(crate) const GITHUB_ID_TOKEN: EndpointInfo = get(
     "/_emulator/github/idtoken",
     None,
 );
+pub(crate) const AWS_IMDS_TOKEN: EndpointInfo = EndpointInfo {
+    method: "PUT",
+    ..get(
+        "aws_imds_token",
+        "AWS instance metadata",
+        "/latest/api/token",
+        AWS_IMDS,
+    )
+};
+pub(crate) const AWS_ZONE: EndpointInfo = get(
+    "aws_zone",
+    "AWS instance metadata",
+    "/latest/meta-data/placement/availability-zone",
+    AWS_IMDS,
+);
+pub(crate) const AWS_ROLE: EndpointInfo = EndpointInfo {
+    aliases: &["/latest/meta-data/iam/security-credentials/"],
+    ..get(
+        "aws_role",
+        "AWS instance metadata",
+        "/latest/meta-data/iam/security-credentials",
+        AWS_IMDS,
+    )
+};
+pub(crate) const AWS_ROLE_CREDENTIALS: EndpointInfo = get(
+    "aws_role_credentials",
+    "AWS instance metadata",
+    "/latest/meta-data/iam/security-credentials/{role}",
+    AWS_IMDS,
+);
 pub(crate) const JWKS_V3: EndpointInfo = get("jwks_v3", "key sets", "/oauth2/v3/certs", GOOGLEAPIS);
 pub(crate) const CERTS_V1: EndpointInfo =
     get("certs_v1", "key sets", "/oauth2/v1/certs", GOOGLEAPIS);
@@ -202,6 +234,10 @@ pub const ENDPOINTS: &[EndpointInfo] = &[
     STS_OAUTHTOKEN,
     SUBJECT_TOKEN,
     GITHUB_ID_TOKEN,
+    AWS_IMDS_TOKEN,
+    AWS_ZONE,
+    AWS_ROLE,
+    AWS_ROLE_CREDENTIALS,
     JWKS_V3,
     CERTS_V1,
     IAP_JWK,

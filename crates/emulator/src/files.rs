@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::Emulator;
 use crate::app::{Federation, USER_CLIENT_ID, USER_EMAIL, Workforce};
+use crate::aws_account::AwsAccount;
 use crate::emulator::write_private;
 use crate::endpoints;
 
@@ -71,6 +72,10 @@ pub struct CredentialFiles {
     /// `github_actions.env`: the two variables a GitHub Actions job gets
     /// for OIDC tokens ([`Emulator::github_actions_env`]).
     pub github_actions_env: PathBuf,
+    /// An AWS-sourced `external_account` file (`environment_id` `aws1`)
+    /// whose region, role and keys come from the emulator's AWS instance
+    /// metadata service, with an IMDSv2 session.
+    pub external_account_aws: PathBuf,
 }
 
 fn pretty(v: &Value) -> String {
@@ -404,6 +409,69 @@ printf '%s
         }))
     }
 
+    /// An AWS-sourced `external_account` file (`environment_id` `aws1`)
+    /// for the pool's AWS provider: `region_url` and `url` at the
+    /// emulator's AWS instance metadata service, and with `imdsv2` its
+    /// `imdsv2_session_token_url`; the regional verification URL is AWS's
+    /// own (only signed, never called). It impersonates the target account.
+    pub fn aws_external_account_json(&self, imdsv2: bool) -> String {
+        let base = self.url();
+        let mut source = json!({
+            "environment_id": "aws1",
+            "region_url": format!("{base}{}", endpoints::AWS_ZONE.path),
+            "url": format!("{base}{}", endpoints::AWS_ROLE.path),
+            "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
+        });
+        if imdsv2 {
+            source["imdsv2_session_token_url"] =
+                json!(format!("{base}{}", endpoints::AWS_IMDS_TOKEN.path));
+        }
+        let target = self.target_service_account_email();
+        pretty(&json!({
+            "type": "external_account",
+            "audience": AwsAccount::AUDIENCE,
+            "subject_token_type": AwsAccount::SUBJECT_TOKEN_TYPE,
+            "token_url": self.sts_url(),
+            "service_account_impersonation_url": self.iam_url(&target, "generateAccessToken"),
+            "credential_source": source,
+            "universe_domain": "googleapis.com",
+        }))
+    }
+
+    /// The emulated AWS instance's region (its zone is `us-east-2b`).
+    pub fn aws_region(&self) -> &'static str {
+        "us-east-2"
+    }
+
+    /// The AWS account's long-term access key, as
+    /// `(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)`; the secret is one.
+    pub fn aws_access_key(&self) -> (String, String) {
+        let k = &self.app.aws.user;
+        (k.access_key_id.clone(), k.secret_access_key.clone())
+    }
+
+    /// The instance role's temporary key, as `(AccessKeyId,
+    /// SecretAccessKey, Token)`, what the instance metadata service hands
+    /// out; the last two are secrets (tests check they never leak).
+    pub fn aws_role_key(&self) -> (String, String, String) {
+        let k = &self.app.aws.role;
+        (
+            k.access_key_id.clone(),
+            k.secret_access_key.clone(),
+            k.session_token.clone().unwrap_or_default(),
+        )
+    }
+
+    /// Makes the AWS instance metadata service answer `GET`s only with an
+    /// IMDSv2 session token (`HttpTokens=required`), or (`false`) with or
+    /// without one, the default.
+    pub fn require_imdsv2(&self, required: bool) {
+        self.app
+            .aws
+            .imdsv2_required
+            .store(required, Ordering::Release);
+    }
+
     /// Writes every credential file into `dir` (mode 0600 on Unix).
     pub fn write_credentials(&self, dir: &Path) -> std::io::Result<CredentialFiles> {
         let write = |name: &str, body: String| {
@@ -475,6 +543,10 @@ printf '%s
             subject_token_executable: script,
             subject_token,
             github_actions_env: write("github_actions.env", self.github_actions_env())?,
+            external_account_aws: write(
+                "external_account_aws.json",
+                self.aws_external_account_json(true),
+            )?,
         })
     }
 }

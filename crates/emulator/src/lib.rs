@@ -49,6 +49,8 @@
 
 mod actions_oidc;
 mod app;
+mod aws_account;
+mod aws_imds;
 mod certs;
 mod control;
 mod emulator;
@@ -67,6 +69,7 @@ mod reply;
 mod router;
 mod state;
 mod sts;
+mod sts_aws;
 mod wire;
 mod workforce;
 

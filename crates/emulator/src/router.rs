@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
-use crate::{certs, control, github, iam, metadata, oauth2, sts, workforce};
+use crate::{aws_imds, certs, control, github, iam, metadata, oauth2, sts, workforce};
 
 /// Joins the endpoint families into one router.
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -20,6 +20,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(sts::routes())
         .merge(github::routes())
         .merge(workforce::routes())
+        .merge(aws_imds::routes())
         .merge(control::routes())
         .fallback(not_found)
         .with_state(app)

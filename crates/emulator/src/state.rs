@@ -46,11 +46,22 @@ pub enum Endpoint {
     IapPem,
     /// STS's OAuth refresh grant for workforce users, `POST /v1/oauthtoken`.
     StsOauthToken,
+    /// AWS instance metadata: IMDSv2 session token, `PUT /latest/api/token`.
+    AwsImdsToken,
+    /// AWS instance metadata: availability zone,
+    /// `GET /latest/meta-data/placement/availability-zone`.
+    AwsZone,
+    /// AWS instance metadata: the instance profile's role name,
+    /// `GET /latest/meta-data/iam/security-credentials`.
+    AwsRole,
+    /// AWS instance metadata: the role's temporary keys,
+    /// `GET /latest/meta-data/iam/security-credentials/{role}`.
+    AwsRoleCredentials,
 }
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 15] = [
+    pub const ALL: [Endpoint; 19] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -66,6 +77,10 @@ impl Endpoint {
         Endpoint::MetadataToken,
         Endpoint::IapPem,
         Endpoint::StsOauthToken,
+        Endpoint::AwsImdsToken,
+        Endpoint::AwsZone,
+        Endpoint::AwsRole,
+        Endpoint::AwsRoleCredentials,
     ];
 
     /// The endpoint named `name` ([`Endpoint::as_str`]).
@@ -91,6 +106,10 @@ impl Endpoint {
             Endpoint::MetadataToken => "metadata_token",
             Endpoint::IapPem => "iap_pem",
             Endpoint::StsOauthToken => "sts_oauthtoken",
+            Endpoint::AwsImdsToken => "aws_imds_token",
+            Endpoint::AwsZone => "aws_zone",
+            Endpoint::AwsRole => "aws_role",
+            Endpoint::AwsRoleCredentials => "aws_role_credentials",
         }
     }
 
@@ -111,6 +130,10 @@ impl Endpoint {
             Endpoint::MetadataToken => 12,
             Endpoint::IapPem => 13,
             Endpoint::StsOauthToken => 14,
+            Endpoint::AwsImdsToken => 15,
+            Endpoint::AwsZone => 16,
+            Endpoint::AwsRole => 17,
+            Endpoint::AwsRoleCredentials => 18,
         }
     }
 }

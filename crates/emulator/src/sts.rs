@@ -3,8 +3,9 @@
 //! access token (docs/PROTOCOL.md, "Workload identity federation"), and `GET /_emulator/subject-token`,
 //! a URL that hands out the subject token as a CI system's would.
 //!
-//! STS accepts one subject token, made at start, for one pool
-//! ([`Emulator::subject_token`](crate::Emulator::subject_token)). Errors
+//! STS accepts one subject token, made at start, for the pool's OIDC
+//! provider ([`Emulator::subject_token`](crate::Emulator::subject_token)),
+//! and signed AWS requests for its AWS provider (`sts_aws.rs`). Errors
 //! have STS's OAuth shape, `{"error","error_description"}`.
 
 use std::collections::HashMap;
@@ -19,9 +20,10 @@ use axum::routing::any;
 use serde_json::json;
 
 use crate::app::{App, Federation};
+use crate::aws_account::AwsAccount;
 use crate::reply::{invalid_request, json_answer, oauth_error, oauth_fault};
 use crate::state::Endpoint;
-use crate::{actions_oidc, endpoints, form};
+use crate::{actions_oidc, endpoints, form, sts_aws};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -123,6 +125,10 @@ fn check(app: &App, p: &HashMap<String, String>) -> Option<Response> {
     }
     if get("subject_token_type") == crate::mtls::SUBJECT_TOKEN_TYPE {
         return None;
+    }
+    // The pool's AWS provider takes signed AWS requests (sts_aws.rs).
+    if get("audience") == AwsAccount::AUDIENCE {
+        return sts_aws::check(app, get("subject_token_type"), get("subject_token"));
     }
     if get("audience") != Federation::AUDIENCE {
         return Some(oauth_error(

@@ -412,3 +412,85 @@ async fn node_pluggable_auth_client_runs_the_sample_executable_and_sts_accepts_t
     )
     .await;
 }
+
+/// Writes the emulator's credential files; returns the AWS-sourced one.
+fn aws_file(emu: &Emulator, dir: &std::path::Path) -> String {
+    let files = emu.write_credentials(dir).expect("write the files");
+    files
+        .external_account_aws
+        .to_str()
+        .expect("a UTF-8 temp path")
+        .to_owned()
+}
+
+/// The AWS instance metadata requests: session token, zone, role, keys.
+fn aws_metadata_requests(emu: &Emulator) -> [u64; 4] {
+    let n = emu.counters();
+    [
+        n.get(Endpoint::AwsImdsToken),
+        n.get(Endpoint::AwsZone),
+        n.get(Endpoint::AwsRole),
+        n.get(Endpoint::AwsRoleCredentials),
+    ]
+}
+
+#[tokio::test]
+#[ignore = "needs the Python/Node clients: run scripts/test"]
+async fn python_aws_credentials_sign_get_caller_identity_that_sts_accepts() {
+    let emu = start().await;
+    emu.require_imdsv2(true);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = aws_file(&emu, dir.path());
+    let answer = harness::run(
+        harness::python("aws_credentials.py", &["access", &file]),
+        &[],
+    )
+    .await;
+
+    assert!(field(&answer, "token").starts_with("ya29."), "{answer}");
+    let n = emu.counters();
+    assert_eq!(n.get(Endpoint::Sts), 1, "{n:?}");
+    assert_eq!(n.get(Endpoint::IamGenerateAccessToken), 1, "{n:?}");
+    // Python asks for an IMDSv2 session token for the region and again for
+    // the keys.
+    assert_eq!(aws_metadata_requests(&emu), [2, 1, 1, 1]);
+}
+
+#[tokio::test]
+#[ignore = "needs the Python/Node clients: run scripts/test"]
+async fn python_aws_credentials_from_environment_variables_need_no_metadata_service() {
+    let emu = start().await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = aws_file(&emu, dir.path());
+    let (key_id, secret) = emu.aws_access_key();
+    let answer = harness::run(
+        harness::python("aws_credentials.py", &["access", &file]),
+        &[
+            ("AWS_REGION", emu.aws_region()),
+            ("AWS_ACCESS_KEY_ID", &key_id),
+            ("AWS_SECRET_ACCESS_KEY", &secret),
+        ],
+    )
+    .await;
+
+    assert!(field(&answer, "token").starts_with("ya29."), "{answer}");
+    assert_eq!(emu.counters().get(Endpoint::Sts), 1);
+    assert_eq!(aws_metadata_requests(&emu), [0, 0, 0, 0]);
+}
+
+#[tokio::test]
+#[ignore = "needs the Python/Node clients: run scripts/test"]
+async fn node_aws_client_signs_get_caller_identity_that_sts_accepts() {
+    let emu = start().await;
+    emu.require_imdsv2(true);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = aws_file(&emu, dir.path());
+    let answer = harness::run(harness::node("aws_credentials.mjs", &[&file]), &[]).await;
+
+    assert!(field(&answer, "token").starts_with("ya29."), "{answer}");
+    let n = emu.counters();
+    assert_eq!(n.get(Endpoint::Sts), 1, "{n:?}");
+    assert_eq!(n.get(Endpoint::IamGenerateAccessToken), 1, "{n:?}");
+    // Node, like Python, asks for a session token per metadata lookup.
+    assert_eq!(aws_metadata_requests(&emu), [2, 1, 1, 1]);
+}

@@ -123,9 +123,6 @@ pub enum CredentialsProblem {
     UnknownType(String),
     /// The `type` is known but not supported yet.
     UnsupportedType(String),
-    /// An `external_account` whose `credential_source` kind
-    /// (`aws`) is not supported.
-    UnsupportedSource(&'static str),
     /// An external account's subject token could not be had.
     SubjectToken(String),
     /// The program's [`SubjectTokenSupplier`](crate::external_account::SubjectTokenSupplier)
@@ -177,11 +174,6 @@ impl fmt::Display for CredentialsProblem {
             Self::UnsupportedType(ty) => write!(
                 f,
                 "credential type {ty:?} is not supported yet by this version of idtoken; use a service account key file, gcloud credentials or the metadata server"
-            ),
-            Self::UnsupportedSource(src) => write!(
-                f,
-                "{src}-sourced external accounts (credential_source.{}) are not supported by idtoken; use a file- or URL-sourced configuration (`gcloud iam workload-identity-pools create-cred-config ... --credential-source-file` or `--credential-source-url`)",
-                if *src == "aws" { "environment_id" } else { src }
             ),
             Self::SubjectToken(why) => write!(
                 f,

@@ -54,10 +54,12 @@
 //! client id as `aud` and say so, [`IdToken::audience_is_client_id`]),
 //! impersonation files (`impersonated_service_account`), workload identity
 //! federation (`external_account` with a file, URL or executable subject
-//! token, an X.509 certificate with `x509`, or built in code with a subject
-//! token supplier: [`external_account`]), workforce identity federation
-//! users (`external_account_authorized_user`, through impersonation), and
-//! impersonation on request from any of them ([`Credentials::impersonate`]).
+//! token, an X.509 certificate with `x509`, from AWS (`AWS_*` variables or
+//! the EC2 instance metadata service), or built in code with a subject
+//! token or AWS keys supplier: [`external_account`]), workforce identity
+//! federation users (`external_account_authorized_user`, through
+//! impersonation), and impersonation on request from any of them
+//! ([`Credentials::impersonate`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -80,8 +82,12 @@ pub mod external_account {
     //! fields of an `external_account` file and a [`SubjectTokenSupplier`],
     //! so a program can federate from anything (a secret manager, a
     //! sidecar) without a file, as Google's Go, Python and Node libraries
-    //! allow. The credentials it builds behave as a file's do: the same STS
+    //! allow; or an [`AwsSecurityCredentialsSupplier`] to federate from AWS
+    //! with keys the program has, without the instance metadata service. The credentials it builds behave as a file's do: the same STS
     //! exchange, impersonation and caches.
+    pub use crate::credentials::external_account::aws::supplier::{
+        AwsCredentialsFuture, AwsSecurityCredentials, AwsSecurityCredentialsSupplier,
+    };
     pub use crate::credentials::external_account::supplier::{
         Builder, SubjectTokenContext, SubjectTokenSupplier, SupplierError, SupplierFuture,
     };

@@ -116,6 +116,10 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         files.subject_token_executable.display(),
     );
     eprintln!(
+        "# AWS-sourced (its instance metadata service is here too; unset AWS_* variables): {}",
+        files.external_account_aws.display(),
+    );
+    eprintln!(
         "# a GitHub Actions job's OIDC variables (for an external_account file as google-github-actions/auth writes it): {}",
         files.github_actions_env.display(),
     );

@@ -21,6 +21,7 @@ use serde_json::json;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod aws;
 mod curl;
 mod curl_redirects;
 mod decode;

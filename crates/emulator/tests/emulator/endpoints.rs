@@ -14,7 +14,8 @@ async fn every_listed_endpoint_is_routed_and_counted_on_its_counter() -> TestRes
         for path in std::iter::once(info.path).chain(info.aliases.iter().copied()) {
             let path = path
                 .replace("{account}", "default")
-                .replace("{email}", &target);
+                .replace("{email}", &target)
+                .replace("{role}", "idtoken-emulator-role");
             let before = emu.counters();
             let resp = client
                 .request(info.method.parse()?, format!("{}{path}", emu.url()))

@@ -1,5 +1,6 @@
 //! The emulator over real HTTP on loopback, one module per endpoint family.
 
+mod aws_imds;
 mod common;
 mod control;
 mod endpoints;

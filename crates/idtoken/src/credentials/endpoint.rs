@@ -12,7 +12,8 @@
 //!   prints that line when it listens beyond loopback.
 //!
 //! The metadata server is not named here: it is plain HTTP on Google's
-//! side too, and link-local.
+//! side too, and link-local. AWS's instance metadata service has its own
+//! rule ([`check_aws_metadata`]).
 //!
 //! Google's libraries dropped their endpoint allow-lists in 2023 (a file
 //! may name any https endpoint); `idtoken doctor` warns about endpoints
@@ -39,6 +40,25 @@ pub(crate) fn check(field: &'static str, url: &str) -> Result<(), CredentialsPro
         ))),
         other => Err(invalid(format!("not an http(s) URL (scheme {other:?})"))),
     }
+}
+
+/// Checks an AWS instance metadata URL (`region_url`, `url`,
+/// `imdsv2_session_token_url` of an AWS-sourced external account), named
+/// by `field`: the rule above, or plain `http://` to the metadata
+/// service's own link-local addresses, `169.254.169.254` and
+/// `[fd00:ec2::254]`, as AWS serves it.
+///
+/// These URLs hand out AWS credentials and receive at most an IMDSv2
+/// session token, which works only from the instance; no Google secret
+/// goes there. Google's clients accept any URL here (they checked for
+/// those two addresses once, and dropped it): plain `http://` to any
+/// other host stays refused, as a man in the middle could hand out
+/// credentials of its choosing.
+pub(crate) fn check_aws_metadata(field: &'static str, url: &str) -> Result<(), CredentialsProblem> {
+    let imds = Url::parse(url).is_ok_and(|u| {
+        u.scheme() == "http" && matches!(u.host_str(), Some("169.254.169.254" | "[fd00:ec2::254]"))
+    });
+    if imds { Ok(()) } else { check(field, url) }
 }
 
 /// Whether `url` names this machine: `localhost` or a loopback address.
@@ -105,6 +125,32 @@ mod tests {
         }
         for bad in ["ftp://x/token", "oauth2.googleapis.com/token", ""] {
             assert!(check("token_uri", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn aws_metadata_urls_are_the_link_local_service_or_what_check_allows() {
+        for ok in [
+            "http://169.254.169.254/latest/meta-data/iam/security-credentials",
+            "http://[fd00:ec2::254]/latest/api/token",
+            "http://127.0.0.1:8080/latest/meta-data/placement/availability-zone",
+            "https://imds.example/latest",
+        ] {
+            assert!(
+                check_aws_metadata("credential_source.url", ok).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://169.254.169.253/latest",
+            "http://imds.example/latest",
+            "http://169.254.169.254.evil.example/latest",
+            "file:///etc/passwd",
+        ] {
+            let e = check_aws_metadata("credential_source.url", bad)
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains("credential_source.url"), "{e}");
         }
     }
 

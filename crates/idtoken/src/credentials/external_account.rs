@@ -4,13 +4,14 @@
 //! file's `service_account_impersonation_url` (or an impersonation asked
 //! for) turns it into one through IAM `generateIdToken`.
 //!
-//! Executable-sourced files run the program they name
-//! (`external_account/executable.rs`); code can supply subject tokens
-//! itself (`external_account/supplier.rs`). An X.509 certificate source
+//! AWS-sourced files sign an STS `GetCallerIdentity` request instead
+//! (`external_account/aws.rs`); executable-sourced files run the program
+//! they name (`external_account/executable.rs`); code can supply subject
+//! tokens itself (`external_account/supplier.rs`), or AWS keys
+//! (`aws/supplier.rs`). An X.509 certificate source
 //! (`credential_source.certificate`, feature `x509`) lives in
 //! `external_account/certificate.rs`: its subject token is the certificate
-//! chain, and STS is called over mutual TLS with it. AWS-sourced files are
-//! refused as not supported, naming the source.
+//! chain, and STS is called over mutual TLS with it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use crate::http::Http;
 use super::Impersonate;
 use super::access::{AccessToken, CLOUD_PLATFORM};
 
+pub(crate) mod aws;
 #[cfg(feature = "x509")]
 mod certificate;
 mod executable;
@@ -64,6 +66,8 @@ enum Source {
         headers: BTreeMap<String, String>,
         json_field: Option<String>,
     },
+    /// `environment_id` `aws1`: a signed AWS request.
+    Aws(aws::Aws),
     /// `credential_source.executable`: a program's answer.
     Executable(executable::Executable),
     /// A [`supplier::SubjectTokenSupplier`] given to [`supplier::Builder`].
@@ -91,6 +95,9 @@ struct CredentialSource {
     format: Option<SourceFormat>,
     executable: Option<Value>,
     environment_id: Option<String>,
+    region_url: Option<String>,
+    regional_cred_verification_url: Option<String>,
+    imdsv2_session_token_url: Option<String>,
     certificate: Option<Value>,
 }
 
@@ -107,16 +114,18 @@ impl ExternalAccount {
         let mut cs = f
             .credential_source
             .ok_or(CredentialsProblem::MissingField("credential_source"))?;
-        if cs
+        // As Google's clients decide: an `environment_id` starting with
+        // `aws`, then `executable`, then `certificate`, then a file or URL
+        // (another `environment_id` is ignored).
+        let aws = cs
             .environment_id
             .as_deref()
-            .is_some_and(|e| e.starts_with("aws"))
-        {
-            return Err(CredentialsProblem::UnsupportedSource("aws"));
-        }
-        let source = match (&cs.executable, cs.certificate.take()) {
-            (Some(exe), None) => Source::Executable(executable::Executable::from_json(exe)?),
-            (None, Some(cert)) => {
+            .filter(|e| e.starts_with("aws"))
+            .map(str::to_owned);
+        let source = match (aws, &cs.executable, cs.certificate.take()) {
+            (Some(id), _, _) => Source::Aws(aws::Aws::from_source(&id, &cs)?),
+            (None, Some(exe), None) => Source::Executable(executable::Executable::from_json(exe)?),
+            (None, None, Some(cert)) => {
                 if cs.file.is_some() || cs.url.is_some() {
                     return Err(CredentialsProblem::InvalidField {
                         field: "credential_source",
@@ -125,13 +134,13 @@ impl ExternalAccount {
                 }
                 certificate_source(cert)?
             }
-            (Some(_), Some(_)) => {
+            (None, Some(_), Some(_)) => {
                 return Err(CredentialsProblem::InvalidField {
                     field: "credential_source",
                     reason: "has both `executable` and `certificate`; keep one".into(),
                 });
             }
-            (None, None) => Self::file_or_url(cs)?,
+            (None, None, None) => Self::file_or_url(cs)?,
         };
         let token_url = f
             .token_url
@@ -217,6 +226,7 @@ impl ExternalAccount {
         match &self.source {
             Source::File { path, .. } => format!("subject token file {}", path.display()),
             Source::Url { url, .. } => format!("subject token URL {url}"),
+            Source::Aws(aws) => aws.describe(),
             Source::Executable(exe) => exe.describe(),
             Source::Supplier(_) => "subject token supplier in code".to_owned(),
             #[cfg(feature = "x509")]
@@ -251,7 +261,15 @@ impl ExternalAccount {
         }
         let subject = self.subject_token(now).await?;
         let answer = Http::PUBLIC
-            .send(step, url, |c| self.exchange(c, &subject), sts_hint)
+            .send(
+                step,
+                url,
+                |c| self.exchange(c, &subject),
+                match self.source {
+                    Source::Aws(_) => aws::sts_hint,
+                    _ => sts_hint,
+                },
+            )
             .await?;
         AccessToken::from_answer(&answer, step, url, now)
     }
@@ -318,6 +336,7 @@ impl ExternalAccount {
                     )
                 })
             }
+            Source::Aws(aws) => aws.subject_token(&self.audience, now).await,
             Source::Executable(exe) => {
                 let email = self
                     .impersonation_url

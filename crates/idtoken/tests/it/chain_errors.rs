@@ -234,17 +234,6 @@ async fn external_account_without_impersonation_explains_federated_principals_ca
         .expect("token via explicit impersonation");
 }
 
-#[test]
-fn aws_sources_are_refused_naming_the_source() {
-    let doc = r#"{"type":"external_account","audience":"//iam.googleapis.com/x","subject_token_type":"urn:ietf:params:oauth:token-type:jwt","credential_source":{"environment_id":"aws1","region_url":"http://x"}}"#;
-    let err = Credentials::from_json(doc.as_bytes(), "wif").expect_err("unsupported");
-    assert_eq!(
-        credentials_problem(&err),
-        &CredentialsProblem::UnsupportedSource("aws")
-    );
-    assert!(err.to_string().contains("not supported"), "{err}");
-}
-
 #[tokio::test]
 async fn executable_source_without_permission_names_the_variable_and_runs_nothing() {
     assert!(

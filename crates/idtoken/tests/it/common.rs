@@ -162,3 +162,31 @@ impl Logs {
         .clone()
     }
 }
+
+/// An STS stand-in that keeps the form of each exchange it gets and
+/// refuses it: how a test sees the subject token idtoken sends.
+pub async fn capturing_sts() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    let app = axum::Router::new().route(
+        "/v1/token",
+        post(
+            move |axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| async move {
+                keep.lock()
+                    .expect("lock")
+                    .push(form.get("subject_token").cloned().unwrap_or_default());
+                (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    r#"{"error":"invalid_request","error_description":"captured"}"#,
+                )
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1/token"), seen)
+}

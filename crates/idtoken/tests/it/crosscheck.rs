@@ -281,3 +281,142 @@ async fn expired_tokens_node_still_accepts_within_its_fixed_300_s_skew_we_refuse
     let mine = ours(&emu, aud).verify(&token).await;
     assert!(matches!(mine, Err(VerifyError::Expired { .. })), "{mine:?}");
 }
+
+/// A serialized AWS request with its time and signature masked: what two
+/// signers of the same request at different seconds must agree on.
+fn masked(subject_token: &str) -> String {
+    let json = percent_decode(subject_token);
+    let doc: Value = serde_json::from_str(&json).expect("the subject token is JSON");
+    let header = |name: &str| {
+        doc["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .find(|h| {
+                h["key"]
+                    .as_str()
+                    .is_some_and(|k| k.eq_ignore_ascii_case(name))
+            })
+            .and_then(|h| h["value"].as_str())
+            .unwrap_or_else(|| panic!("no {name} header in {json}"))
+            .to_owned()
+    };
+    let date = header("x-amz-date");
+    let auth = header("authorization");
+    let signature = auth
+        .rsplit_once("Signature=")
+        .map(|(_, s)| s.to_owned())
+        .expect("a signature");
+    subject_token
+        .replace(&signature, "SIGNATURE")
+        .replace(&date, "AMZDATE")
+        .replace(date.get(..8).expect("a date"), "DATE")
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// Posts `subject_token` for the AWS provider to the emulator's STS.
+async fn emulator_sts_accepts(
+    emu: &Emulator,
+    audience: &str,
+    subject_token: &str,
+) -> Result<(), String> {
+    let resp = reqwest::Client::new()
+        .post(emu.sts_url())
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("audience", audience),
+            ("scope", "https://www.googleapis.com/auth/cloud-platform"),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("subject_token", subject_token),
+            (
+                "subject_token_type",
+                "urn:ietf:params:aws:token-type:aws4_request",
+            ),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| e.to_string())?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{status}: {body}"))
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Python google-auth: run scripts/test"]
+async fn idtoken_and_python_sign_the_same_aws_request_and_both_verify_at_sts() {
+    let emu = emulator().await;
+    let (capture_url, seen) = capturing_sts().await;
+    let mut doc: Value = serde_json::from_str(&emu.aws_external_account_json(true)).expect("JSON");
+    let audience = doc["audience"].as_str().expect("audience").to_owned();
+    doc["token_url"] = Value::from(capture_url);
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("aws.json");
+    std::fs::write(&path, doc.to_string()).expect("write");
+
+    let creds = Credentials::from_file(&path).expect("loads");
+    creds
+        .token_source("https://aws-crosscheck.example")
+        .token()
+        .await
+        .expect_err("the stand-in STS refuses");
+    let ours = seen
+        .lock()
+        .expect("lock")
+        .first()
+        .cloned()
+        .expect("a subject token");
+    let answer = harness::run(
+        harness::python(
+            "aws_credentials.py",
+            &["subject", path.to_str().expect("UTF-8")],
+        ),
+        &[],
+    )
+    .await;
+    let python = answer["subject_token"]
+        .as_str()
+        .expect("subject_token")
+        .to_owned();
+
+    emulator_sts_accepts(&emu, &audience, &ours)
+        .await
+        .expect("ours verifies");
+    emulator_sts_accepts(&emu, &audience, &python)
+        .await
+        .expect("Python's verifies");
+    // The same bytes but for the time and the signature: same URL, headers
+    // in the same order, same JSON and URL encoding.
+    assert_eq!(masked(&ours), masked(&python));
+}

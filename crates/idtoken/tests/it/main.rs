@@ -2,6 +2,7 @@
 //! against the emulator. One binary, a module per area, to keep link time down.
 
 mod attacks;
+mod aws;
 mod cache;
 mod chain_errors;
 #[cfg(feature = "reqwest-middleware")]

@@ -53,6 +53,11 @@ async fn each_flow_makes_requests_for_its_first_token_only() {
             3,
         ),
         (
+            "external_account (AWS, IMDSv2)",
+            load(&files.external_account_aws),
+            6,
+        ),
+        (
             "external_account (subject token supplier, reading the URL)",
             crate::supplier::supplier_credentials(&emu),
             3,

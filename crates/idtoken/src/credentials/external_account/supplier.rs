@@ -17,7 +17,7 @@ use crate::error::{CredentialsProblem, Error, Result};
 
 /// How long a supplier may take before the fetch gives up: every step of a
 /// token fetch is bounded, the caller's code too.
-const SUPPLIER_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const SUPPLIER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where these credentials come from, in errors and `Credentials::origin`.
 const ORIGIN: &str = "external account built in code (subject_token_supplier)";
@@ -34,8 +34,8 @@ pub type SupplierFuture<'a> =
 /// that will receive it, and the token type it takes.
 #[derive(Debug, Clone)]
 pub struct SubjectTokenContext {
-    audience: String,
-    subject_token_type: String,
+    pub(super) audience: String,
+    pub(super) subject_token_type: String,
 }
 
 impl SubjectTokenContext {
@@ -107,7 +107,7 @@ pub struct Builder {
     subject_token_type: String,
     token_url: Option<String>,
     impersonation_url: Option<String>,
-    source: Option<Source>,
+    pub(super) source: Option<Source>,
 }
 
 impl Builder {
@@ -157,7 +157,7 @@ impl Builder {
         let subject_token_type = nonempty(self.subject_token_type, "subject_token_type")?;
         let source = self.source.ok_or_else(|| {
             Error::InvalidArgument(
-                "external_account::Builder has no subject token source; call subject_token_supplier(...)"
+                "external_account::Builder has no subject token source; call subject_token_supplier(...) or aws_security_credentials_supplier(...)"
                     .into(),
             )
         })?;
@@ -179,11 +179,15 @@ impl Builder {
             source,
             impersonation_url,
         };
+        let origin = match &account.source {
+            Source::Aws(_) => super::aws::supplier::ORIGIN,
+            _ => ORIGIN,
+        };
         Ok(Credentials::assemble(
             Flow::ExternalAccount(account),
             CredentialsKind::ExternalAccount,
             how,
-            ORIGIN.to_owned(),
+            origin.to_owned(),
             None,
         ))
     }
@@ -246,7 +250,7 @@ fn bad(problem: CredentialsProblem) -> Error {
 }
 
 /// An error and its causes, `outer: inner: ...`.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
     while let Some(cause) = next {
