@@ -328,14 +328,22 @@ impl<F: Fetcher> Shared<F> {
                 }
                 Err(err) => {
                     this.fetch_failures.fetch_add(1, Ordering::Relaxed);
-                    this.back_off(now, Some(&err));
+                    // A warning only while a usable token is kept: without
+                    // one the error goes to the caller, who reports it.
+                    let kept = this
+                        .current
+                        .load()
+                        .as_ref()
+                        .is_some_and(|c| c.phase(now) != Phase::Expired);
+                    this.back_off(now, Some((&err, kept)));
                     Err(err)
                 }
             }
         }
     }
 
-    fn back_off(&self, now: SystemTime, err: Option<&Error>) {
+    /// `err`: the failure, and whether a usable token is kept meanwhile.
+    fn back_off(&self, now: SystemTime, err: Option<(&Error, bool)>) {
         let failures = self
             .failures
             .fetch_add(1, Ordering::AcqRel)
@@ -346,9 +354,11 @@ impl<F: Fetcher> Shared<F> {
         let wait = base + base.mul_f64(fastrand::f64() / 2.0);
         self.retry_after_ms
             .store(unix_millis(later(now, wait)), Ordering::Release);
-        if let Some(err) = err {
-            if failures == 1 {
-                tracing::warn!(token_for = %self.fetcher.label(), error = %err, "ID token fetch failed; keeping any valid token, retrying in the background after {wait:?}");
+        if let Some((err, kept)) = err {
+            if failures == 1 && kept {
+                tracing::warn!(token_for = %self.fetcher.label(), error = %err, "ID token fetch failed; keeping the valid token, retrying in the background after {wait:?}");
+            } else if failures == 1 {
+                tracing::debug!(token_for = %self.fetcher.label(), error = %err, "ID token fetch failed; no token held, the caller gets the error");
             } else {
                 tracing::debug!(token_for = %self.fetcher.label(), failures, error = %err, "ID token fetch failed again");
             }

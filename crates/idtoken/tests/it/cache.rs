@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use idtoken::{Clock, Credentials};
-use idtoken_emulator::{Endpoint, Fault};
+use idtoken_emulator::{Emulator, Endpoint, Fault};
 
 use crate::common::*;
 
@@ -126,6 +126,26 @@ async fn crossing_many_expiries_never_hands_out_an_expired_token() {
         emu.counters().get(Endpoint::Token),
         50,
         "one fetch per lifetime crossed"
+    );
+}
+
+/// With no token held, a failed fetch is the caller's error and nothing
+/// else: a warning that a valid token is kept would be false, and a CLI
+/// would show the same failure twice.
+#[tokio::test]
+async fn a_cold_fetch_failure_is_returned_not_also_logged_as_a_warning() {
+    let logs = Logs::global();
+    let emu = Emulator::start().await.expect("emulator");
+    let creds = Credentials::metadata_server(&emu.metadata_host());
+    let audience = "https://cold-failure.svc.example";
+    let source = creds.token_source(audience);
+    emu.inject_fault(Endpoint::MetadataIdentity, Fault::Status(503), 3);
+    let err = source.token().await.expect_err("every attempt fails");
+    assert!(err.to_string().contains("503"), "{err}");
+    assert_eq!(
+        logs.count("WARN", audience),
+        0,
+        "no warning besides the error"
     );
 }
 
