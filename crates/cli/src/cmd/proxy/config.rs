@@ -372,6 +372,22 @@ fn may_listen(
 
 /// `url`, the value of the setting `named`, in the parts the proxy uses.
 fn target(url: &str, named: &str) -> Result<Target, Failure> {
+    // Credentials in the authority would be shown wherever the target is
+    // (the start-up line, 502/504 texts, metrics labels), and the proxy
+    // never sends them upstream: refuse them, without echoing the URL.
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if rest
+        .split(['/', '?', '#'])
+        .next()
+        .is_some_and(|a| a.contains('@'))
+    {
+        return Err(Failure::new(
+            crate::exit::USAGE,
+            format!(
+                "{named} with credentials (user:password@host) is refused: the proxy does not send them, and they would show in its messages; give the target without them"
+            ),
+        ));
+    }
     let uri: Uri = url
         .parse()
         .map_err(|e| Failure::new(crate::exit::USAGE, format!("{named} {url:?}: {e}")))?;
@@ -584,6 +600,21 @@ mod tests {
             let f = refused(&["--target", bad]);
             assert_eq!(f.code, crate::exit::USAGE, "{bad}: {}", f.message);
             assert!(f.message.starts_with("--target "), "{}", f.message);
+        }
+    }
+
+    #[test]
+    fn a_target_with_credentials_is_refused_without_showing_them() {
+        // They would go into the start-up line, every 502/504 text, the
+        // metrics' `target` label and /readyz, and never upstream.
+        for bad in [
+            "https://user:s3cret@svc.example",
+            "http://s3cret@127.0.0.1:9/x",
+        ] {
+            let f = refused(&["--target", bad]);
+            assert_eq!(f.code, crate::exit::USAGE, "{bad}: {}", f.message);
+            assert!(f.message.starts_with("--target "), "{}", f.message);
+            assert!(!f.message.contains("s3cret"), "{}", f.message);
         }
     }
 
