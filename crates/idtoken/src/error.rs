@@ -87,7 +87,7 @@ impl Error {
     pub(crate) fn endpoint(step: &'static str, url: &str, problem: EndpointProblem) -> Self {
         Error::Endpoint {
             step,
-            url: strip_query(url).to_owned(),
+            url: strip_query(url).into_owned(),
             problem,
         }
     }
@@ -270,10 +270,21 @@ fn format_tried(tried: &[String]) -> String {
         .join("\n")
 }
 
-pub(crate) fn strip_query(url: &str) -> &str {
+pub(crate) fn strip_query(url: &str) -> std::borrow::Cow<'_, str> {
     // Audiences are not secret, but keep URLs in messages and logs short
-    // and stable, and a query never carries anything into a log.
-    url.split_once('?').map_or(url, |(base, _)| base)
+    // and stable: a query (where some identity providers take a token)
+    // and a `user:password@` never reach a message or a log.
+    let base = url.split_once('?').map_or(url, |(base, _)| base);
+    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest.get(..authority_end).and_then(|a| a.rfind('@')) {
+        Some(at) => format!(
+            "{scheme}://{}",
+            rest.get(at.saturating_add(1)..).unwrap_or_default()
+        )
+        .into(),
+        None => base.into(),
+    }
 }
 
 /// Shorthand for results in this crate.
@@ -292,4 +303,25 @@ pub(crate) fn file_error(path: PathBuf, via: &str, err: &std::io::Error) -> Erro
         CredentialsProblem::Unreadable(err.to_string())
     };
     Error::credentials(file_origin(&path, via), problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_error_shows_neither_the_urls_credentials_nor_its_query() {
+        let e = Error::endpoint(
+            "subject token URL",
+            "https://user:pa55word@idp.example/token?access_token=s3cret",
+            EndpointProblem::Connect("refused".into()),
+        );
+        let shown = e.to_string();
+        assert!(shown.contains("https://idp.example/token"), "{shown}");
+        assert!(
+            !shown.contains("pa55word") && !shown.contains("user"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
 }

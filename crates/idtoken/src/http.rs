@@ -167,7 +167,8 @@ impl Http {
             let result = self
                 .send_once(client, step, url, &make, hint, self.timeout.min(left))
                 .await;
-            let logged_url = crate::error::strip_query(url);
+            let shown_url = crate::error::strip_query(url);
+            let logged_url: &str = &shown_url;
             if result.is_ok() {
                 let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 tracing::debug!(step, url = logged_url, attempt, elapsed_ms, "answered");

@@ -225,7 +225,9 @@ impl ExternalAccount {
     pub(crate) fn source_description(&self) -> String {
         match &self.source {
             Source::File { path, .. } => format!("subject token file {}", path.display()),
-            Source::Url { url, .. } => format!("subject token URL {url}"),
+            Source::Url { url, .. } => {
+                format!("subject token URL {}", crate::error::strip_query(url))
+            }
             Source::Aws(aws) => aws.describe(),
             Source::Executable(exe) => exe.describe(),
             Source::Supplier(_) => "subject token supplier in code".to_owned(),
@@ -331,7 +333,10 @@ impl ExternalAccount {
                     .await?;
                 extract(&answer.body, json_field.as_deref()).map_err(|why| {
                     Error::credentials(
-                        format!("subject token from {url} (credential_source.url)"),
+                        format!(
+                            "subject token from {} (credential_source.url)",
+                            crate::error::strip_query(url)
+                        ),
                         CredentialsProblem::SubjectToken(why),
                     )
                 })
