@@ -13,7 +13,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use base64::Engine;
 use serde::Deserialize;
 
 use super::file::required;
@@ -77,18 +76,14 @@ impl ExternalAuthorizedUser {
         let step = "workforce user: STS refresh grant";
         let url = self.token_url.as_str();
         let refresh = self.current_refresh_token();
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            self.client_id,
-            self.client_secret.expose()
-        ));
         let answer = Http::PUBLIC
             .send(
                 step,
                 url,
                 |c| {
                     c.post(url)
-                        .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
+                        // reqwest marks the header sensitive (kept out of Debug).
+                        .basic_auth(&self.client_id, Some(self.client_secret.expose()))
                         .form(&[
                             ("grant_type", "refresh_token"),
                             ("refresh_token", refresh.expose()),
