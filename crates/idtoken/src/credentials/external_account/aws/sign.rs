@@ -116,7 +116,7 @@ fn amz_date(now: SystemTime) -> Result<(String, String), String> {
     // humantime panics on times before 1970 and cannot write years after 9999.
     let plausible = now
         .duration_since(SystemTime::UNIX_EPOCH)
-        .is_ok_and(|d| d.as_secs() < 253_402_300_800);
+        .is_ok_and(|d| crate::clock::unix_time_checked(d.as_secs()).is_some());
     if !plausible {
         return Err("this machine's clock is not a plausible date; check the system clock".into());
     }
