@@ -300,12 +300,11 @@ impl ExternalAccount {
                 let bad = |why: String| {
                     Error::credentials(&origin, CredentialsProblem::SubjectToken(why))
                 };
-                // A small local file, as credentials files are read.
-                let bytes = std::fs::read(path).map_err(|e| {
-                    bad(if e.kind() == std::io::ErrorKind::NotFound {
-                        "the file does not exist".into()
-                    } else {
-                        format!("cannot read it: {e}")
+                let bytes = super::file::read_small(path).map_err(|e| {
+                    bad(match e.kind() {
+                        std::io::ErrorKind::NotFound => "the file does not exist".into(),
+                        std::io::ErrorKind::InvalidData => e.to_string(),
+                        _ => format!("cannot read it: {e}"),
                     })
                 })?;
                 extract(&bytes, json_field.as_deref()).map_err(bad)

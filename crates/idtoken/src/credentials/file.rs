@@ -13,6 +13,28 @@ use super::external_authorized_user::ExternalAuthorizedUser;
 use super::service_account::ServiceAccount;
 use super::{Flow, Impersonate};
 
+/// The most a small local file (a credentials file, a subject token, a
+/// certificate or key) may hold: far more than any real one, and a bound
+/// on what a path to a log or a device can make us read.
+pub(crate) const MAX_SMALL_FILE: u64 = 1024 * 1024;
+
+/// Reads a small local file whole, refusing one over [`MAX_SMALL_FILE`]
+/// (an `InvalidData` error saying so) after reading at most one byte more.
+pub(crate) fn read_small(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SMALL_FILE.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_SMALL_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {MAX_SMALL_FILE} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Google's OAuth2 token endpoint, when a file names none.
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 

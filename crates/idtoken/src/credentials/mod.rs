@@ -145,7 +145,7 @@ impl Credentials {
     }
 
     pub(crate) fn from_file_via(path: &Path, via: &str) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| file_error(path.to_owned(), via, &e))?;
+        let bytes = file::read_small(path).map_err(|e| file_error(path.to_owned(), via, &e))?;
         Self::from_json(&bytes, &file_origin(path, via))
     }
 

@@ -154,6 +154,23 @@ async fn missing_or_empty_subject_token_file_names_the_file_and_credential_sourc
     assert_eq!(emu.counters().get(Endpoint::Sts), 0);
 }
 
+/// A subject-token file path pointing at something huge (a log, a
+/// device) is refused after a bounded read, not read whole into memory.
+#[tokio::test]
+async fn an_oversized_subject_token_file_is_refused_naming_the_limit() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, vec![b'a'; 2 * 1024 * 1024]).expect("write");
+    let creds = Credentials::from_json(emu.external_account_json(Some(&big)).as_bytes(), "wif")
+        .expect("loads");
+    let err = fail(&creds).await;
+    let msg = err.to_string();
+    assert!(msg.contains(&big.display().to_string()), "{msg}");
+    assert!(msg.contains("larger than"), "{msg}");
+    assert_eq!(emu.counters().get(Endpoint::Sts), 0);
+}
+
 #[tokio::test]
 async fn subject_token_url_down_names_the_url_step_and_is_transient() {
     let emu = emulator().await;

@@ -31,7 +31,7 @@ pub(crate) const CONFIG_ENV: &str = "GOOGLE_API_CERTIFICATE_CONFIG";
 /// Where gcloud writes it otherwise, under the home directory.
 const DEFAULT_CONFIG: &str = ".config/gcloud/certificate_config.json";
 /// Largest certificate, key or configuration file read.
-const MAX_FILE: u64 = 1024 * 1024;
+use crate::credentials::file::MAX_SMALL_FILE;
 
 /// `credential_source.certificate` as the file gives it.
 #[derive(Deserialize)]
@@ -356,19 +356,13 @@ fn read_chain(path: &Path) -> std::result::Result<Vec<CertificateDer<'static>>, 
 /// A small local file; the error says what is wrong with it (to follow
 /// "the FILE (field) ...").
 fn read_small(path: &Path) -> std::result::Result<Vec<u8>, String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+    crate::credentials::file::read_small(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "does not exist".to_owned(),
+        std::io::ErrorKind::InvalidData => {
+            format!("is larger than {MAX_SMALL_FILE} bytes")
+        }
         _ => format!("cannot be read: {e}"),
-    })?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_FILE {
-        return Err(format!("is larger than {MAX_FILE} bytes"));
-    }
-    Ok(bytes)
+    })
 }
 
 fn to_pem(label: &str, der: &[u8]) -> String {
