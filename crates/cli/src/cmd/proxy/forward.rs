@@ -49,7 +49,7 @@ impl Proxy {
     pub(super) async fn handle(
         &self,
         req: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &HeaderValue,
     ) -> Response<Logged> {
         let started = Instant::now();
         let method = req.method().clone();
@@ -82,7 +82,7 @@ impl Proxy {
     async fn forward(
         &self,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &HeaderValue,
     ) -> Result<Response<ProxyBody>, (StatusCode, String)> {
         // CONNECT asks for a tunnel to a host of the client's choosing (or,
         // over HTTP/2, a WebSocket by RFC 8441); neither is forwarded, and

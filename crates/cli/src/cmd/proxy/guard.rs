@@ -25,7 +25,14 @@
 use std::net::IpAddr;
 
 use http::Method;
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderName};
+
+// Names made once: a lookup by `&str` parses the name on every request.
+const SEC_PURPOSE: HeaderName = HeaderName::from_static("sec-purpose");
+const PURPOSE: HeaderName = HeaderName::from_static("purpose");
+const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// The host names, besides loopback addresses and `localhost`, that
 /// requests may name in `Host`.
@@ -79,13 +86,13 @@ impl Guard {
         // A prefetch (speculation rules, <link rel=prefetch>) can come
         // from any site, arrives as a navigation the user never saw, and
         // is only ever an optimisation: refuse it.
-        let prefetch = |name: &str| {
+        let prefetch = |name: &HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("prefetch"))
         };
-        if prefetch("sec-purpose") || prefetch("purpose") {
+        if prefetch(&SEC_PURPOSE) || prefetch(&PURPOSE) {
             return Err(
                 "refused: a prefetch (Sec-Purpose) would act with your identity without you seeing it; only requests you make go through.".to_owned(),
             );
@@ -94,15 +101,15 @@ impl Guard {
         // Top-level only: frames, objects and embeds navigate too.
         let top_level_navigation = matches!(*method, Method::GET | Method::HEAD)
             && headers
-                .get("sec-fetch-mode")
+                .get(&SEC_FETCH_MODE)
                 .is_some_and(|v| v.as_bytes() == b"navigate")
             && headers
-                .get("sec-fetch-dest")
+                .get(&SEC_FETCH_DEST)
                 .is_some_and(|v| v.as_bytes() == b"document");
         if top_level_navigation {
             return Ok(());
         }
-        match headers.get("sec-fetch-site").map(|v| v.as_bytes()) {
+        match headers.get(&SEC_FETCH_SITE).map(|v| v.as_bytes()) {
             Some(b"cross-site") => Err(
                 "refused: a page on another site sent this request (Sec-Fetch-Site: cross-site) and it would act with your identity. Only top-level GET and HEAD navigations (Sec-Fetch-Dest: document) from other sites are let through; frames, objects and embeds are not.".to_owned(),
             ),

@@ -25,6 +25,18 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// Removes the headers that concern one connection only (RFC 9110 7.6.1):
 /// those that `Connection` names, then the fixed list.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names finds which are there: most messages carry
+    // none or only `Connection`, and a removal per fixed name costs a hash
+    // each, on every request and every response (docs/BENCHMARKS.md).
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
     // `TE: trailers` is end-to-end in practice: gRPC over HTTP/2 needs it.
     let trailers = headers
         .get_all(header::TE)
@@ -38,12 +50,15 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| !HOP_BY_HOP.contains(name))
         .collect();
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.into_iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
     if trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -72,14 +87,27 @@ pub(super) fn keep_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::UPGRADE, protocol);
 }
 
-/// `X-Forwarded-For` (appended to), `-Proto` and `-Host`.
-pub(super) fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, local_host: &HeaderValue) {
-    let ip = peer.ip().to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
+/// The client's address as `X-Forwarded-For` gives it, made once per
+/// connection rather than formatted for each of its requests.
+pub(super) fn forwarded_for(peer: SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.ip().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// `X-Forwarded-For` (appended to, `peer` from [`forwarded_for`]),
+/// `-Proto` and `-Host`.
+pub(super) fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, local_host: &HeaderValue) {
+    let xff = match headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+        Some(prev) => {
+            let mut both = Vec::with_capacity(prev.len() + 2 + peer.len());
+            both.extend_from_slice(prev);
+            both.extend_from_slice(b", ");
+            both.extend_from_slice(peer.as_bytes());
+            HeaderValue::from_bytes(&both).ok()
+        }
+        None => Some(peer.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -137,8 +165,8 @@ mod tests {
     fn forwarded_for_appends_the_peer() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
-        add_forwarded(&mut h, peer, &HeaderValue::from_static("localhost:8080"));
+        let peer = forwarded_for("127.0.0.1:5000".parse().expect("addr"));
+        add_forwarded(&mut h, &peer, &HeaderValue::from_static("localhost:8080"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-host"], "localhost:8080");
         assert_eq!(h["x-forwarded-proto"], "http");

@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use super::forward::Proxy;
+use super::headers::forwarded_for;
 use super::target::MAX_BUF;
 use crate::Failure;
 
@@ -72,9 +73,10 @@ pub(super) async fn serve(
                 let _ = stream.set_nodelay(true);
                 let open = proxy.metrics.connection();
                 let proxy = proxy.clone();
+                let peer = Arc::new(forwarded_for(peer));
                 let service = hyper::service::service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+                    let (proxy, peer) = (proxy.clone(), peer.clone());
+                    async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
                 });
                 let alive = alive.clone();
                 let stopping = stopping.clone();

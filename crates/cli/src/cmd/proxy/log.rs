@@ -139,7 +139,10 @@ impl LogLine {
     /// The line for a body of `bytes` that ended with `outcome`, newline
     /// included.
     fn render(&self, bytes: u64, outcome: Outcome) -> Vec<u8> {
-        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        // Milliseconds to one decimal from integers: float formatting
+        // was a fifth of the line's cost.
+        let tenths = (self.started.elapsed().as_micros() + 50) / 100;
+        let ms = Tenths(u64::try_from(tenths).unwrap_or(u64::MAX));
         let status = self.status.as_u16();
         match self.format {
             LogFormat::Text => {
@@ -148,11 +151,13 @@ impl LogLine {
                     Outcome::TargetBodyFailed => " (target body failed)",
                     Outcome::ClientWentAway => " (client went away)",
                 };
-                format!(
-                    "{} {} {status} {ms:.1}ms {bytes}B{note}\n",
+                let mut line = Vec::with_capacity(64 + self.path.as_str().len());
+                let _ = writeln!(
+                    line,
+                    "{} {} {status} {ms}ms {bytes}B{note}",
                     self.method, self.path
-                )
-                .into_bytes()
+                );
+                line
             }
             LogFormat::Json => {
                 // serde_json writes the two strings from the request
@@ -165,12 +170,21 @@ impl LogLine {
                 let _ = serde_json::to_writer(&mut line, self.path.as_str());
                 let _ = writeln!(
                     line,
-                    ",\"status\":{status},\"duration_ms\":{ms:.1},\"bytes\":{bytes},\"outcome\":\"{}\"}}",
+                    ",\"status\":{status},\"duration_ms\":{ms},\"bytes\":{bytes},\"outcome\":\"{}\"}}",
                     outcome.as_str()
                 );
                 line
             }
         }
+    }
+}
+
+/// A count of tenths, shown as `12.3`.
+struct Tenths(u64);
+
+impl std::fmt::Display for Tenths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
     }
 }
 

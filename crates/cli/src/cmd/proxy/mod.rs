@@ -97,6 +97,7 @@ pub(crate) async fn run(config: Proxies) -> Result<(), Failure> {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop.send(true);
     });
+    tokio::spawn(heartbeat());
     // The runtime has one thread: let the task above install the Ctrl-C
     // handler before any listener says it is up.
     tokio::task::yield_now().await;
@@ -137,6 +138,20 @@ pub(crate) async fn run(config: Proxies) -> Result<(), Failure> {
     }
     futures_util::future::join_all(servers).await;
     Ok(())
+}
+
+/// A timer that is always due within half a second, so that a request's
+/// `--upstream-timeout` timer is never the soonest one. tokio wakes its
+/// own driver (an eventfd write and one more epoll round) whenever a new
+/// timer is due sooner than every pending one, which on an otherwise idle
+/// connection was every request's (`scripts/bench-instructions`,
+/// docs/BENCHMARKS.md). Costs two wake-ups a second when idle.
+async fn heartbeat() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
 }
 
 /// Starts one listener: its token source (seeded from the token cache),
