@@ -23,7 +23,7 @@ use super::headers::{
 };
 use super::log::{LogFormat, LogLine, Logged, ProxyBody};
 use super::metrics::{CountedBody, ListenerMetrics};
-use super::target::HttpsClient;
+use super::target::{Connector, Dedicated, HttpsClient};
 
 /// The resolved configuration and shared state of a running proxy.
 pub(super) struct Proxy {
@@ -32,6 +32,12 @@ pub(super) struct Proxy {
     pub(super) tokens: Result<idtoken::IdTokenSource, String>,
     pub(super) header: TokenHeader,
     pub(super) client: HttpsClient,
+    /// Opens the connections [`ClientConn::upstream`] keeps.
+    pub(super) connector: Connector,
+    /// `scheme://authority/` of the target, what `connector` connects to.
+    pub(super) target_uri: Uri,
+    /// The `Host` header of requests sent on a dedicated connection.
+    pub(super) target_host: HeaderValue,
     /// HTTP/1.1 only, for requests that ask for an upgrade.
     pub(super) upgrade_client: HttpsClient,
     pub(super) timeout: Duration,
@@ -43,13 +49,23 @@ pub(super) struct Proxy {
     pub(super) log_format: LogFormat,
 }
 
+/// What one client connection keeps between its requests.
+pub(super) struct ClientConn {
+    /// The client's address as `X-Forwarded-For` gives it.
+    pub(super) peer: HeaderValue,
+    /// Its own connection to the target, for HTTP/1.1 listeners (with
+    /// `--http2` a connection's requests may come at once: they share the
+    /// pooled client).
+    pub(super) upstream: Option<Dedicated>,
+}
+
 impl Proxy {
     /// Forwards one request and answers with the target's response, or
     /// with a 500/502/504 that says what went wrong.
     pub(super) async fn handle(
         &self,
         req: Request<Incoming>,
-        peer: &HeaderValue,
+        conn: &ClientConn,
     ) -> Response<Logged> {
         let started = Instant::now();
         let method = req.method().clone();
@@ -59,7 +75,7 @@ impl Proxy {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let resp = match self.forward(req, peer).await {
+        let resp = match self.forward(req, conn).await {
             Ok(resp) => resp,
             Err((status, why)) => {
                 eprintln!("idtoken: proxy: {method} {path}: {why}");
@@ -82,7 +98,7 @@ impl Proxy {
     async fn forward(
         &self,
         mut req: Request<Incoming>,
-        peer: &HeaderValue,
+        conn: &ClientConn,
     ) -> Result<Response<ProxyBody>, (StatusCode, String)> {
         // CONNECT asks for a tunnel to a host of the client's choosing (or,
         // over HTTP/2, a WebSocket by RFC 8441); neither is forwarded, and
@@ -134,7 +150,7 @@ impl Proxy {
         if let Some(protocol) = &upgrade {
             keep_upgrade(&mut parts.headers, protocol.clone());
         }
-        add_forwarded(&mut parts.headers, peer, &local_host);
+        add_forwarded(&mut parts.headers, &conn.peer, &local_host);
         // The client sets `Host` (HTTP/1.1) or `:authority` (HTTP/2) from
         // the target URI.
         parts.headers.remove(header::HOST);
@@ -154,45 +170,57 @@ impl Proxy {
             PathAndQuery::try_from(format!("{}{path}", self.target.prefix))
                 .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?
         };
-        parts.uri = Uri::builder()
-            .scheme(self.target.scheme.clone())
-            .authority(self.target.authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
         parts.version = http::Version::HTTP_11;
-
-        let client = if upgrade.is_some() {
-            &self.upgrade_client
-        } else {
-            &self.client
-        };
         let body = CountedBody::new(body, self.metrics);
+        let dedicated = conn.upstream.as_ref().filter(|_| upgrade.is_none());
         let sent = Instant::now();
-        let resp = tokio::time::timeout(
-            self.timeout,
-            client.request(Request::from_parts(parts, body)),
-        )
-        .await
-        .map_err(|_| {
-            (
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "the target {} sent no response within {:?} (--upstream-timeout)",
-                    self.target.origin, self.timeout
-                ),
-            )
-        })?
-        .map_err(|e| {
-            (
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "cannot reach the target {}: {}",
-                    self.target.origin,
-                    cause_chain(&e)
-                ),
-            )
-        })?;
+        let resp = match dedicated {
+            // Origin form and `Host`, as the pooled client would write them.
+            Some(upstream) => {
+                parts.uri = Uri::from(path);
+                parts.headers.insert(header::HOST, self.target_host.clone());
+                let req = Request::from_parts(parts, body);
+                let sending = upstream.send(&self.connector, &self.target_uri, req);
+                tokio::time::timeout(self.timeout, sending).await
+            }
+            None => {
+                parts.uri = Uri::builder()
+                    .scheme(self.target.scheme.clone())
+                    .authority(self.target.authority.clone())
+                    .path_and_query(path)
+                    .build()
+                    .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
+                let client = if upgrade.is_some() {
+                    &self.upgrade_client
+                } else {
+                    &self.client
+                };
+                let sending = client.request(Request::from_parts(parts, body));
+                tokio::time::timeout(self.timeout, sending)
+                    .await
+                    .map(|r| r.map_err(BoxError::from))
+            }
+        };
+        let resp = resp
+            .map_err(|_| {
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "the target {} sent no response within {:?} (--upstream-timeout)",
+                        self.target.origin, self.timeout
+                    ),
+                )
+            })?
+            .map_err(|e| {
+                (
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "cannot reach the target {}: {}",
+                        self.target.origin,
+                        cause_chain(&*e)
+                    ),
+                )
+            })?;
 
         self.metrics.upstream_latency(sent.elapsed());
         let mut resp = resp;
@@ -239,6 +267,8 @@ async fn join_upgraded(
         Err(e) => eprintln!("idtoken: proxy: upgrade failed: {e}"),
     }
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn host_value(addr: &SocketAddr) -> HeaderValue {
     HeaderValue::from_str(&addr.to_string()).unwrap_or(HeaderValue::from_static("localhost"))

@@ -18,6 +18,9 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
+/// [`HOP_BY_HOP`]'s `Connection` and `TE`, as bits of a set of its indexes.
+const CONNECTION_BIT: u16 = 1 << 0;
+const TE_BIT: u16 = 1 << 5;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -38,22 +41,29 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         return;
     }
     // `TE: trailers` is end-to-end in practice: gRPC over HTTP/2 needs it.
-    let trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .filter(|name| !HOP_BY_HOP.contains(name))
-        .collect();
-    for name in named {
-        headers.remove(name);
+    let trailers = present & TE_BIT != 0
+        && headers
+            .get_all(header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    if present & CONNECTION_BIT != 0 {
+        // `keep-alive` and `close`, what `Connection` says most often,
+        // name no header to remove beyond the fixed list.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .filter(|name| !HOP_BY_HOP.contains(name))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
     for (i, name) in HOP_BY_HOP.into_iter().enumerate() {
         if present & (1 << i) != 0 {
@@ -158,6 +168,26 @@ mod tests {
         h.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn the_connection_and_te_bits_index_those_names() {
+        assert_eq!(1 << 0, CONNECTION_BIT);
+        assert_eq!(HOP_BY_HOP[0], header::CONNECTION);
+        assert_eq!(1 << 5, TE_BIT);
+        assert_eq!(HOP_BY_HOP[5], header::TE);
+    }
+
+    #[test]
+    fn te_trailers_stays_and_keep_alive_alone_removes_only_connection() {
+        let mut h = HeaderMap::new();
+        h.insert("te", HeaderValue::from_static("trailers, gzip"));
+        h.insert("connection", HeaderValue::from_static("Keep-Alive"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h["te"], "trailers");
         assert!(h.contains_key("x-kept"));
     }
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use super::forward::Proxy;
+use super::forward::{ClientConn, Proxy};
 use super::headers::forwarded_for;
-use super::target::MAX_BUF;
+use super::target::{Dedicated, MAX_BUF};
 use crate::Failure;
 
 /// Binds `addr` (which `config` has allowed), and warns on stderr when the
@@ -73,10 +73,13 @@ pub(super) async fn serve(
                 let _ = stream.set_nodelay(true);
                 let open = proxy.metrics.connection();
                 let proxy = proxy.clone();
-                let peer = Arc::new(forwarded_for(peer));
+                let conn = Arc::new(ClientConn {
+                    peer: forwarded_for(peer),
+                    upstream: (!http2).then(Dedicated::default),
+                });
                 let service = hyper::service::service_fn(move |req| {
-                    let (proxy, peer) = (proxy.clone(), peer.clone());
-                    async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
+                    let (proxy, conn) = (proxy.clone(), conn.clone());
+                    async move { Ok::<_, Infallible>(proxy.handle(req, &conn).await) }
                 });
                 let alive = alive.clone();
                 let stopping = stopping.clone();

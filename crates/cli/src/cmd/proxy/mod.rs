@@ -28,6 +28,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use http::Uri;
 use idtoken::Credentials;
 
 use crate::Failure;
@@ -192,14 +193,22 @@ async fn start(
         src
     });
 
-    let client = https_client(http2, &target.scheme)?;
+    let connector = target::connector(http2)?;
+    let client = https_client(connector.clone(), http2, &target.scheme);
     // Upgrades (WebSocket) exist in HTTP/1.1 only: with --http2 they need
     // a client of their own that never negotiates HTTP/2.
     let upgrade_client = if http2 {
-        https_client(false, &target.scheme)?
+        https_client(target::connector(false)?, false, &target.scheme)
     } else {
         client.clone()
     };
+    let target_uri = Uri::builder()
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
+        .path_and_query("/")
+        .build()
+        .map_err(|e| Failure::new(crate::exit::USAGE, format!("bad target: {e}")))?;
+    let target_host = target::host_header(&target)?;
 
     let (listener, local) = bind(listen, "anyone who can reach it acts with your identity").await?;
 
@@ -208,6 +217,9 @@ async fn start(
         tokens,
         header,
         client,
+        connector,
+        target_uri,
+        target_host,
         upgrade_client,
         timeout: upstream_timeout,
         local,

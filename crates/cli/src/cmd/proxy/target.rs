@@ -7,8 +7,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
+use std::sync::Mutex;
+
+use http::header::HeaderValue;
 use http::uri::Scheme;
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
@@ -24,14 +29,17 @@ use crate::Failure;
 /// 20 MiB without slowing them (docs/BENCHMARKS.md).
 pub(super) const MAX_BUF: usize = 64 * 1024;
 
-/// A pooled client to the target.
-pub(super) type HttpsClient = Client<hyper_rustls::HttpsConnector<Egress>, CountedBody>;
+/// How the proxy opens connections to the target: TCP, or TLS with the
+/// system's roots, directly or through the environment's forward proxy.
+pub(super) type Connector = hyper_rustls::HttpsConnector<Egress>;
 
-/// A pooled client to the target: HTTP/1.1, or with `http2` also HTTP/2
-/// (agreed by ALPN for https, assumed for http). Server certificates are
-/// checked against the system's roots (`SSL_CERT_FILE`/`SSL_CERT_DIR` on
-/// Linux replace them).
-pub(super) fn https_client(http2: bool, scheme: &Scheme) -> Result<HttpsClient, Failure> {
+/// A pooled client to the target.
+pub(super) type HttpsClient = Client<Connector, CountedBody>;
+
+/// Connections to the target over HTTP/1.1, or with `http2` also HTTP/2
+/// (agreed by ALPN). Server certificates are checked against the system's
+/// roots (`SSL_CERT_FILE`/`SSL_CERT_DIR` on Linux replace them).
+pub(super) fn connector(http2: bool) -> Result<Connector, Failure> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .try_with_platform_verifier()
         .map_err(|e| Failure::new(crate::exit::FAILURE, format!("cannot set up TLS: {e}")))?
@@ -42,17 +50,119 @@ pub(super) fn https_client(http2: bool, scheme: &Scheme) -> Result<HttpsClient, 
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(Duration::from_secs(10)));
     let tcp = Egress { tcp };
-    let connector = if http2 {
+    Ok(if http2 {
         connector.enable_all_versions().wrap_connector(tcp)
     } else {
         connector.enable_http1().wrap_connector(tcp)
-    };
+    })
+}
+
+/// A pooled client to the target over `connector`: HTTP/1.1, or with
+/// `http2` also HTTP/2 (assumed for http, where no ALPN can agree on it).
+pub(super) fn https_client(connector: Connector, http2: bool, scheme: &Scheme) -> HttpsClient {
     let mut client = Client::builder(TokioExecutor::new());
     client.pool_idle_timeout(Duration::from_secs(90));
     client.http1_max_buf_size(MAX_BUF);
-    // Without TLS there is no ALPN to agree on HTTP/2: assume it.
     client.http2_only(http2 && *scheme == Scheme::HTTP);
-    Ok(client.build(connector))
+    client.build(connector)
+}
+
+/// One client connection's own HTTP/1.1 connection to the target, opened
+/// on its first request and closed with it.
+///
+/// A client's HTTP/1.1 connection hands the proxy one request at a time
+/// (hyper polls the next only once the previous response is written), so
+/// one target connection serves it without the pool, whose checkout (a
+/// lock, a hash of the pool key, a race between an idle connection and a
+/// new one) and return cost about 8k of the 55k instructions of a proxied
+/// request (docs/BENCHMARKS.md). Upgrades and `--http2` keep the pool.
+#[derive(Default)]
+pub(super) struct Dedicated {
+    sender: Mutex<Option<SendRequest<CountedBody>>>,
+}
+
+impl Dedicated {
+    /// Sends `req` (origin-form, with its `Host`) to `target` on this
+    /// client's connection, opening one if there is none or the target
+    /// closed it.
+    pub(super) async fn send(
+        &self,
+        connector: &Connector,
+        target: &Uri,
+        mut req: Request<CountedBody>,
+    ) -> Result<Response<Incoming>, BoxError> {
+        let mut kept = self.take_ready().await;
+        loop {
+            let reused = kept.is_some();
+            let mut sender = match kept.take() {
+                Some(s) => s,
+                None => open(connector, target).await?,
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    *self.slot() = Some(sender);
+                    return Ok(resp);
+                }
+                // A kept connection that the target closed between two
+                // requests gives the request back unsent: it goes once
+                // more, on a new connection, as the pool would send it.
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(e.into_error().into()),
+                },
+            }
+        }
+    }
+
+    /// The kept connection once it is ready for a request (the previous
+    /// response's body read to its end), or `None` if it has closed.
+    async fn take_ready(&self) -> Option<SendRequest<CountedBody>> {
+        let mut sender = self.slot().take()?;
+        sender.ready().await.ok()?;
+        Some(sender)
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<SendRequest<CountedBody>>> {
+        // Never held across an await, so never poisoned by a panic there.
+        self.sender.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Opens an HTTP/1.1 connection to `target` (`scheme://authority/`) and
+/// runs it on a task of its own until its sender is dropped.
+async fn open(connector: &Connector, target: &Uri) -> Result<SendRequest<CountedBody>, BoxError> {
+    let mut connector = connector.clone();
+    std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx)).await?;
+    let io = tower_service::Service::call(&mut connector, target.clone()).await?;
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_BUF)
+        .handshake(io)
+        .await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// The `Host` header for requests to `target`: its host, and its port
+/// unless the scheme's default (as hyper's pooled client writes it).
+pub(super) fn host_header(target: &Target) -> Result<HeaderValue, Failure> {
+    let host = target.authority.host();
+    let default = if target.scheme == Scheme::HTTPS {
+        443
+    } else {
+        80
+    };
+    let value = match target.authority.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::from_str(&value).map_err(|e| {
+        Failure::new(
+            crate::exit::USAGE,
+            format!("the target's host cannot be a Host header: {e}"),
+        )
+    })
 }
 
 /// `, through the forward proxy http://HOST:PORT/` when the environment

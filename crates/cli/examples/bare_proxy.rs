@@ -1,0 +1,88 @@
+//! The least a reverse proxy built on hyper and tokio does, for
+//! `scripts/bench-proxy`'s floor row: HTTP/1.1 in, one HTTP/1.1
+//! connection to the target per client connection, a fixed
+//! `Authorization` header added, nothing else (no token, no log, no
+//! checks, no timeouts). What `idtoken proxy` costs beyond it is its own;
+//! what this costs beyond nginx is hyper's and tokio's.
+//!
+//! ```sh
+//! cargo run --release -p idtoken-cli --example bare_proxy -- \
+//!   127.0.0.1:18188 127.0.0.1:18181
+//! ```
+//!
+//! `BARE_INLINE=1` drives each target connection in its client
+//! connection's task instead of a task of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use http::header::AUTHORIZATION;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    let (Some(listen), Some(target)) = (args.next(), args.next()) else {
+        return Err("usage: bare_proxy LISTEN_ADDR TARGET_ADDR".into());
+    };
+    let listen: SocketAddr = listen.parse()?;
+    let target: SocketAddr = target.parse()?;
+    if !listen.ip().is_loopback() {
+        return Err("bare_proxy listens on loopback only".into());
+    }
+    let inline = std::env::var_os("BARE_INLINE").is_some();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(listen, target, inline))
+}
+
+async fn serve(listen: SocketAddr, target: SocketAddr, inline: bool) -> Result<(), Error> {
+    let listener = TcpListener::bind(listen).await?;
+    println!("http://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, target, inline).await {
+                eprintln!("bare_proxy: {e}");
+            }
+        });
+    }
+}
+
+async fn connection(stream: TcpStream, target: SocketAddr, inline: bool) -> Result<(), Error> {
+    stream.set_nodelay(true)?;
+    let upstream = TcpStream::connect(target).await?;
+    upstream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await?;
+    let sender = Arc::new(tokio::sync::Mutex::new(sender));
+    let service = service_fn(move |mut req: http::Request<Incoming>| {
+        let sender = sender.clone();
+        async move {
+            req.headers_mut().insert(
+                AUTHORIZATION,
+                HeaderValue::from_static("Bearer fixed-token-for-comparison"),
+            );
+            let mut sender = sender.lock().await;
+            sender.ready().await?;
+            sender.send_request(req).await
+        }
+    });
+    let server =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    if inline {
+        tokio::select! {
+            served = server => served?,
+            _ = conn => {}
+        }
+    } else {
+        tokio::spawn(conn);
+        server.await?;
+    }
+    Ok(())
+}
