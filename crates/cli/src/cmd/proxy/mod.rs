@@ -249,7 +249,7 @@ async fn start(
         "idtoken: proxy: http://{local} -> {} (audience {audience}, header {}{})",
         proxy.target.origin,
         proxy.header.name(),
-        target::egress_note(&proxy.target)
+        target::egress_note(&proxy.target_uri)
     );
     println!("http://{local}");
     Ok((proxy.clone(), serve(listener, proxy, http2, stopping)))

@@ -167,13 +167,8 @@ pub(super) fn host_header(target: &Target) -> Result<HeaderValue, Failure> {
 
 /// `, through the forward proxy http://HOST:PORT/` when the environment
 /// sends connections to `target` through one (its address only).
-pub(super) fn egress_note(target: &Target) -> String {
-    let uri = Uri::builder()
-        .scheme(target.scheme.clone())
-        .authority(target.authority.clone())
-        .path_and_query("/")
-        .build();
-    match uri.ok().as_ref().and_then(idtoken::egress_proxy) {
+pub(super) fn egress_note(target: &Uri) -> String {
+    match idtoken::egress_proxy(target) {
         Some(p) => format!(", through the forward proxy {}", p.uri()),
         None => String::new(),
     }
