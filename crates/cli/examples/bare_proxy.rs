@@ -1,13 +1,15 @@
 //! The least a reverse proxy built on hyper and tokio does, for
 //! `scripts/bench-proxy`'s floor row: HTTP/1.1 in, one HTTP/1.1
-//! connection to the target per client connection, a fixed
-//! `Authorization` header added, nothing else (no token, no log, no
-//! checks, no timeouts). What `idtoken proxy` costs beyond it is its own;
-//! what this costs beyond nginx is hyper's and tokio's.
+//! connection to the target per client connection, the same headers
+//! added as `idtoken proxy` adds (a fixed `Authorization`,
+//! `X-Forwarded-For`, `-Proto`, `-Host`), nothing else (no token source,
+//! no log, no checks, no timeouts, no hop-by-hop headers removed). What
+//! `idtoken proxy` costs beyond it is its own; what this costs beyond
+//! nginx is hyper's and tokio's.
 //!
 //! ```sh
 //! cargo run --release -p idtoken-cli --example bare_proxy -- \
-//!   127.0.0.1:18188 127.0.0.1:18181
+//!   127.0.0.1:18188 127.0.0.1:18181 "Bearer TOKEN"
 //! ```
 //!
 //! `BARE_INLINE=1` drives each target connection in its client
@@ -16,20 +18,26 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::HeaderValue;
 use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
-    let (Some(listen), Some(target)) = (args.next(), args.next()) else {
-        return Err("usage: bare_proxy LISTEN_ADDR TARGET_ADDR".into());
+    let (Some(listen), Some(target), Some(authorization)) = (args.next(), args.next(), args.next())
+    else {
+        return Err("usage: bare_proxy LISTEN_ADDR TARGET_ADDR AUTHORIZATION".into());
     };
+    let authorization = HeaderValue::from_str(&authorization)?;
     let listen: SocketAddr = listen.parse()?;
     let target: SocketAddr = target.parse()?;
     if !listen.ip().is_loopback() {
@@ -39,35 +47,59 @@ fn main() -> Result<(), Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(listen, target, inline))
+        .block_on(serve(listen, target, authorization, inline))
 }
 
-async fn serve(listen: SocketAddr, target: SocketAddr, inline: bool) -> Result<(), Error> {
+async fn serve(
+    listen: SocketAddr,
+    target: SocketAddr,
+    authorization: HeaderValue,
+    inline: bool,
+) -> Result<(), Error> {
     let listener = TcpListener::bind(listen).await?;
     println!("http://{}", listener.local_addr()?);
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
+        let headers = Added {
+            authorization: authorization.clone(),
+            forwarded_for: HeaderValue::from_str(&peer.ip().to_string())?,
+            forwarded_host: HeaderValue::from_str(&listen.to_string())?,
+        };
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, target, inline).await {
+            if let Err(e) = connection(stream, target, headers, inline).await {
                 eprintln!("bare_proxy: {e}");
             }
         });
     }
 }
 
-async fn connection(stream: TcpStream, target: SocketAddr, inline: bool) -> Result<(), Error> {
+/// The headers every request of a connection gets.
+#[derive(Clone)]
+struct Added {
+    authorization: HeaderValue,
+    forwarded_for: HeaderValue,
+    forwarded_host: HeaderValue,
+}
+
+async fn connection(
+    stream: TcpStream,
+    target: SocketAddr,
+    added: Added,
+    inline: bool,
+) -> Result<(), Error> {
     stream.set_nodelay(true)?;
     let upstream = TcpStream::connect(target).await?;
     upstream.set_nodelay(true)?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await?;
     let sender = Arc::new(tokio::sync::Mutex::new(sender));
     let service = service_fn(move |mut req: http::Request<Incoming>| {
-        let sender = sender.clone();
+        let (sender, added) = (sender.clone(), added.clone());
         async move {
-            req.headers_mut().insert(
-                AUTHORIZATION,
-                HeaderValue::from_static("Bearer fixed-token-for-comparison"),
-            );
+            let headers = req.headers_mut();
+            headers.insert(AUTHORIZATION, added.authorization);
+            headers.insert(X_FORWARDED_FOR, added.forwarded_for);
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+            headers.insert(X_FORWARDED_HOST, added.forwarded_host);
             let mut sender = sender.lock().await;
             sender.ready().await?;
             sender.send_request(req).await

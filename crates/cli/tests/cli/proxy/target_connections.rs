@@ -77,3 +77,40 @@ async fn a_target_closing_kept_connections_loses_no_request() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 10);
 }
+
+#[tokio::test]
+async fn a_kept_timer_still_times_out_and_the_next_request_gets_its_own_answer() {
+    let fx = ProxyFixture::builder()
+        .arg("--upstream-timeout")
+        .arg("0.5")
+        .start()
+        .await;
+    // One client connection: the second request goes where the first
+    // went, and must not be answered by the first one's late response.
+    let http = client();
+    // Answered requests first: the held one's timer is the kept one,
+    // moved later by each request before it.
+    for _ in 0..3 {
+        let resp = http.get(fx.url()).send().await.expect("request");
+        assert_eq!(resp.status(), 200);
+        resp.text().await.expect("body");
+    }
+    let resp = http
+        .get(format!("{}/held", fx.url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 504);
+    resp.text().await.expect("body");
+    fx.upstream().release_held();
+    for path in ["/first-after", "/second-after"] {
+        let resp = http
+            .get(format!("{}{path}", fx.url()))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+        let seen: serde_json::Value = resp.json().await.expect("json");
+        assert_eq!(seen["path"], path, "{seen}");
+    }
+}
