@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         let peer: SocketAddr = peer.parse().expect("peer");
         let before = map.get("x-forwarded-for").cloned();
         let mut m = map.clone();
-        headers::add_forwarded(&mut m, peer, &local);
+        headers::add_forwarded(&mut m, &headers::forwarded_for(peer), &local);
         assert_eq!(m.get("x-forwarded-host"), Some(&local));
         assert_eq!(m["x-forwarded-proto"], "http");
         let xff = m.get("x-forwarded-for").and_then(|v| v.to_str().ok());

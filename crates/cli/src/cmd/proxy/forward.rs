@@ -23,7 +23,7 @@ use super::headers::{
 };
 use super::log::{LogFormat, LogLine, Logged, ProxyBody};
 use super::metrics::{CountedBody, ListenerMetrics};
-use super::target::{Connector, Dedicated, HttpsClient};
+use super::target::{BoxError, Connector, Dedicated, HttpsClient};
 
 /// The resolved configuration and shared state of a running proxy.
 pub(super) struct Proxy {
@@ -267,8 +267,6 @@ async fn join_upgraded(
         Err(e) => eprintln!("idtoken: proxy: upgrade failed: {e}"),
     }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn host_value(addr: &SocketAddr) -> HeaderValue {
     HeaderValue::from_str(&addr.to_string()).unwrap_or(HeaderValue::from_static("localhost"))

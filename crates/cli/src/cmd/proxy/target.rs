@@ -174,7 +174,7 @@ pub(super) fn egress_note(target: &Uri) -> String {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Connections to the target: straight over TCP, or through the forward
 /// proxy [`idtoken::egress_proxy`] names for the target's URL (the
