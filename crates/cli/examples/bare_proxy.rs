@@ -13,7 +13,10 @@
 //! ```
 //!
 //! `BARE_INLINE=1` drives each target connection in its client
-//! connection's task instead of a task of its own.
+//! connection's task instead of a task of its own. `BARE_H2C=1` speaks
+//! HTTP/2 without TLS on both sides instead (one target connection per
+//! client connection, its streams multiplexed), as `idtoken proxy
+//! --http2` does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +25,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -44,10 +47,11 @@ fn main() -> Result<(), Error> {
         return Err("bare_proxy listens on loopback only".into());
     }
     let inline = std::env::var_os("BARE_INLINE").is_some();
+    let h2c = std::env::var_os("BARE_H2C").is_some();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(listen, target, authorization, inline))
+        .block_on(serve(listen, target, authorization, inline, h2c))
 }
 
 async fn serve(
@@ -55,6 +59,7 @@ async fn serve(
     target: SocketAddr,
     authorization: HeaderValue,
     inline: bool,
+    h2c: bool,
 ) -> Result<(), Error> {
     let listener = TcpListener::bind(listen).await?;
     println!("http://{}", listener.local_addr()?);
@@ -66,7 +71,12 @@ async fn serve(
             forwarded_host: HeaderValue::from_str(&listen.to_string())?,
         };
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, target, headers, inline).await {
+            let served = if h2c {
+                connection_h2c(stream, target, headers).await
+            } else {
+                connection(stream, target, headers, inline).await
+            };
+            if let Err(e) = served {
                 eprintln!("bare_proxy: {e}");
             }
         });
@@ -79,6 +89,35 @@ struct Added {
     authorization: HeaderValue,
     forwarded_for: HeaderValue,
     forwarded_host: HeaderValue,
+}
+
+impl Added {
+    fn to(self, headers: &mut http::HeaderMap) {
+        headers.insert(AUTHORIZATION, self.authorization);
+        headers.insert(X_FORWARDED_FOR, self.forwarded_for);
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_HOST, self.forwarded_host);
+    }
+}
+
+async fn connection_h2c(stream: TcpStream, target: SocketAddr, added: Added) -> Result<(), Error> {
+    stream.set_nodelay(true)?;
+    let upstream = TcpStream::connect(target).await?;
+    upstream.set_nodelay(true)?;
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(upstream)).await?;
+    tokio::spawn(conn);
+    let service = service_fn(move |mut req: http::Request<Incoming>| {
+        let (mut sender, added) = (sender.clone(), added.clone());
+        async move {
+            added.to(req.headers_mut());
+            sender.send_request(req).await
+        }
+    });
+    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await?;
+    Ok(())
 }
 
 async fn connection(
@@ -95,11 +134,7 @@ async fn connection(
     let service = service_fn(move |mut req: http::Request<Incoming>| {
         let (sender, added) = (sender.clone(), added.clone());
         async move {
-            let headers = req.headers_mut();
-            headers.insert(AUTHORIZATION, added.authorization);
-            headers.insert(X_FORWARDED_FOR, added.forwarded_for);
-            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-            headers.insert(X_FORWARDED_HOST, added.forwarded_host);
+            added.to(req.headers_mut());
             let mut sender = sender.lock().await;
             sender.ready().await?;
             sender.send_request(req).await
