@@ -348,58 +348,40 @@ impl Registry {
             .iter()
             .filter_map(|e| Some((e.labels.as_str(), e.tokens.as_ref().ok()?.stats())))
             .collect();
-        family(
-            &mut out,
-            "idtoken_proxy_token_fetches_total",
-            "counter",
-            "ID token fetches started (first fetches and refreshes).",
-        );
-        for (labels, s) in &stats {
-            let _ = writeln!(
-                out,
-                "idtoken_proxy_token_fetches_total{{{labels}}} {}",
-                s.fetches
-            );
-        }
-        family(
-            &mut out,
-            "idtoken_proxy_token_fetch_failures_total",
-            "counter",
-            "ID token fetches that failed.",
-        );
-        for (labels, s) in &stats {
-            let _ = writeln!(
-                out,
-                "idtoken_proxy_token_fetch_failures_total{{{labels}}} {}",
-                s.fetch_failures
-            );
-        }
-        family(
-            &mut out,
-            "idtoken_proxy_token_refreshes_in_flight",
-            "gauge",
-            "ID token fetches running now (at most one per token source).",
-        );
-        for (labels, s) in &stats {
-            let _ = writeln!(
-                out,
-                "idtoken_proxy_token_refreshes_in_flight{{{labels}}} {}",
-                u8::from(s.fetch_in_flight)
-            );
-        }
-        family(
-            &mut out,
-            "idtoken_proxy_token_expires_in_seconds",
-            "gauge",
-            "Seconds until the cached ID token expires (0 once expired; absent before the first token).",
-        );
-        for (labels, s) in &stats {
-            if let Some(left) = s.expires_in {
-                let _ = writeln!(
-                    out,
-                    "idtoken_proxy_token_expires_in_seconds{{{labels}}} {}",
-                    left.as_secs()
-                );
+        // Each token family: its name, kind, help and value (none: no line).
+        type Stat = fn(&idtoken::TokenSourceStats) -> Option<u64>;
+        let token: [(&str, &str, &str, Stat); 4] = [
+            (
+                "idtoken_proxy_token_fetches_total",
+                "counter",
+                "ID token fetches started (first fetches and refreshes).",
+                |s| Some(s.fetches),
+            ),
+            (
+                "idtoken_proxy_token_fetch_failures_total",
+                "counter",
+                "ID token fetches that failed.",
+                |s| Some(s.fetch_failures),
+            ),
+            (
+                "idtoken_proxy_token_refreshes_in_flight",
+                "gauge",
+                "ID token fetches running now (at most one per token source).",
+                |s| Some(u64::from(s.fetch_in_flight)),
+            ),
+            (
+                "idtoken_proxy_token_expires_in_seconds",
+                "gauge",
+                "Seconds until the cached ID token expires (0 once expired; absent before the first token).",
+                |s| s.expires_in.map(|left| left.as_secs()),
+            ),
+        ];
+        for (name, kind, help, value) in token {
+            family(&mut out, name, kind, help);
+            for (labels, s) in &stats {
+                if let Some(v) = value(s) {
+                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                }
             }
         }
         out
