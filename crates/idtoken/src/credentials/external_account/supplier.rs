@@ -218,17 +218,9 @@ impl Supplier {
         };
         let failed =
             |why: String| Error::credentials(ORIGIN, CredentialsProblem::SubjectTokenSupplier(why));
-        let token =
-            match tokio::time::timeout(SUPPLIER_TIMEOUT, self.0.subject_token(&context)).await {
-                Err(_) => {
-                    return Err(failed(format!(
-                        "it gave no answer within {} s",
-                        SUPPLIER_TIMEOUT.as_secs()
-                    )));
-                }
-                Ok(Err(e)) => return Err(failed(chain(e.as_ref()))),
-                Ok(Ok(token)) => token,
-            };
+        let token = bounded(self.0.subject_token(&context))
+            .await
+            .map_err(failed)?;
         if token.trim().is_empty() {
             return Err(failed("it returned an empty token".into()));
         }
@@ -250,6 +242,21 @@ fn bad(problem: CredentialsProblem) -> Error {
 }
 
 /// An error and its causes, `outer: inner: ...`.
+/// A supplier's answer, bounded by [`SUPPLIER_TIMEOUT`]; a failure is
+/// why, as text (the error's message and causes).
+pub(super) async fn bounded<T>(
+    call: impl Future<Output = Result<T, SupplierError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(SUPPLIER_TIMEOUT, call).await {
+        Err(_) => Err(format!(
+            "it gave no answer within {} s",
+            SUPPLIER_TIMEOUT.as_secs()
+        )),
+        Ok(Err(e)) => Err(chain(e.as_ref())),
+        Ok(Ok(answer)) => Ok(answer),
+    }
+}
+
 pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut next = e.source();

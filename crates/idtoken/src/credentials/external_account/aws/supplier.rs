@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::super::Source;
 use super::super::supplier::{
-    Builder, SUPPLIER_TIMEOUT, SubjectTokenContext, SupplierError, SupplierFuture, chain,
+    Builder, SubjectTokenContext, SupplierError, SupplierFuture, bounded,
 };
 use super::Aws;
 use crate::error::{CredentialsProblem, Error, Result};
@@ -161,10 +161,9 @@ pub(super) async fn region(
     context: &SubjectTokenContext,
 ) -> Result<String> {
     let step = "AwsSecurityCredentialsSupplier::aws_region";
-    match tokio::time::timeout(SUPPLIER_TIMEOUT, supplier.aws_region(context)).await {
-        Err(_) => Err(failed(step, no_answer())),
-        Ok(Err(e)) => Err(failed(step, chain(e.as_ref()))),
-        Ok(Ok(region)) => Ok(region.trim().to_owned()),
+    match bounded(supplier.aws_region(context)).await {
+        Err(why) => Err(failed(step, why)),
+        Ok(region) => Ok(region.trim().to_owned()),
     }
 }
 
@@ -174,22 +173,17 @@ pub(super) async fn credentials(
     context: &SubjectTokenContext,
 ) -> Result<AwsSecurityCredentials> {
     let step = "AwsSecurityCredentialsSupplier::aws_security_credentials";
-    match tokio::time::timeout(SUPPLIER_TIMEOUT, supplier.aws_security_credentials(context)).await {
-        Err(_) => Err(failed(step, no_answer())),
-        Ok(Err(e)) => Err(failed(step, chain(e.as_ref()))),
-        Ok(Ok(creds)) if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() => {
+    match bounded(supplier.aws_security_credentials(context)).await {
+        Err(why) => Err(failed(step, why)),
+        Ok(creds) if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() => {
             Err(failed(
                 step,
                 "it returned an empty access key id or secret access key".into(),
             ))
         }
-        Ok(Ok(mut creds)) => {
+        Ok(mut creds) => {
             creds.session_token = creds.session_token.filter(|t| !t.is_empty());
             Ok(creds)
         }
     }
-}
-
-fn no_answer() -> String {
-    format!("it gave no answer within {} s", SUPPLIER_TIMEOUT.as_secs())
 }
