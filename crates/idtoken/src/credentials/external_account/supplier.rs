@@ -270,3 +270,24 @@ pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_supplier_that_never_answers_is_cut_off_naming_the_limit() {
+        let never = std::future::pending::<Result<String, SupplierError>>();
+        let why = bounded(never).await.expect_err("cut off");
+        assert_eq!(why, "it gave no answer within 60 s");
+    }
+
+    #[tokio::test]
+    async fn a_supplier_failure_is_told_with_its_causes() {
+        let cause = std::io::Error::other("vault sealed");
+        let failing = async { Err::<String, SupplierError>(Box::new(cause)) };
+        assert_eq!(bounded(failing).await.expect_err("failed"), "vault sealed");
+        let answering = async { Ok::<_, SupplierError>("token".to_owned()) };
+        assert_eq!(bounded(answering).await.expect("answered"), "token");
+    }
+}
