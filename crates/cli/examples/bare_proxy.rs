@@ -40,7 +40,10 @@ fn main() -> Result<(), Error> {
     else {
         return Err("usage: bare_proxy LISTEN_ADDR TARGET_ADDR AUTHORIZATION".into());
     };
-    let authorization = HeaderValue::from_str(&authorization)?;
+    let mut authorization = HeaderValue::from_str(&authorization)?;
+    // As idtoken's token header: never logged, and over HTTP/2 never put
+    // in the HPACK table (RFC 7541 7.1.3), so encoded in full every time.
+    authorization.set_sensitive(true);
     let listen: SocketAddr = listen.parse()?;
     let target: SocketAddr = target.parse()?;
     if !listen.ip().is_loopback() {

@@ -94,13 +94,20 @@ impl IdTokenSource {
 
     /// The warm path of [`IdTokenSource::token`] without awaiting: the
     /// cached token while it is valid (starting a background refresh when
-    /// one is due), `None` when a fetch is needed. For the client
-    /// integrations, whose futures only box on the cold path.
-    #[cfg_attr(
-        not(any(feature = "reqwest-middleware", feature = "tower")),
-        allow(dead_code)
-    )]
-    pub(crate) fn ready(&self) -> Option<IdToken> {
+    /// one is due), `None` when a fetch is needed; then await
+    /// [`IdTokenSource::token`]. For code that keeps its own futures small
+    /// (a proxy, a client middleware): the future of `token()` carries the
+    /// fetch's state, which the warm path never needs.
+    ///
+    /// ```no_run
+    /// # async fn run(source: idtoken::IdTokenSource) -> Result<(), idtoken::Error> {
+    /// let token = match source.ready() {
+    ///     Some(token) => token,
+    ///     None => Box::pin(source.token()).await?,
+    /// };
+    /// # let _ = token; Ok(()) }
+    /// ```
+    pub fn ready(&self) -> Option<IdToken> {
         self.cache.ready()
     }
 

@@ -23,7 +23,7 @@ use super::headers::{
 };
 use super::log::{LogFormat, LogLine, Logged, ProxyBody};
 use super::metrics::{CountedBody, ListenerMetrics};
-use super::target::{BoxError, Connector, Dedicated, HttpsClient};
+use super::target::{BoxError, Connector, HttpsClient, Upstream};
 
 /// The resolved configuration and shared state of a running proxy.
 pub(super) struct Proxy {
@@ -53,10 +53,8 @@ pub(super) struct Proxy {
 pub(super) struct ClientConn {
     /// The client's address as `X-Forwarded-For` gives it.
     pub(super) peer: HeaderValue,
-    /// Its own connection to the target, for HTTP/1.1 listeners (with
-    /// `--http2` a connection's requests may come at once: they share the
-    /// pooled client).
-    pub(super) upstream: Option<Dedicated>,
+    /// What its requests go to the target on (upgrades excepted).
+    pub(super) upstream: Upstream,
 }
 
 impl Proxy {
@@ -124,12 +122,17 @@ impl Proxy {
                 format!("{why}\nRun `gcloud auth application-default login`, then `idtoken doctor` to check, and restart the proxy."),
             )
         })?;
-        let token = source.token().await.map_err(|e| {
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot get an ID token: {e}\nRun `idtoken doctor` to see why."),
-            )
-        })?;
+        // The fetch's future is large and rarely needed: boxed, it stays
+        // out of every request's future, which HTTP/2 copies into a task.
+        let token = match source.ready() {
+            Some(token) => token,
+            None => Box::pin(source.token()).await.map_err(|e| {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot get an ID token: {e}\nRun `idtoken doctor` to see why."),
+                )
+            })?,
+        };
 
         // An upgrade (WebSocket) keeps its `Upgrade` header; both sides'
         // connections are joined once the target answers 101.
@@ -172,35 +175,34 @@ impl Proxy {
         };
         parts.version = http::Version::HTTP_11;
         let body = CountedBody::new(body, self.metrics);
-        let dedicated = conn.upstream.as_ref().filter(|_| upgrade.is_none());
         let sent = Instant::now();
-        let resp = match dedicated {
-            // Origin form and `Host`, as the pooled client would write them.
-            Some(upstream) => {
-                parts.uri = Uri::from(path);
-                parts.headers.insert(header::HOST, self.target_host.clone());
-                let req = Request::from_parts(parts, body);
-                let sending = upstream.send(&self.connector, &self.target_uri, req);
-                tokio::time::timeout(self.timeout, sending).await
-            }
-            None => {
-                parts.uri = Uri::builder()
-                    .scheme(self.target.scheme.clone())
-                    .authority(self.target.authority.clone())
-                    .path_and_query(path)
-                    .build()
-                    .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad request path: {e}")))?;
-                let client = if upgrade.is_some() {
-                    &self.upgrade_client
-                } else {
-                    &self.client
-                };
-                let sending = client.request(Request::from_parts(parts, body));
-                tokio::time::timeout(self.timeout, sending)
-                    .await
-                    .map(|r| r.map_err(BoxError::from))
+        let sending = async {
+            match (&conn.upstream, &upgrade) {
+                // Origin form and `Host`, as the pooled client would write them.
+                (Upstream::Http1(upstream), None) => {
+                    parts.uri = Uri::from(path);
+                    parts.headers.insert(header::HOST, self.target_host.clone());
+                    let req = Request::from_parts(parts, body);
+                    upstream.send(&self.connector, &self.target_uri, req).await
+                }
+                (Upstream::Http2(upstream), None) => {
+                    parts.uri = self.target_url(path)?;
+                    let req = Request::from_parts(parts, body);
+                    upstream.send(&self.connector, &self.target_uri, req).await
+                }
+                _ => {
+                    parts.uri = self.target_url(path)?;
+                    let client = if upgrade.is_some() {
+                        &self.upgrade_client
+                    } else {
+                        &self.client
+                    };
+                    let req = Request::from_parts(parts, body);
+                    client.request(req).await.map_err(BoxError::from)
+                }
             }
         };
+        let resp = tokio::time::timeout(self.timeout, sending).await;
         let resp = resp
             .map_err(|_| {
                 (
@@ -265,6 +267,19 @@ async fn join_upgraded(
             }
         }
         Err(e) => eprintln!("idtoken: proxy: upgrade failed: {e}"),
+    }
+}
+
+impl Proxy {
+    /// The target's URL for `path`: absolute form, as the pooled client
+    /// and HTTP/2 (`:scheme`, `:authority`) need it.
+    fn target_url(&self, path: PathAndQuery) -> Result<Uri, BoxError> {
+        let url = Uri::builder()
+            .scheme(self.target.scheme.clone())
+            .authority(self.target.authority.clone())
+            .path_and_query(path)
+            .build()?;
+        Ok(url)
     }
 }
 

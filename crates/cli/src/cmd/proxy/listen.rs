@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use super::forward::{ClientConn, Proxy};
 use super::headers::forwarded_for;
-use super::target::{Dedicated, MAX_BUF};
+use super::target::{MAX_BUF, Upstream};
 use crate::Failure;
 
 /// Binds `addr` (which `config` has allowed), and warns on stderr when the
@@ -75,7 +75,7 @@ pub(super) async fn serve(
                 let proxy = proxy.clone();
                 let conn = Arc::new(ClientConn {
                     peer: forwarded_for(peer),
-                    upstream: (!http2).then(Dedicated::default),
+                    upstream: Upstream::for_listener(http2, &proxy.target.scheme),
                 });
                 let service = hyper::service::service_fn(move |req| {
                     let (proxy, conn) = (proxy.clone(), conn.clone());

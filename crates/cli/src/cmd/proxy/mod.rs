@@ -9,13 +9,15 @@
 //!   address, timeout, credential flags; no socket or token yet. [`run`]
 //!   loads the credentials once and makes a [`Proxy`] of each: its token
 //!   source (one cached [`idtoken::IdTokenSource`], refreshed ahead of
-//!   expiry by the library), the header that carries it, a pooled client.
+//!   expiry by the library), the header that carries it, the connector to
+//!   the target and pooled clients.
 //! - [`Proxy::handle`] (in `forward`) forwards one request: hop-by-hop headers out (`headers`),
 //!   `Host` for the target, `X-Forwarded-*` in, the token in its header;
 //!   bodies stream both ways. `Location` headers that point at the target
 //!   come back pointing at the proxy.
 //! - `listen` accepts connections and shuts down gracefully; `target`
-//!   builds the pooled clients to the target.
+//!   holds each client connection's own connection to the target
+//!   ([`target::Upstream`]) and builds the pooled clients.
 //! - [`log::Logged`] wraps each response body and writes the access-log line
 //!   (method, path, status, duration, bytes; text or JSON) when the body
 //!   ends, and counts the request in the listener's `metrics`.

@@ -13,7 +13,7 @@ use http::header::HeaderValue;
 use http::uri::Scheme;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::{http1, http2};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
@@ -67,21 +67,48 @@ pub(super) fn https_client(connector: Connector, http2: bool, scheme: &Scheme) -
     client.build(connector)
 }
 
+/// What one client connection's requests go to the target on.
+pub(super) enum Upstream {
+    /// Its own HTTP/1.1 connection.
+    Http1(Http1Conn),
+    /// Its own HTTP/2 connection, its requests multiplexed on it
+    /// (`--http2` to an `http://` target: HTTP/2 by prior knowledge).
+    Http2(Http2Conn),
+    /// The pooled client (`--http2` to an `https://` target, where ALPN
+    /// agrees on HTTP/2 or HTTP/1.1 per connection).
+    Pooled,
+}
+
+impl Upstream {
+    /// The upstream for a new client connection on a listener with
+    /// `http2` (`--http2`) in front of a `scheme` target.
+    ///
+    /// A connection of its own for each client connection spares every
+    /// request the pool's checkout (a lock, a hash of the pool key, a
+    /// race between an idle connection and a new one) and return: about
+    /// 8k of the 55k instructions of a proxied HTTP/1.1 request, more
+    /// over HTTP/2 (docs/BENCHMARKS.md). Upgrades always take the pool.
+    pub(super) fn for_listener(http2: bool, scheme: &Scheme) -> Self {
+        match (http2, *scheme == Scheme::HTTP) {
+            (false, _) => Upstream::Http1(Http1Conn::default()),
+            (true, true) => Upstream::Http2(Http2Conn::default()),
+            (true, false) => Upstream::Pooled,
+        }
+    }
+}
+
 /// One client connection's own HTTP/1.1 connection to the target, opened
 /// on its first request and closed with it.
 ///
 /// A client's HTTP/1.1 connection hands the proxy one request at a time
 /// (hyper polls the next only once the previous response is written), so
-/// one target connection serves it without the pool, whose checkout (a
-/// lock, a hash of the pool key, a race between an idle connection and a
-/// new one) and return cost about 8k of the 55k instructions of a proxied
-/// request (docs/BENCHMARKS.md). Upgrades and `--http2` keep the pool.
+/// one target connection serves it.
 #[derive(Default)]
-pub(super) struct Dedicated {
-    sender: Mutex<Option<SendRequest<CountedBody>>>,
+pub(super) struct Http1Conn {
+    sender: Mutex<Option<http1::SendRequest<CountedBody>>>,
 }
 
-impl Dedicated {
+impl Http1Conn {
     /// Sends `req` (origin-form, with its `Host`) to `target` on this
     /// client's connection, opening one if there is none or the target
     /// closed it.
@@ -96,7 +123,9 @@ impl Dedicated {
             let reused = kept.is_some();
             let mut sender = match kept.take() {
                 Some(s) => s,
-                None => open(connector, target).await?,
+                // Boxed: opening is rare, and its future would otherwise
+                // make every request's future larger.
+                None => Box::pin(open_http1(connector, target)).await?,
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
@@ -116,25 +145,117 @@ impl Dedicated {
 
     /// The kept connection once it is ready for a request (the previous
     /// response's body read to its end), or `None` if it has closed.
-    async fn take_ready(&self) -> Option<SendRequest<CountedBody>> {
+    async fn take_ready(&self) -> Option<http1::SendRequest<CountedBody>> {
         let mut sender = self.slot().take()?;
         sender.ready().await.ok()?;
         Some(sender)
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<SendRequest<CountedBody>>> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<http1::SendRequest<CountedBody>>> {
         // Never held across an await, so never poisoned by a panic there.
         self.sender.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Opens an HTTP/1.1 connection to `target` (`scheme://authority/`) and
-/// runs it on a task of its own until its sender is dropped.
-async fn open(connector: &Connector, target: &Uri) -> Result<SendRequest<CountedBody>, BoxError> {
+/// One client connection's own HTTP/2 connection to the target, opened
+/// on its first request and closed with it (once its last stream ends).
+/// Its requests may come at once (an HTTP/2 client); they share it as
+/// streams.
+#[derive(Default)]
+pub(super) struct Http2Conn {
+    /// The connection and how many were opened before it. Held while a
+    /// connection opens, so that requests arriving together wait for one
+    /// connection rather than each opening its own.
+    sender: tokio::sync::Mutex<Option<(u64, http2::SendRequest<CountedBody>)>>,
+}
+
+impl Http2Conn {
+    /// Sends `req` (absolute-form: HTTP/2 takes `:scheme` and
+    /// `:authority` from it) on this client's connection, opening one if
+    /// there is none or the target closed it.
+    pub(super) async fn send(
+        &self,
+        connector: &Connector,
+        target: &Uri,
+        mut req: Request<CountedBody>,
+    ) -> Result<Response<Incoming>, BoxError> {
+        let mut refused = None;
+        loop {
+            let (opened, mut sender) = self.sender(connector, target, refused).await?;
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(resp),
+                // A connection the target is closing (GOAWAY) gives
+                // requests back unsent: each goes once more, on a new
+                // connection, even if this one has not closed yet.
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if refused.is_none() => {
+                        req = unsent;
+                        refused = Some(opened);
+                    }
+                    _ => return Err(e.into_error().into()),
+                },
+            }
+        }
+    }
+
+    /// The kept connection and its number, or a new one if there is none,
+    /// it closed, or it is the one numbered `refused`.
+    async fn sender(
+        &self,
+        connector: &Connector,
+        target: &Uri,
+        refused: Option<u64>,
+    ) -> Result<(u64, http2::SendRequest<CountedBody>), BoxError> {
+        let mut slot = self.sender.lock().await;
+        let opened = match slot.as_ref() {
+            Some((n, s)) if !s.is_closed() && Some(*n) != refused => return Ok((*n, s.clone())),
+            Some((n, _)) => n + 1,
+            None => 0,
+        };
+        // Boxed: opening is rare, and its future would otherwise make
+        // every request's future larger.
+        let sender = Box::pin(open_http2(connector, target)).await?;
+        *slot = Some((opened, sender.clone()));
+        Ok((opened, sender))
+    }
+}
+
+/// Opens an HTTP/2 connection to `target` (`scheme://authority/`) and
+/// runs it on a task of its own until its senders are dropped and its
+/// streams have ended.
+async fn open_http2(
+    connector: &Connector,
+    target: &Uri,
+) -> Result<http2::SendRequest<CountedBody>, BoxError> {
+    let io = connect(connector, target).await?;
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .handshake(io)
+        .await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// A new connection to `target` (`scheme://authority/`) through
+/// `connector`: TCP, TLS, through the forward proxy as the environment says.
+async fn connect(
+    connector: &Connector,
+    target: &Uri,
+) -> Result<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>, BoxError> {
     let mut connector = connector.clone();
     std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut connector, cx)).await?;
-    let io = tower_service::Service::call(&mut connector, target.clone()).await?;
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+    tower_service::Service::call(&mut connector, target.clone()).await
+}
+
+/// Opens an HTTP/1.1 connection to `target` (`scheme://authority/`) and
+/// runs it on a task of its own until its sender is dropped.
+async fn open_http1(
+    connector: &Connector,
+    target: &Uri,
+) -> Result<http1::SendRequest<CountedBody>, BoxError> {
+    let io = connect(connector, target).await?;
+    let (sender, conn) = http1::Builder::new()
         .max_buf_size(MAX_BUF)
         .handshake(io)
         .await?;
