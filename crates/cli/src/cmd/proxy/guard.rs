@@ -25,14 +25,42 @@
 use std::net::IpAddr;
 
 use http::Method;
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{HeaderMap, HeaderValue};
 
-// Names made once: a lookup by `&str` parses the name on every request.
-const SEC_PURPOSE: HeaderName = HeaderName::from_static("sec-purpose");
-const PURPOSE: HeaderName = HeaderName::from_static("purpose");
-const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
-const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
-const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+/// The request headers the guard reads (the first value of each), found
+/// in one pass over the request's headers: a lookup by name hashes the
+/// name, and the guard needs seven.
+#[derive(Default)]
+struct Labels<'a> {
+    host: Option<&'a HeaderValue>,
+    origin: Option<&'a HeaderValue>,
+    sec_purpose: Option<&'a HeaderValue>,
+    purpose: Option<&'a HeaderValue>,
+    sec_fetch_mode: Option<&'a HeaderValue>,
+    sec_fetch_dest: Option<&'a HeaderValue>,
+    sec_fetch_site: Option<&'a HeaderValue>,
+}
+
+impl<'a> Labels<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut labels = Self::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "host" => &mut labels.host,
+                "origin" => &mut labels.origin,
+                "sec-purpose" => &mut labels.sec_purpose,
+                "purpose" => &mut labels.purpose,
+                "sec-fetch-mode" => &mut labels.sec_fetch_mode,
+                "sec-fetch-dest" => &mut labels.sec_fetch_dest,
+                "sec-fetch-site" => &mut labels.sec_fetch_site,
+                _ => continue,
+            };
+            // The first value, as `HeaderMap::get` gives it.
+            slot.get_or_insert(value);
+        }
+        labels
+    }
+}
 
 /// The host names, besides loopback addresses and `localhost`, that
 /// requests may name in `Host`.
@@ -60,10 +88,8 @@ impl Guard {
         headers: &HeaderMap,
         authority: Option<&str>,
     ) -> Result<(), String> {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or(authority);
+        let labels = Labels::of(headers);
+        let host = labels.host.and_then(|v| v.to_str().ok()).or(authority);
         // Browsers always send a host; a request without one is a tool's.
         if let Some(host) = host {
             let name = host_name(host);
@@ -86,13 +112,12 @@ impl Guard {
         // A prefetch (speculation rules, <link rel=prefetch>) can come
         // from any site, arrives as a navigation the user never saw, and
         // is only ever an optimisation: refuse it.
-        let prefetch = |name: &HeaderName| {
-            headers
-                .get(name)
+        let prefetch = |value: Option<&HeaderValue>| {
+            value
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("prefetch"))
         };
-        if prefetch(&SEC_PURPOSE) || prefetch(&PURPOSE) {
+        if prefetch(labels.sec_purpose) || prefetch(labels.purpose) {
             return Err(
                 "refused: a prefetch (Sec-Purpose) would act with your identity without you seeing it; only requests you make go through.".to_owned(),
             );
@@ -100,16 +125,16 @@ impl Guard {
 
         // Top-level only: frames, objects and embeds navigate too.
         let top_level_navigation = matches!(*method, Method::GET | Method::HEAD)
-            && headers
-                .get(&SEC_FETCH_MODE)
+            && labels
+                .sec_fetch_mode
                 .is_some_and(|v| v.as_bytes() == b"navigate")
-            && headers
-                .get(&SEC_FETCH_DEST)
+            && labels
+                .sec_fetch_dest
                 .is_some_and(|v| v.as_bytes() == b"document");
         if top_level_navigation {
             return Ok(());
         }
-        match headers.get(&SEC_FETCH_SITE).map(|v| v.as_bytes()) {
+        match labels.sec_fetch_site.map(|v| v.as_bytes()) {
             Some(b"cross-site") => Err(
                 "refused: a page on another site sent this request (Sec-Fetch-Site: cross-site) and it would act with your identity. Only top-level GET and HEAD navigations (Sec-Fetch-Dest: document) from other sites are let through; frames, objects and embeds are not.".to_owned(),
             ),
@@ -117,7 +142,7 @@ impl Guard {
             Some(_) => Ok(()),
             // Browsers without Fetch Metadata still send Origin on
             // cross-origin requests and on form posts.
-            None => match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            None => match labels.origin.and_then(|v| v.to_str().ok()) {
                 None => Ok(()),
                 Some(origin) if self.local_origin(origin, host) => Ok(()),
                 Some(origin) => Err(format!(
@@ -321,6 +346,19 @@ mod tests {
             ("sec-fetch-dest", "iframe"),
         ]);
         assert!(g.check(&Method::GET, &own, None).is_ok());
+    }
+
+    #[test]
+    fn a_repeated_label_counts_by_its_first_value() {
+        let g = Guard::default();
+        let mut h = headers(&[("host", "127.0.0.1:8080")]);
+        h.append("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        h.append("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(g.check(&Method::POST, &h, None).is_err());
+        let mut h = headers(&[("sec-fetch-site", "same-origin")]);
+        h.append("host", HeaderValue::from_static("evil.example"));
+        h.append("host", HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(g.check(&Method::GET, &h, None).is_err());
     }
 
     #[test]

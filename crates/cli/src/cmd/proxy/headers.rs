@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The headers that concern one connection only, as names that need no
-/// parsing per request.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// parsing per request. A `static`, not a `const`: each use of a `const`
+/// array builds a copy and drops its names (about 500 instructions a
+/// request, docs/BENCHMARKS.md).
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -33,7 +35,7 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // each, on every request and every response (docs/BENCHMARKS.md).
     let mut present = 0u16;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_by_hop_index(name) {
             present |= 1 << i;
         }
     }
@@ -48,16 +50,13 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    if present & CONNECTION_BIT != 0 {
-        // `keep-alive` and `close`, what `Connection` says most often,
-        // name no header to remove beyond the fixed list.
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+    // `keep-alive` and `close`, what `Connection` says most often, name no
+    // header to remove beyond the fixed list: then nothing is collected.
+    let names_more =
+        |t: &&str| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close");
+    if present & CONNECTION_BIT != 0 && connection_tokens(headers).any(|t| names_more(&t)) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter(names_more)
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .filter(|name| !HOP_BY_HOP.contains(name))
             .collect();
@@ -65,7 +64,7 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for (i, name) in HOP_BY_HOP.into_iter().enumerate() {
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
         if present & (1 << i) != 0 {
             headers.remove(name);
         }
@@ -75,15 +74,38 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The protocol asked for or agreed to, when `Connection` names `upgrade`
-/// and `Upgrade` says which.
-pub(super) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asked = headers
+/// `name`'s index in [`HOP_BY_HOP`], if it is there: a match on the
+/// name's text, which is mostly length comparisons, where comparing with
+/// each of the nine names was about 600 instructions a message.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => 8,
+        _ => return None,
+    })
+}
+
+/// The options `Connection` lists, trimmed (an unreadable value lists none).
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        .map(str::trim)
+}
+
+/// The protocol asked for or agreed to, when `Connection` names `upgrade`
+/// and `Upgrade` says which.
+pub(super) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asked = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
     if asked {
         headers.get(header::UPGRADE).cloned()
     } else {
@@ -177,6 +199,23 @@ mod tests {
         assert_eq!(HOP_BY_HOP[0], header::CONNECTION);
         assert_eq!(1 << 5, TE_BIT);
         assert_eq!(HOP_BY_HOP[5], header::TE);
+    }
+
+    #[test]
+    fn each_hop_by_hop_name_is_found_at_its_index_and_no_other_name_is() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(i), "{name}");
+        }
+        for other in [
+            "host",
+            "x-forwarded-for",
+            "trailers",
+            "connections",
+            "upgrade-insecure-requests",
+        ] {
+            let name = HeaderName::from_static(other);
+            assert_eq!(hop_by_hop_index(&name), None, "{other}");
+        }
     }
 
     #[test]

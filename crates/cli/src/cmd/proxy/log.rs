@@ -139,11 +139,13 @@ impl LogLine {
     /// The line for a body of `bytes` that ended with `outcome`, newline
     /// included.
     fn render(&self, bytes: u64, outcome: Outcome) -> Vec<u8> {
-        // Milliseconds to one decimal from integers: float formatting
-        // was a fifth of the line's cost.
+        // Milliseconds to one decimal from integers, and every number
+        // through `itoa`: `write!` and float formatting were most of the
+        // line's cost, paid on every request (docs/BENCHMARKS.md).
         let tenths = (self.started.elapsed().as_micros() + 50) / 100;
-        let ms = Tenths(u64::try_from(tenths).unwrap_or(u64::MAX));
-        let status = self.status.as_u16();
+        let tenths = u64::try_from(tenths).unwrap_or(u64::MAX);
+        let mut numbers = itoa::Buffer::new();
+        let mut line = Vec::with_capacity(96 + self.path.as_str().len());
         match self.format {
             LogFormat::Text => {
                 let note = match outcome {
@@ -151,41 +153,51 @@ impl LogLine {
                     Outcome::TargetBodyFailed => " (target body failed)",
                     Outcome::ClientWentAway => " (client went away)",
                 };
-                let mut line = Vec::with_capacity(64 + self.path.as_str().len());
-                let _ = writeln!(
-                    line,
-                    "{} {} {status} {ms}ms {bytes}B{note}",
-                    self.method, self.path
-                );
-                line
+                for part in [
+                    self.method.as_str(),
+                    " ",
+                    self.path.as_str(),
+                    " ",
+                    self.status.as_str(),
+                    " ",
+                ] {
+                    line.extend_from_slice(part.as_bytes());
+                }
+                push_tenths(&mut line, &mut numbers, tenths);
+                line.extend_from_slice(b"ms ");
+                line.extend_from_slice(numbers.format(bytes).as_bytes());
+                line.push(b'B');
+                line.extend_from_slice(note.as_bytes());
+                line.push(b'\n');
             }
             LogFormat::Json => {
                 // serde_json writes the two strings from the request
                 // escaped (a path may hold `"` or `\\`); the rest are
                 // numbers and fixed words.
-                let mut line = Vec::with_capacity(160);
                 let _ = write!(line, "{{\"listener\":\"{}\",\"method\":", self.listener);
                 let _ = serde_json::to_writer(&mut line, self.method.as_str());
                 line.extend_from_slice(b",\"path\":");
                 let _ = serde_json::to_writer(&mut line, self.path.as_str());
-                let _ = writeln!(
-                    line,
-                    ",\"status\":{status},\"duration_ms\":{ms},\"bytes\":{bytes},\"outcome\":\"{}\"}}",
-                    outcome.as_str()
-                );
-                line
+                line.extend_from_slice(b",\"status\":");
+                line.extend_from_slice(self.status.as_str().as_bytes());
+                line.extend_from_slice(b",\"duration_ms\":");
+                push_tenths(&mut line, &mut numbers, tenths);
+                line.extend_from_slice(b",\"bytes\":");
+                line.extend_from_slice(numbers.format(bytes).as_bytes());
+                line.extend_from_slice(b",\"outcome\":\"");
+                line.extend_from_slice(outcome.as_str().as_bytes());
+                line.extend_from_slice(b"\"}\n");
             }
         }
+        line
     }
 }
 
-/// A count of tenths, shown as `12.3`.
-struct Tenths(u64);
-
-impl std::fmt::Display for Tenths {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.0 / 10, self.0 % 10)
-    }
+/// Appends a count of tenths as `12.3`.
+fn push_tenths(line: &mut Vec<u8>, numbers: &mut itoa::Buffer, tenths: u64) {
+    line.extend_from_slice(numbers.format(tenths / 10).as_bytes());
+    line.push(b'.');
+    line.push(b'0' + (tenths % 10) as u8);
 }
 
 #[cfg(test)]
@@ -223,6 +235,32 @@ mod tests {
         assert_eq!(v["outcome"], "client went away");
         assert!(v["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{v}");
         assert_eq!(v.as_object().map(|o| o.len()), Some(7), "{v}");
+    }
+
+    #[test]
+    fn durations_show_as_milliseconds_with_one_decimal() {
+        let shown = |tenths| {
+            let mut line = Vec::new();
+            push_tenths(&mut line, &mut itoa::Buffer::new(), tenths);
+            String::from_utf8(line).expect("UTF-8")
+        };
+        assert_eq!(shown(0), "0.0");
+        assert_eq!(shown(7), "0.7");
+        assert_eq!(shown(123), "12.3");
+        assert_eq!(shown(u64::MAX), "1844674407370955161.5");
+    }
+
+    #[test]
+    fn a_text_line_names_method_path_status_and_bytes() {
+        let text = line(LogFormat::Text, "/x?y=1", Outcome::Complete);
+        let fields: Vec<&str> = text.trim_end().split(' ').collect();
+        assert_eq!(fields[..3], ["POST", "/x?y=1", "201"], "{text}");
+        assert!(
+            fields[3].ends_with("ms") && fields[3].contains('.'),
+            "{text}"
+        );
+        assert_eq!(fields[4], "42B", "{text}");
+        assert_eq!(fields.len(), 5, "{text}");
     }
 
     #[test]
