@@ -274,12 +274,12 @@ impl Proxy {
     /// The target's URL for `path`: absolute form, as the pooled client
     /// and HTTP/2 (`:scheme`, `:authority`) need it.
     fn target_url(&self, path: PathAndQuery) -> Result<Uri, BoxError> {
-        let url = Uri::builder()
-            .scheme(self.target.scheme.clone())
-            .authority(self.target.authority.clone())
-            .path_and_query(path)
-            .build()?;
-        Ok(url)
+        // From parts already parsed: the builder would convert each again.
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.target.scheme.clone());
+        parts.authority = Some(self.target.authority.clone());
+        parts.path_and_query = Some(path);
+        Ok(Uri::from_parts(parts)?)
     }
 }
 

@@ -3,9 +3,7 @@
 //! `--http2`) connections with upgrades, and graceful shutdown on Ctrl-C.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +12,7 @@ use tokio::net::TcpListener;
 
 use super::forward::{ClientConn, Proxy};
 use super::headers::forwarded_for;
+use super::stop::{Stop, until_stopped};
 use super::target::{MAX_BUF, Upstream};
 use crate::Failure;
 
@@ -58,7 +57,7 @@ pub(super) async fn serve(
     // Each connection task holds a clone of `alive`; when the last one is
     // dropped, `recv` on the other end returns `None`: all are done.
     let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
-    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(Stop::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -82,7 +81,7 @@ pub(super) async fn serve(
                     async move { Ok::<_, Infallible>(proxy.handle(req, &conn).await) }
                 });
                 let alive = alive.clone();
-                let stopping = stopping.clone();
+                let stopping = stop.clone();
                 let io = TokioIo::new(stream);
                 tokio::spawn(async move {
                     let (_alive, _open) = (alive, open);
@@ -107,7 +106,7 @@ pub(super) async fn serve(
     eprintln!(
         "idtoken: proxy: shutting down; waiting up to {SHUTDOWN_GRACE:?} for requests in flight"
     );
-    let _ = stop.send(true);
+    stop.stop();
     drop(alive);
     if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv())
         .await
@@ -115,20 +114,4 @@ pub(super) async fn serve(
     {
         eprintln!("idtoken: proxy: requests still in flight after {SHUTDOWN_GRACE:?}; stopping");
     }
-}
-
-/// Drives a connection; once `stopping` fires, lets it finish the request
-/// in flight (`shutdown`) and close.
-async fn until_stopped<C: Future>(
-    conn: C,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
-    shutdown: impl FnOnce(Pin<&mut C>),
-) {
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = stopping.changed() => {}
-    }
-    shutdown(conn.as_mut());
-    let _ = conn.await;
 }

@@ -52,6 +52,7 @@ mod headers;
 mod listen;
 mod log;
 mod metrics;
+mod stop;
 mod target;
 
 /// What `idtoken proxy --help` says after the flags.
