@@ -54,7 +54,14 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // header to remove beyond the fixed list: then nothing is collected.
     let names_more =
         |t: &&str| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close");
-    if present & CONNECTION_BIT != 0 && connection_tokens(headers).any(|t| names_more(&t)) {
+    let plain = |v: &HeaderValue| {
+        let v = v.as_bytes();
+        v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+    };
+    if present & CONNECTION_BIT != 0
+        && !headers.get_all(header::CONNECTION).iter().all(plain)
+        && connection_tokens(headers).any(|t| names_more(&t))
+    {
         let named: Vec<HeaderName> = connection_tokens(headers)
             .filter(names_more)
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
