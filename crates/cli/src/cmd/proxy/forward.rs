@@ -246,6 +246,17 @@ impl Proxy {
         }
         Ok(Response::from_parts(parts, body.boxed()))
     }
+
+    /// The target's URL for `path`: absolute form, as the pooled client
+    /// and HTTP/2 (`:scheme`, `:authority`) need it.
+    fn target_url(&self, path: PathAndQuery) -> Result<Uri, BoxError> {
+        // From parts already parsed: the builder would convert each again.
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.target.scheme.clone());
+        parts.authority = Some(self.target.authority.clone());
+        parts.path_and_query = Some(path);
+        Ok(Uri::from_parts(parts)?)
+    }
 }
 
 /// Copies bytes both ways between the upgraded client and target
@@ -267,19 +278,6 @@ async fn join_upgraded(
             }
         }
         Err(e) => eprintln!("idtoken: proxy: upgrade failed: {e}"),
-    }
-}
-
-impl Proxy {
-    /// The target's URL for `path`: absolute form, as the pooled client
-    /// and HTTP/2 (`:scheme`, `:authority`) need it.
-    fn target_url(&self, path: PathAndQuery) -> Result<Uri, BoxError> {
-        // From parts already parsed: the builder would convert each again.
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.target.scheme.clone());
-        parts.authority = Some(self.target.authority.clone());
-        parts.path_and_query = Some(path);
-        Ok(Uri::from_parts(parts)?)
     }
 }
 
