@@ -76,6 +76,8 @@ impl Proxy {
         let resp = match self.forward(req, conn).await {
             Ok(resp) => resp,
             Err((status, why)) => {
+                // After the access lines of requests that ended before.
+                super::log::flush();
                 eprintln!("idtoken: proxy: {method} {path}: {why}");
                 error_response(status, why)
             }

@@ -103,6 +103,7 @@ pub(super) async fn serve(
         }
     }
     drop(listener);
+    super::log::flush();
     eprintln!(
         "idtoken: proxy: shutting down; waiting up to {SHUTDOWN_GRACE:?} for requests in flight"
     );
@@ -112,6 +113,7 @@ pub(super) async fn serve(
         .await
         .is_err()
     {
+        super::log::flush();
         eprintln!("idtoken: proxy: requests still in flight after {SHUTDOWN_GRACE:?}; stopping");
     }
 }

@@ -4,6 +4,7 @@
 //! (`--log-format`). The same moment counts the request in the listener's
 //! metrics.
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -63,6 +64,34 @@ impl Outcome {
     }
 }
 
+thread_local! {
+    /// Access-log lines not yet written to stderr. Each line was a
+    /// `write` of its own, one syscall in seven of a proxied request; now
+    /// the lines of all requests that end while the proxy is busy go out
+    /// in one, when its runtime is about to wait ([`flush`]), so a line is
+    /// late only while the proxy has other work (docs/BENCHMARKS.md).
+    static PENDING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most [`PENDING`] holds before it is written whatever the runtime
+/// does: a proxy that never runs out of work still writes its log.
+const PENDING_MAX: usize = 32 * 1024;
+
+/// Writes the access-log lines this thread holds. The proxy's runtime
+/// calls it each time before it waits for I/O or a timer (tokio's
+/// `on_thread_park`); the proxy calls it before its other messages, so
+/// that stderr keeps their order, and before it exits.
+pub(crate) fn flush() {
+    PENDING.with_borrow_mut(write_out);
+}
+
+fn write_out(pending: &mut Vec<u8>) {
+    if !pending.is_empty() {
+        let _ = std::io::stderr().write_all(pending);
+        pending.clear();
+    }
+}
+
 /// A response body that counts its bytes and writes the access-log line
 /// when it ends (or is dropped: the client went away).
 pub(crate) struct Logged {
@@ -83,11 +112,13 @@ impl Logged {
     fn finish(&mut self, outcome: Outcome) {
         if let Some(l) = self.log.take() {
             l.metrics.request_done(&l.method, l.status, self.bytes);
-            // One write per line: `eprintln!` writes each formatted piece
-            // on its own to the unbuffered stderr, a dozen write calls per
-            // request.
-            let line = l.render(self.bytes, outcome);
-            let _ = std::io::stderr().write_all(&line);
+            let bytes = self.bytes;
+            PENDING.with_borrow_mut(|pending| {
+                l.render(pending, bytes, outcome);
+                if pending.len() >= PENDING_MAX {
+                    write_out(pending);
+                }
+            });
         }
     }
 }
@@ -136,16 +167,15 @@ impl Drop for Logged {
 }
 
 impl LogLine {
-    /// The line for a body of `bytes` that ended with `outcome`, newline
-    /// included.
-    fn render(&self, bytes: u64, outcome: Outcome) -> Vec<u8> {
+    /// Appends the line for a body of `bytes` that ended with `outcome`,
+    /// newline included, to `line`.
+    fn render(&self, line: &mut Vec<u8>, bytes: u64, outcome: Outcome) {
         // Milliseconds to one decimal from integers, and every number
         // through `itoa`: `write!` and float formatting were most of the
         // line's cost, paid on every request (docs/BENCHMARKS.md).
         let tenths = (self.started.elapsed().as_micros() + 50) / 100;
         let tenths = u64::try_from(tenths).unwrap_or(u64::MAX);
         let mut numbers = itoa::Buffer::new();
-        let mut line = Vec::with_capacity(96 + self.path.as_str().len());
         match self.format {
             LogFormat::Text => {
                 let note = match outcome {
@@ -163,7 +193,7 @@ impl LogLine {
                 ] {
                     line.extend_from_slice(part.as_bytes());
                 }
-                push_tenths(&mut line, &mut numbers, tenths);
+                push_tenths(line, &mut numbers, tenths);
                 line.extend_from_slice(b"ms ");
                 line.extend_from_slice(numbers.format(bytes).as_bytes());
                 line.push(b'B');
@@ -175,13 +205,13 @@ impl LogLine {
                 // escaped (a path may hold `"` or `\\`); the rest are
                 // numbers and fixed words.
                 let _ = write!(line, "{{\"listener\":\"{}\",\"method\":", self.listener);
-                let _ = serde_json::to_writer(&mut line, self.method.as_str());
+                let _ = serde_json::to_writer(&mut *line, self.method.as_str());
                 line.extend_from_slice(b",\"path\":");
-                let _ = serde_json::to_writer(&mut line, self.path.as_str());
+                let _ = serde_json::to_writer(&mut *line, self.path.as_str());
                 line.extend_from_slice(b",\"status\":");
                 line.extend_from_slice(self.status.as_str().as_bytes());
                 line.extend_from_slice(b",\"duration_ms\":");
-                push_tenths(&mut line, &mut numbers, tenths);
+                push_tenths(line, &mut numbers, tenths);
                 line.extend_from_slice(b",\"bytes\":");
                 line.extend_from_slice(numbers.format(bytes).as_bytes());
                 line.extend_from_slice(b",\"outcome\":\"");
@@ -189,7 +219,6 @@ impl LogLine {
                 line.extend_from_slice(b"\"}\n");
             }
         }
-        line
     }
 }
 
@@ -214,7 +243,9 @@ mod tests {
             format,
             metrics: ListenerMetrics::new_static(),
         };
-        String::from_utf8(l.render(42, outcome)).expect("UTF-8")
+        let mut out = Vec::new();
+        l.render(&mut out, 42, outcome);
+        String::from_utf8(out).expect("UTF-8")
     }
 
     #[test]

@@ -40,6 +40,7 @@ use forward::Proxy;
 use guard::Guard;
 use listen::{bind, serve};
 use log::LogFormat;
+pub(crate) use log::flush as flush_access_log;
 use metrics::{ListenerMetrics, Registry};
 use target::https_client;
 
@@ -141,6 +142,7 @@ pub(crate) async fn run(config: Proxies) -> Result<(), Failure> {
         admin::start(admin, registry).await?;
     }
     futures_util::future::join_all(servers).await;
+    log::flush();
     Ok(())
 }
 

@@ -461,3 +461,48 @@ async fn a_workforce_user_file_forwards_the_impersonated_accounts_token() {
         "{seen}"
     );
 }
+
+#[tokio::test]
+async fn requests_ending_together_each_get_one_whole_access_line_while_the_proxy_idles() {
+    // The proxy writes the lines of requests that end while it is busy
+    // together, when it runs out of work: none may be lost, cut or left
+    // waiting once the proxy is idle.
+    let fx = ProxyFixture::builder().start().await;
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let url = format!("{}/together/{i}", fx.url());
+        // A client each: 40 connections, their requests at once.
+        requests.spawn(async move { client().get(url).send().await.expect("request").status() });
+    }
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.expect("task"), 200);
+    }
+    fx.proxy.log_says("/together/").await;
+    let lines = || {
+        fx.log()
+            .lines()
+            .filter(|l| l.starts_with("GET /together/"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let all_written = async {
+        while lines().len() < 40 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), all_written)
+        .await
+        .unwrap_or_else(|_| panic!("not every line was written: {}", fx.log()));
+    let mut paths: Vec<String> = lines()
+        .iter()
+        .map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            assert_eq!(fields.len(), 5, "{l}");
+            assert_eq!(fields[2], "200", "{l}");
+            fields[1].to_owned()
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 40, "{}", fx.log());
+}
