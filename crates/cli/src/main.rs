@@ -163,6 +163,10 @@ fn run(command: Command, filter: tracing_subscriber::EnvFilter) -> ExitCode {
             Command::Completions(_) | Command::Man(_) => Ok(()),
         }
     });
+    // Requests still running when the proxy stops end as the runtime
+    // drops them, and their access lines with them: write those too.
+    drop(runtime);
+    cmd::proxy::flush_access_log();
     finish(result)
 }
 

@@ -69,7 +69,8 @@ thread_local! {
     /// `write` of its own, one syscall in seven of a proxied request; now
     /// the lines of all requests that end while the proxy is busy go out
     /// in one, when its runtime is about to wait ([`flush`]), so a line is
-    /// late only while the proxy has other work (docs/BENCHMARKS.md).
+    /// late only while the proxy has other work, and at most 0.5 s
+    /// (docs/BENCHMARKS.md).
     static PENDING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -79,8 +80,9 @@ const PENDING_MAX: usize = 32 * 1024;
 
 /// Writes the access-log lines this thread holds. The proxy's runtime
 /// calls it each time before it waits for I/O or a timer (tokio's
-/// `on_thread_park`); the proxy calls it before its other messages, so
-/// that stderr keeps their order, and before it exits.
+/// `on_thread_park`), its heartbeat every 0.5 s; the proxy calls it
+/// before its other messages, so that stderr keeps their order, and
+/// before it exits.
 pub(crate) fn flush() {
     PENDING.with_borrow_mut(write_out);
 }

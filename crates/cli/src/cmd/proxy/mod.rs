@@ -87,7 +87,7 @@ top-level GET/HEAD navigations
 refused, so no site can frame your service), are answered 403 before any
 token is fetched. curl and other tools are not affected.";
 
-/// Runs the listeners `config` describes until Ctrl-C, then lets each
+/// Runs the listeners `config` describes until Ctrl-C (or SIGTERM), then lets each
 /// finish its requests in flight. The credentials are loaded once and
 /// shared; each listener has its own token source (its audience, its
 /// impersonation); the admin server, if asked for, reports them all.
@@ -99,12 +99,12 @@ pub(crate) async fn run(config: Proxies) -> Result<(), Failure> {
     } = config;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
         let _ = stop.send(true);
     });
     tokio::spawn(heartbeat());
-    // The runtime has one thread: let the task above install the Ctrl-C
-    // handler before any listener says it is up.
+    // The runtime has one thread: let the task above install the signal
+    // handlers before any listener says it is up.
     tokio::task::yield_now().await;
 
     // Every listener has the same credentials flags (file, cache).
@@ -146,17 +146,37 @@ pub(crate) async fn run(config: Proxies) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Ctrl-C, or on Unix also SIGTERM (what `docker stop`, systemd and
+/// `kill` send): either stops the proxy gracefully.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// A timer that is always due within half a second, so that a request's
 /// `--upstream-timeout` timer is never the soonest one. tokio wakes its
 /// own driver (an eventfd write and one more epoll round) whenever a new
 /// timer is due sooner than every pending one, which on an otherwise idle
 /// connection was every request's (`scripts/bench-instructions`,
-/// docs/BENCHMARKS.md). Costs two wake-ups a second when idle.
+/// docs/BENCHMARKS.md). Costs two wake-ups a second when idle. Each tick
+/// also writes the access-log lines a busy proxy holds (it writes them
+/// when idle, and a proxy may stay busy): none waits more than 0.5 s.
 async fn heartbeat() {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        log::flush();
     }
 }
 

@@ -184,9 +184,10 @@ impl Http2Conn {
             let (opened, mut sender) = self.sender(connector, target, refused).await?;
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(resp),
-                // A connection the target is closing (GOAWAY) gives
-                // requests back unsent: each goes once more, on a new
-                // connection, even if this one has not closed yet.
+                // A connection the target closed (GOAWAY) gives back the
+                // requests it had not yet handed to HTTP/2, which the
+                // target never saw: each goes once more, on a new
+                // connection (never the one that refused it).
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if refused.is_none() => {
                         req = unsent;

@@ -352,12 +352,24 @@ async fn many_requests_share_one_token_fetch() {
 
 #[tokio::test]
 async fn ctrl_c_lets_in_flight_requests_finish() {
+    stopping_lets_in_flight_requests_finish("-INT").await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_as_gracefully_as_ctrl_c() {
+    // What `docker stop`, systemd and `kill` send.
+    stopping_lets_in_flight_requests_finish("-TERM").await;
+}
+
+/// Sends `signal` to a proxy with a request in flight: the request
+/// finishes, its access line is written, and the proxy exits with 0.
+async fn stopping_lets_in_flight_requests_finish(signal: &str) {
     let mut fx = ProxyFixture::builder().start().await;
     let in_flight = tokio::spawn(client().get(format!("{}/held", fx.url())).send());
     fx.upstream().held_request_arrived().await;
     let pid = fx.proxy.child.id().expect("pid").to_string();
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([signal, &pid])
         .status()
         .expect("kill runs");
     assert!(kill.success());
@@ -369,11 +381,13 @@ async fn ctrl_c_lets_in_flight_requests_finish() {
         .expect("task")
         .expect("the request in flight finished");
     assert_eq!(resp.status(), 200);
+    resp.bytes().await.expect("body");
     let status = tokio::time::timeout(Duration::from_secs(15), fx.proxy.child.wait())
         .await
         .expect("the proxy exits")
         .expect("wait");
     assert!(status.success(), "{}", fx.log());
+    fx.proxy.log_says("GET /held 200 ").await;
 }
 
 #[tokio::test]
