@@ -163,10 +163,9 @@ impl Http1Conn {
 /// streams.
 #[derive(Default)]
 pub(super) struct Http2Conn {
-    /// The connection and how many were opened before it. Held while a
-    /// connection opens, so that requests arriving together wait for one
-    /// connection rather than each opening its own.
-    sender: tokio::sync::Mutex<Option<(u64, http2::SendRequest<CountedBody>)>>,
+    /// Held while a connection opens, so that requests arriving together
+    /// wait for one connection rather than each opening its own.
+    sender: tokio::sync::Mutex<Option<http2::SendRequest<CountedBody>>>,
 }
 
 impl Http2Conn {
@@ -179,19 +178,19 @@ impl Http2Conn {
         target: &Uri,
         mut req: Request<CountedBody>,
     ) -> Result<Response<Incoming>, BoxError> {
-        let mut refused = None;
+        let mut retried = false;
         loop {
-            let (opened, mut sender) = self.sender(connector, target, refused).await?;
+            let mut sender = self.sender(connector, target).await?;
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(resp),
                 // A connection the target closed (GOAWAY) gives back the
                 // requests it had not yet handed to HTTP/2, which the
-                // target never saw: each goes once more, on a new
-                // connection (never the one that refused it).
+                // target never saw, and is closed by then: each goes once
+                // more, on a new connection.
                 Err(mut e) => match e.take_message() {
-                    Some(unsent) if refused.is_none() => {
+                    Some(unsent) if !retried => {
                         req = unsent;
-                        refused = Some(opened);
+                        retried = true;
                     }
                     _ => return Err(e.into_error().into()),
                 },
@@ -199,25 +198,21 @@ impl Http2Conn {
         }
     }
 
-    /// The kept connection and its number, or a new one if there is none,
-    /// it closed, or it is the one numbered `refused`.
+    /// The kept connection, or a new one if there is none or it closed.
     async fn sender(
         &self,
         connector: &Connector,
         target: &Uri,
-        refused: Option<u64>,
-    ) -> Result<(u64, http2::SendRequest<CountedBody>), BoxError> {
+    ) -> Result<http2::SendRequest<CountedBody>, BoxError> {
         let mut slot = self.sender.lock().await;
-        let opened = match slot.as_ref() {
-            Some((n, s)) if !s.is_closed() && Some(*n) != refused => return Ok((*n, s.clone())),
-            Some((n, _)) => n + 1,
-            None => 0,
-        };
+        if let Some(sender) = slot.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(sender.clone());
+        }
         // Boxed: opening is rare, and its future would otherwise make
         // every request's future larger.
         let sender = Box::pin(open_http2(connector, target)).await?;
-        *slot = Some((opened, sender.clone()));
-        Ok((opened, sender))
+        *slot = Some(sender.clone());
+        Ok(sender)
     }
 }
 
