@@ -29,10 +29,19 @@ pub fn parse_jws(token: &str) -> Result<Jws, String> {
     let parts = crate::jws::parse(token).map_err(|e| e.to_string())?;
     Ok(Jws {
         signing_input_len: parts.signing_input.len(),
-        header: parts.header,
-        claims: parts.claims,
+        header: parts.header.rest,
+        claims: parts.claims.rest,
         signature: parts.signature,
     })
+}
+
+/// A token's claims as the verifier and [`IdToken::parse`] read them: the
+/// typed claims kept apart while parsing, never in a map (the verifier's
+/// header members too, so the same input fails for the same reason).
+pub fn parse_claims(token: &str) -> Result<Claims, String> {
+    let parts = crate::jws::parse_with(token, &["alg", "kid", "crit"], &Claims::NAMES)
+        .map_err(|e| e.to_string())?;
+    Claims::from_members(parts.claims).map_err(|e| e.to_string())
 }
 
 /// A claim set read into [`Claims`].

@@ -11,11 +11,12 @@
 //! forger show one value to a lax parser and another to us), and so is
 //! anything that is not UTF-8 or not an object.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 /// Largest token accepted. Google ID tokens are about 1 KiB; 16 KiB leaves
@@ -78,47 +79,60 @@ pub struct UnverifiedToken {
 pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, DecodeError> {
     let parts = parse(token)?;
     Ok(UnverifiedToken {
-        header: parts.header,
-        claims: parts.claims,
+        header: parts.header.rest,
+        claims: parts.claims.rest,
     })
 }
 
 /// The three parts of a compact JWS, decoded but not verified.
+///
+/// The header's and the claim set's members named when parsing (see
+/// [`parse_with`]) are in `known`, in the order named; all others are in
+/// `rest`.
 #[derive(Debug)]
-pub(crate) struct Parts<'a> {
+pub(crate) struct Parts<'a, const H: usize, const C: usize> {
     /// `header.payload`, the bytes the signature covers.
     pub signing_input: &'a str,
-    pub header: Map<String, Value>,
-    pub claims: Map<String, Value>,
+    pub header: Members<H>,
+    pub claims: Members<C>,
     pub signature: Vec<u8>,
 }
 
-impl Parts<'_> {
-    /// The header's `kid`, or "" when it has none (the verifier refuses
-    /// such tokens before asking).
-    pub(crate) fn kid(&self) -> &str {
-        self.header
-            .get("kid")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    }
+/// A JSON object's members, read strictly: those named when reading in
+/// fixed slots (in the order named; `None` when absent), the rest in a
+/// map. A verifier reads its handful of claims from the slots without a
+/// map lookup or a copy of their names.
+#[derive(Debug)]
+pub(crate) struct Members<const N: usize> {
+    pub known: [Option<Value>; N],
+    pub rest: Map<String, Value>,
 }
 
-/// Splits and decodes a compact JWS without checking its signature.
-pub(crate) fn parse(token: &str) -> Result<Parts<'_>, DecodeError> {
+/// Splits and decodes a compact JWS without checking its signature; every
+/// member of the header and the claim set in `rest`.
+pub(crate) fn parse(token: &str) -> Result<Parts<'_, 0, 0>, DecodeError> {
+    parse_with(token, &[], &[])
+}
+
+/// Like [`parse`], with the header members named in `header` and the
+/// claims named in `claims` kept in slots. Exactly as strict: the same
+/// input is refused for the same reason whatever the names.
+pub(crate) fn parse_with<'a, const H: usize, const C: usize>(
+    token: &'a str,
+    header: &[&str; H],
+    claims: &[&str; C],
+) -> Result<Parts<'a, H, C>, DecodeError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(DecodeError::TooLong(token.len()));
     }
-    let segments = token.split('.').count();
-    let mut it = token.splitn(3, '.');
-    let (Some(h), Some(p), Some(s)) = (it.next(), it.next(), it.next()) else {
-        return Err(DecodeError::Segments(segments));
+    let mut it = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        return Err(DecodeError::Segments(token.split('.').count()));
     };
-    if segments != 3 {
-        return Err(DecodeError::Segments(segments));
-    }
-    let header = decode_object(h, "header")?;
-    let claims = decode_object(p, "payload")?;
+    // One buffer for both JSON segments: decoded, read, then reused.
+    let mut buf = Vec::with_capacity(h.len().max(p.len()) / 4 * 3 + 3);
+    let header = read_object(h, "header", header, &mut buf)?;
+    let claims = read_object(p, "payload", claims, &mut buf)?;
     let signature = URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| DecodeError::Base64("signature"))?;
@@ -130,15 +144,93 @@ pub(crate) fn parse(token: &str) -> Result<Parts<'_>, DecodeError> {
     })
 }
 
-fn decode_object(segment: &str, name: &'static str) -> Result<Map<String, Value>, DecodeError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
+fn read_object<const N: usize>(
+    segment: &str,
+    name: &'static str,
+    names: &[&str; N],
+    buf: &mut Vec<u8>,
+) -> Result<Members<N>, DecodeError> {
+    buf.clear();
+    URL_SAFE_NO_PAD
+        .decode_vec(segment, buf)
         .map_err(|_| DecodeError::Base64(name))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| DecodeError::Utf8(name))?;
-    match serde_json::from_str::<Strict>(text) {
-        Ok(Strict(Value::Object(map))) => Ok(map),
-        Ok(_) => Err(DecodeError::Json(name, "not an object".into())),
-        Err(e) => Err(DecodeError::Json(name, e.to_string())),
+    let text = std::str::from_utf8(buf).map_err(|_| DecodeError::Utf8(name))?;
+    let json = |e: serde_json::Error| {
+        // serde_json says "invalid type: ..., expected a JSON object".
+        DecodeError::Json(name, e.to_string())
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = MembersSeed { names }.deserialize(&mut de).map_err(json)?;
+    de.end().map_err(json)?;
+    Ok(members)
+}
+
+/// Reads one JSON object into [`Members`], refusing a member named twice.
+struct MembersSeed<'n, const N: usize> {
+    names: &'n [&'n str; N],
+}
+
+impl<'de, const N: usize> DeserializeSeed<'de> for MembersSeed<'_, N> {
+    type Value = Members<N>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Members<N>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for MembersSeed<'_, N> {
+    type Value = Members<N>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<N>, A::Error> {
+        let mut out = Members {
+            known: std::array::from_fn(|_| None),
+            rest: Map::new(),
+        };
+        while let Some(Key(key)) = map.next_key()? {
+            let Strict(value) = map.next_value()?;
+            let duplicate = match self.names.iter().position(|n| *n == key) {
+                Some(i) => out.known[i].replace(value).is_some(),
+                None if out.rest.contains_key(key.as_ref()) => true,
+                None => {
+                    out.rest.insert(key.into_owned(), value);
+                    continue;
+                }
+            };
+            if duplicate {
+                return Err(de::Error::custom(format_args!("duplicate member `{key}`")));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An object member's name, borrowed from the text when it holds no
+/// escapes (the usual case), so naming a known member costs no copy.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
     }
 }
 
@@ -262,6 +354,33 @@ mod tests {
         }
         let ok = URL_SAFE_NO_PAD.encode(r#"{"a":[{"b":1},{"b":2}],"c":1.5,"d":null}"#);
         assert!(parse(&format!("{ok}.{p}.")).is_ok());
+    }
+
+    #[test]
+    fn named_members_are_as_strict_as_the_rest() {
+        let p = URL_SAFE_NO_PAD.encode("{}");
+        // A named member twice, also when one spelling is escaped.
+        for dup in [
+            r#"{"alg":"RS256","alg":"none"}"#,
+            r#"{"alg":"RS256","al\u0067":"none"}"#,
+            r#"{"typ":"JWT","typ":"x"}"#,
+        ] {
+            let h = URL_SAFE_NO_PAD.encode(dup);
+            let token = format!("{h}.{p}.");
+            assert!(
+                matches!(
+                    parse_with(&token, &["alg", "kid"], &[]),
+                    Err(DecodeError::Json("header", _))
+                ),
+                "{dup}"
+            );
+            assert!(parse(&token).is_err(), "{dup}");
+        }
+        let h = URL_SAFE_NO_PAD.encode(r#"{"al\u0067":"RS256","typ":"JWT"}"#);
+        let token = format!("{h}.{p}.");
+        let parts = parse_with(&token, &["alg", "kid"], &[]).expect("parses");
+        assert_eq!(parts.header.known, [Some(Value::from("RS256")), None]);
+        assert_eq!(parts.header.rest.len(), 1);
     }
 
     #[test]

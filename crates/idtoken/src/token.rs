@@ -41,7 +41,7 @@ pub enum TokenError {
 }
 
 /// A well-known claim present with the wrong JSON type, as
-/// [`Claims::from_map`] finds it; the token's and the verifier's errors
+/// [`Claims::from_members`] finds it; the token's and the verifier's errors
 /// each carry its two fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WrongType {
@@ -102,8 +102,8 @@ impl IdToken {
     /// ```
     pub fn parse(raw: &str) -> Result<Self, TokenError> {
         let raw = raw.trim();
-        let parts = jws::parse(raw)?;
-        let claims = Claims::from_map(parts.claims)?;
+        let parts = jws::parse_with(raw, &[], &Claims::NAMES)?;
+        let claims = Claims::from_members(parts.claims)?;
         let exp = claims.exp.ok_or(TokenError::MissingExpiry)?;
         let mut header = HeaderValue::from_str(&format!("Bearer {raw}"))
             .map_err(|_| TokenError::NotHeaderSafe)?;
@@ -223,24 +223,45 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// The claims with typed fields, in the order [`Claims::from_members`]
+    /// reads them; a parser keeps these apart (see [`jws::parse_with`]).
+    pub(crate) const NAMES: [&'static str; 10] = [
+        "iss",
+        "aud",
+        "sub",
+        "azp",
+        "email",
+        "hd",
+        "iat",
+        "exp",
+        "nbf",
+        "email_verified",
+    ];
+    /// Where `aud` is in [`Claims::NAMES`].
+    pub(crate) const AUD: usize = 1;
+
     /// Reads claims from a JSON object, checking the types of known claims.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self, WrongType> {
+        let known = Self::NAMES.map(|name| map.remove(name));
+        Self::from_members(jws::Members { known, rest: map })
+    }
+
+    /// Reads claims from an object parsed with [`Claims::NAMES`] kept
+    /// apart, checking the types of known claims.
+    pub(crate) fn from_members(members: jws::Members<10>) -> Result<Self, WrongType> {
+        let jws::Members { known, rest } = members;
+        let [iss, aud, sub, azp, email, hd, iat, exp, nbf, email_verified] = known;
         let wrong = |claim, expected| WrongType { claim, expected };
-        let mut string = |name: &'static str| -> Result<Option<String>, WrongType> {
-            match map.remove(name) {
+        let string = |name: &'static str, v: Option<Value>| -> Result<Option<String>, WrongType> {
+            match v {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s)),
                 Some(_) => Err(wrong(name, "a string")),
             }
         };
-        let iss = string("iss")?;
-        let aud = string("aud")?;
-        let sub = string("sub")?;
-        let azp = string("azp")?;
-        let email = string("email")?;
-        let hd = string("hd")?;
-        let mut number = |name: &'static str| -> Result<Option<u64>, WrongType> {
-            match map.remove(name) {
+        let number = |name: &'static str, v: Option<Value>| -> Result<Option<u64>, WrongType> {
+            match v {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::Number(n)) => n
                     .as_u64()
@@ -250,10 +271,23 @@ impl Claims {
                 Some(_) => Err(wrong(name, "a number")),
             }
         };
-        let iat = number("iat")?;
-        let exp = number("exp")?;
-        let nbf = number("nbf")?;
-        let email_verified = match map.remove("email_verified") {
+        // In the order of NAMES, so the first wrong claim is the one named.
+        let (iss, aud, sub) = (
+            string("iss", iss)?,
+            string("aud", aud)?,
+            string("sub", sub)?,
+        );
+        let (azp, email, hd) = (
+            string("azp", azp)?,
+            string("email", email)?,
+            string("hd", hd)?,
+        );
+        let (iat, exp, nbf) = (
+            number("iat", iat)?,
+            number("exp", exp)?,
+            number("nbf", nbf)?,
+        );
+        let email_verified = match email_verified {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(b),
             // Some Google tokens have carried "true" as a string.
@@ -271,7 +305,7 @@ impl Claims {
             iat,
             exp,
             nbf,
-            extra: map,
+            extra: rest,
         })
     }
 

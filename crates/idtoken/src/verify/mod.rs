@@ -139,7 +139,11 @@ impl std::fmt::Debug for Inner {
 /// A token that passed [`Verifier::check_offline`]: all that is left is
 /// its signature.
 pub(crate) struct Offline<'t> {
-    pub parts: crate::jws::Parts<'t>,
+    /// `header.payload`, what the signature covers.
+    pub signing_input: &'t str,
+    pub signature: Vec<u8>,
+    /// The header's `kid`.
+    pub kid: String,
     pub claims: Claims,
 }
 
@@ -215,17 +219,20 @@ impl Verifier {
             verified.remove(token);
         }
         let kind = inner.policy.kind;
-        let Offline { parts, claims } =
-            self.check_offline(token, unix_seconds(inner.clock.now()))?;
-        let kid = parts.kid();
-        let key = inner.keys.key(kid).await?;
+        let Offline {
+            signing_input,
+            signature,
+            kid,
+            claims,
+        } = self.check_offline(token, unix_seconds(inner.clock.now()))?;
+        let key = inner.keys.key(&kid).await?;
         let expected = match kind {
             Kind::Google => jwks::KeyKind::Rsa,
             Kind::Iap => jwks::KeyKind::P256,
         };
         if key.kind != expected {
             return Err(VerifyError::KeyMismatch {
-                kid: kid.to_owned(),
+                kid,
                 algorithm: kind.algorithm(),
             });
         }
@@ -234,7 +241,7 @@ impl Verifier {
         // RS256 for RSA keys, ES256 for P-256 ones.
         if key
             .parsed
-            .verify_sig(parts.signing_input.as_bytes(), &parts.signature)
+            .verify_sig(signing_input.as_bytes(), &signature)
             .is_err()
         {
             return Err(VerifyError::BadSignature);
@@ -275,38 +282,47 @@ impl Verifier {
         now: u64,
     ) -> Result<Offline<'t>, VerifyError> {
         let kind = self.inner.policy.kind;
-        let mut parts =
-            crate::jws::parse(token).map_err(|source| VerifyError::Malformed { source })?;
-        let header = &parts.header;
-        match header.get("alg") {
+        let parts = crate::jws::parse_with(token, &HEADER_NAMES, &Claims::NAMES)
+            .map_err(|source| VerifyError::Malformed { source })?;
+        let [alg, kid, crit] = parts.header.known;
+        match alg {
             Some(Value::String(alg)) if alg == kind.algorithm() => {}
-            Some(Value::String(other)) => {
+            Some(Value::String(found)) => {
                 return Err(VerifyError::Algorithm {
-                    found: other.clone(),
+                    found,
                     expected: kind.algorithm(),
                 });
             }
             _ => return Err(VerifyError::MissingClaim { claim: "alg" }),
         }
-        if header.contains_key("crit") {
+        if crit.is_some() {
             return Err(VerifyError::CriticalExtension);
         }
-        if !matches!(header.get("kid"), Some(Value::String(_))) {
+        let Some(Value::String(kid)) = kid else {
             return Err(VerifyError::MissingClaim { claim: "kid" });
-        }
+        };
         if kind == Kind::Iap && parts.signature.len() != 64 {
             return Err(VerifyError::SignatureLength {
                 len: parts.signature.len(),
             });
         }
-        if matches!(parts.claims.get("aud"), Some(Value::Array(_))) {
+        if matches!(parts.claims.known[Claims::AUD], Some(Value::Array(_))) {
             return Err(VerifyError::MultipleAudiences);
         }
-        let claims = Claims::from_map(std::mem::take(&mut parts.claims))?;
+        let claims = Claims::from_members(parts.claims)?;
         self.inner.policy.check(&claims, now)?;
-        Ok(Offline { parts, claims })
+        Ok(Offline {
+            signing_input: parts.signing_input,
+            signature: parts.signature,
+            kid,
+            claims,
+        })
     }
 }
+
+/// The header members the verifier reads, in the order `check_offline`
+/// takes them apart.
+const HEADER_NAMES: [&str; 3] = ["alg", "kid", "crit"];
 
 impl VerifierBuilder {
     /// Accepts tokens for this audience (call again to accept several).
