@@ -39,7 +39,7 @@ pub fn parse_jws(token: &str) -> Result<Jws, String> {
 /// typed claims kept apart while parsing, never in a map (the verifier's
 /// header members too, so the same input fails for the same reason).
 pub fn parse_claims(token: &str) -> Result<Claims, String> {
-    let parts = crate::jws::parse_with(token, &["alg", "kid", "crit"], &Claims::NAMES)
+    let parts = crate::jws::parse_with(token, &["alg", "kid", "crit", "typ"], &Claims::NAMES)
         .map_err(|e| e.to_string())?;
     Claims::from_members(parts.claims).map_err(|e| e.to_string())
 }

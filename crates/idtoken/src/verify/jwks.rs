@@ -145,9 +145,13 @@ impl KeyCache {
         }
     }
 
-    /// The key for `kid`, fetching the key set when needed.
-    pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<PublicKey>, VerifyError> {
-        let now = self.clock.now();
+    /// The key for `kid`, fetching the key set when needed; `now` is the
+    /// caller's clock reading (one per verification).
+    pub(crate) async fn key(
+        self: &Arc<Self>,
+        kid: &str,
+        now: SystemTime,
+    ) -> Result<Arc<PublicKey>, VerifyError> {
         let unknown = || VerifyError::UnknownKey {
             kid: kid.to_owned(),
         };

@@ -219,13 +219,14 @@ impl Verifier {
             verified.remove(token);
         }
         let kind = inner.policy.kind;
+        let now = inner.clock.now();
         let Offline {
             signing_input,
             signature,
             kid,
             claims,
-        } = self.check_offline(token, unix_seconds(inner.clock.now()))?;
-        let key = inner.keys.key(&kid).await?;
+        } = self.check_offline(token, unix_seconds(now))?;
+        let key = inner.keys.key(&kid, now).await?;
         let expected = match kind {
             Kind::Google => jwks::KeyKind::Rsa,
             Kind::Iap => jwks::KeyKind::P256,
@@ -284,7 +285,9 @@ impl Verifier {
         let kind = self.inner.policy.kind;
         let parts = crate::jws::parse_with(token, &HEADER_NAMES, &Claims::NAMES)
             .map_err(|source| VerifyError::Malformed { source })?;
-        let [alg, kid, crit] = parts.header.known;
+        // `typ` is read into a slot only to spare it a map: nothing
+        // depends on it (RFC 7519 5.1 makes it optional).
+        let [alg, kid, crit, _typ] = parts.header.known;
         match alg {
             Some(Value::String(alg)) if alg == kind.algorithm() => {}
             Some(Value::String(found)) => {
@@ -322,7 +325,7 @@ impl Verifier {
 
 /// The header members the verifier reads, in the order `check_offline`
 /// takes them apart.
-const HEADER_NAMES: [&str; 3] = ["alg", "kid", "crit"];
+const HEADER_NAMES: [&str; 4] = ["alg", "kid", "crit", "typ"];
 
 impl VerifierBuilder {
     /// Accepts tokens for this audience (call again to accept several).
