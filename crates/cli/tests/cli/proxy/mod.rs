@@ -20,6 +20,7 @@ mod egress;
 mod fixture;
 mod listeners;
 mod protocols;
+mod slow_clients;
 mod target_connections;
 mod tls;
 mod upstream;

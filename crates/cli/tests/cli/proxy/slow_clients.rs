@@ -1,0 +1,158 @@
+//! Clients that open connections and then send nothing, or too little:
+//! `--header-timeout` closes them, so they cannot hold the proxy's
+//! connections (and file descriptors) for ever.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::client::{client, read_head};
+use super::fixture::ProxyFixture;
+use crate::support::{idtoken, run, stderr};
+
+/// Far longer than any header timeout these tests set: reaching it means
+/// the proxy kept the connection open.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Reads until the proxy closes `conn`; false if it is still open after
+/// [`PATIENCE`]. A reset counts as closed.
+async fn closed_by_proxy(conn: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let waited = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    waited.is_ok()
+}
+
+fn addr(fx: &ProxyFixture) -> String {
+    fx.url().trim_start_matches("http://").to_owned()
+}
+
+#[tokio::test]
+async fn a_request_head_never_finished_is_cut_off_and_others_still_served() {
+    let fx = ProxyFixture::builder()
+        .arg("--header-timeout")
+        .arg("0.5")
+        .start()
+        .await;
+    let mut conn = TcpStream::connect(addr(&fx)).await.expect("connect");
+    conn.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n", addr(&fx)).as_bytes())
+        .await
+        .expect("write");
+    assert!(
+        closed_by_proxy(&mut conn).await,
+        "the proxy held a connection whose request head never ended"
+    );
+    let mut silent = TcpStream::connect(addr(&fx)).await.expect("connect");
+    assert!(
+        closed_by_proxy(&mut silent).await,
+        "the proxy held a connection that never sent a byte"
+    );
+    let resp = client().get(fx.url()).send().await.expect("request");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let fx = ProxyFixture::builder()
+        .arg("--header-timeout")
+        .arg("0.5")
+        .start()
+        .await;
+    let conn = TcpStream::connect(addr(&fx)).await.expect("connect");
+    let mut reader = BufReader::new(conn);
+    reader
+        .get_mut()
+        .write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", addr(&fx)).as_bytes())
+        .await
+        .expect("write");
+    let head = read_head(&mut reader).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a Content-Length");
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.expect("body");
+    let mut conn = reader.into_inner();
+    assert!(
+        closed_by_proxy(&mut conn).await,
+        "an idle keep-alive connection stayed open"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_response_is_not_cut_by_the_header_timeout() {
+    // The header timeout runs only while the proxy waits for a request
+    // head: a target slower than it is still answered (here with the
+    // --upstream-timeout's 504, after four header timeouts).
+    let fx = ProxyFixture::builder()
+        .arg("--header-timeout")
+        .arg("0.5")
+        .arg("--upstream-timeout")
+        .arg("2")
+        .start()
+        .await;
+    let resp = client()
+        .get(format!("{}/held", fx.url()))
+        .send()
+        .await
+        .expect("an answer, not a dropped connection");
+    assert_eq!(resp.status(), 504);
+}
+
+#[tokio::test]
+async fn the_header_timeout_holds_for_http1_clients_of_an_http2_listener() {
+    let fx = ProxyFixture::builder()
+        .h2c()
+        .arg("--http2")
+        .arg("--header-timeout")
+        .arg("0.5")
+        .start()
+        .await;
+    let mut conn = TcpStream::connect(addr(&fx)).await.expect("connect");
+    conn.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n", addr(&fx)).as_bytes())
+        .await
+        .expect("write");
+    assert!(
+        closed_by_proxy(&mut conn).await,
+        "the --http2 listener held an HTTP/1.1 head that never ended"
+    );
+}
+
+#[tokio::test]
+async fn absurd_header_timeouts_are_usage_errors_not_panics() {
+    let home = tempfile::tempdir().expect("home");
+    for secs in ["0", "-1", "1e20", "inf", "NaN"] {
+        let out = run(idtoken(home.path()).args([
+            "proxy",
+            "--target",
+            "http://127.0.0.1:9",
+            // `=`: clap would take a lone `-1` for a flag.
+            &format!("--header-timeout={secs}"),
+        ]))
+        .await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--header-timeout {secs}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("--header-timeout"),
+            "--header-timeout {secs}: {}",
+            stderr(&out)
+        );
+    }
+}
