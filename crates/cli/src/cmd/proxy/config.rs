@@ -23,13 +23,14 @@ use crate::token_cache::Cache;
 /// The flags that describe one listener, which `--config` replaces (clap
 /// ids: the fields' names). `--allow-non-loopback` stays, for
 /// `--admin-listen` (each listener has its own key).
-const PER_LISTENER: [&str; 9] = [
+const PER_LISTENER: [&str; 10] = [
     "target",
     "listen",
     "allow_host",
     "audience",
     "header",
     "upstream_timeout",
+    "header_timeout",
     "http2",
     "impersonate_service_account",
     "include_email",
@@ -39,6 +40,9 @@ const PER_LISTENER: [&str; 9] = [
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// `--upstream-timeout` unless given, in seconds.
 const DEFAULT_UPSTREAM_TIMEOUT: f64 = 60.0;
+/// `--header-timeout` unless given, in seconds: nginx's
+/// `client_header_timeout` default.
+const DEFAULT_HEADER_TIMEOUT: f64 = 60.0;
 
 /// Arguments of `idtoken proxy`.
 #[derive(clap::Args, Debug)]
@@ -86,6 +90,13 @@ pub(crate) struct Args {
     /// Answer 504 when the target sends no response headers within SECS.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_UPSTREAM_TIMEOUT)]
     upstream_timeout: f64,
+    /// Close a client's connection when its request line and headers are
+    /// not all in within SECS of the proxy being ready for them, idle time
+    /// between keep-alive requests included (HTTP/1.1), so that clients
+    /// that connect and send nothing, or a byte at a time, cannot hold
+    /// connections for ever.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_TIMEOUT)]
+    header_timeout: f64,
     /// Also serve HTTP/2 without TLS (h2c, prior knowledge) to local
     /// clients, and speak HTTP/2 to the target (ALPN for https, prior
     /// knowledge for http): for gRPC.
@@ -108,6 +119,7 @@ struct Listener {
     audience: Option<String>,
     header: TokenHeader,
     upstream_timeout: f64,
+    header_timeout: f64,
     http2: bool,
     /// The impersonation chain, as `--impersonate-service-account` takes it.
     impersonate_service_account: Option<String>,
@@ -146,6 +158,9 @@ pub(crate) struct ProxyConfig {
     /// Names the guard accepts besides loopback and localhost.
     pub(super) allowed_hosts: Vec<String>,
     pub(super) upstream_timeout: Duration,
+    /// How long a client connection may take to send a request head,
+    /// idle keep-alive time included.
+    pub(super) header_timeout: Duration,
     pub(super) http2: bool,
     pub(super) creds: CredsConfig,
     /// The token cache: read once at start, written with the first token.
@@ -227,6 +242,7 @@ fn listeners(args: &Args) -> Result<(Vec<ProxyConfig>, Vec<String>), Failure> {
             audience: args.audience.clone(),
             header: args.header,
             upstream_timeout: args.upstream_timeout,
+            header_timeout: args.header_timeout,
             http2: args.http2,
             impersonate_service_account: args.creds.impersonate_service_account.clone(),
             include_email: args.creds.include_email,
@@ -290,6 +306,7 @@ fn listener(entry: config_file::Entry) -> Result<Listener, String> {
         audience: entry.audience,
         header,
         upstream_timeout: entry.upstream_timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT),
+        header_timeout: entry.header_timeout.unwrap_or(DEFAULT_HEADER_TIMEOUT),
         http2: entry.http2.unwrap_or(false),
         impersonate_service_account: entry.impersonate_service_account,
         include_email: entry.include_email.unwrap_or(false),
@@ -310,19 +327,8 @@ fn resolve_listener(l: Listener, args: &Args, naming: Naming) -> Result<ProxyCon
         "anyone who can reach it would act with your identity",
     )?;
     let target = target(&l.target, &name("target"))?;
-    // `Duration` panics on NaN, infinity and values past its range.
-    let upstream_timeout = Duration::try_from_secs_f64(l.upstream_timeout)
-        .ok()
-        .filter(|_| l.upstream_timeout > 0.0)
-        .ok_or_else(|| {
-            Failure::new(
-                crate::exit::USAGE,
-                format!(
-                    "{} wants a positive number of seconds",
-                    name("upstream-timeout")
-                ),
-            )
-        })?;
+    let upstream_timeout = seconds(l.upstream_timeout, &name("upstream-timeout"))?;
+    let header_timeout = seconds(l.header_timeout, &name("header-timeout"))?;
     let audience = match &l.audience {
         Some(a) => a.clone(),
         None => idtoken::audience_for_url(&l.target)?,
@@ -340,10 +346,25 @@ fn resolve_listener(l: Listener, args: &Args, naming: Naming) -> Result<ProxyCon
         header: l.header,
         listen: l.listen,
         upstream_timeout,
+        header_timeout,
         http2: l.http2,
         creds,
         cache: args.cache.resolve(),
     })
+}
+
+/// A timeout's seconds as given (`named` in the error): positive and
+/// within `Duration`'s range, which panics on NaN, infinity and past it.
+fn seconds(secs: f64, named: &str) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|_| secs > 0.0)
+        .ok_or_else(|| {
+            Failure::new(
+                crate::exit::USAGE,
+                format!("{named} wants a positive number of seconds"),
+            )
+        })
 }
 
 /// The rule for every address the proxy binds: loopback, unless

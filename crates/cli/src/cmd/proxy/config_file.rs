@@ -41,6 +41,7 @@ pub(super) struct Entry {
     pub(super) impersonate_service_account: Option<String>,
     pub(super) include_email: Option<bool>,
     pub(super) upstream_timeout: Option<f64>,
+    pub(super) header_timeout: Option<f64>,
     pub(super) http2: Option<bool>,
     pub(super) allow_host: Option<Vec<String>>,
     pub(super) allow_non_loopback: Option<bool>,
@@ -160,6 +161,7 @@ mod tests {
             impersonate-service-account = "d@x,t@x"
             include-email = true
             upstream-timeout = 5
+            header-timeout = 15
             http2 = true
             allow-host = ["dev.internal"]
             allow-non-loopback = false
@@ -186,6 +188,7 @@ mod tests {
                 impersonate_service_account: Some("d@x,t@x".into()),
                 include_email: Some(true),
                 upstream_timeout: Some(5.0),
+                header_timeout: Some(15.0),
                 http2: Some(true),
                 allow_host: Some(vec!["dev.internal".into()]),
                 allow_non_loopback: Some(false),

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::forward::{ClientConn, Proxy};
@@ -47,11 +47,15 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Accepts connections until `shutdown` changes (Ctrl-C), then lets
 /// in-flight requests finish for up to [`SHUTDOWN_GRACE`]. Upgraded
 /// connections (WebSocket) are tunnels without requests; they end with
-/// the process.
+/// the process. An HTTP/1.1 connection is closed when a request head takes
+/// longer than `header_timeout` from the moment the proxy is ready for it
+/// (hyper's `header_read_timeout`: from the connection's start, then from
+/// the end of each response, so idle keep-alive time counts).
 pub(super) async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     http2: bool,
+    header_timeout: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     // Each connection task holds a clone of `alive`; when the last one is
@@ -87,12 +91,18 @@ pub(super) async fn serve(
                     let (_alive, _open) = (alive, open);
                     if http2 {
                         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                        builder.http1().max_buf_size(MAX_BUF);
+                        builder
+                            .http1()
+                            .max_buf_size(MAX_BUF)
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(header_timeout);
                         let conn = builder.serve_connection_with_upgrades(io, service);
                         until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
                     } else {
                         let conn = hyper::server::conn::http1::Builder::new()
                             .max_buf_size(MAX_BUF)
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(header_timeout)
                             .serve_connection(io, service)
                             .with_upgrades();
                         until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;

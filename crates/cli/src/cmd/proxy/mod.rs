@@ -197,6 +197,7 @@ async fn start(
         listen,
         allowed_hosts,
         upstream_timeout,
+        header_timeout,
         http2,
         creds,
         cache,
@@ -277,5 +278,6 @@ async fn start(
         target::egress_note(&proxy.target_uri)
     );
     println!("http://{local}");
-    Ok((proxy.clone(), serve(listener, proxy, http2, stopping)))
+    let served = serve(listener, proxy.clone(), http2, header_timeout, stopping);
+    Ok((proxy, served))
 }
