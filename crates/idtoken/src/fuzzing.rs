@@ -35,13 +35,18 @@ pub fn parse_jws(token: &str) -> Result<Jws, String> {
     })
 }
 
-/// A token's claims as the verifier and [`IdToken::parse`] read them: the
-/// typed claims kept apart while parsing, never in a map (the verifier's
-/// header members too, so the same input fails for the same reason).
-pub fn parse_claims(token: &str) -> Result<Claims, String> {
-    let parts = crate::jws::parse_with(token, &["alg", "kid", "crit", "typ"], &Claims::NAMES)
-        .map_err(|e| e.to_string())?;
-    Claims::from_members(parts.claims).map_err(|e| e.to_string())
+/// A token as the verifier reads it: its header members in the
+/// verifier's slots (each name with its value, if present) and its claims
+/// read from their slots, never from a map. For checking against
+/// [`parse_jws`] and [`claims_from_map`].
+pub fn parse_as_verifier(
+    token: &str,
+) -> Result<(Vec<(&'static str, Option<Value>)>, Claims), String> {
+    let names = crate::verify::HEADER_NAMES;
+    let parts = crate::jws::parse_with(token, &names, &Claims::NAMES).map_err(|e| e.to_string())?;
+    let header = names.into_iter().zip(parts.header.known).collect();
+    let claims = Claims::from_members(parts.claims).map_err(|e| e.to_string())?;
+    Ok((header, claims))
 }
 
 /// A claim set read into [`Claims`].

@@ -155,10 +155,12 @@ fn read_object<const N: usize>(
         .decode_vec(segment, buf)
         .map_err(|_| DecodeError::Base64(name))?;
     let text = std::str::from_utf8(buf).map_err(|_| DecodeError::Utf8(name))?;
-    let json = |e: serde_json::Error| {
-        // serde_json says "invalid type: ..., expected a JSON object".
-        DecodeError::Json(name, e.to_string())
-    };
+    // Said before serde_json would, whose "invalid type: string ..."
+    // would repeat the segment's text in the error.
+    if !text.trim_start().starts_with('{') {
+        return Err(DecodeError::Json(name, "not an object".into()));
+    }
+    let json = |e: serde_json::Error| DecodeError::Json(name, e.to_string());
     let mut de = serde_json::Deserializer::from_str(text);
     let members = MembersSeed { names }.deserialize(&mut de).map_err(json)?;
     de.end().map_err(json)?;
@@ -394,12 +396,14 @@ mod tests {
     }
 
     #[test]
-    fn rejects_non_object_segments() {
-        let h = URL_SAFE_NO_PAD.encode("[1]");
+    fn rejects_non_object_segments_without_repeating_them() {
         let p = URL_SAFE_NO_PAD.encode("{}");
-        assert!(matches!(
-            parse(&format!("{h}.{p}.")),
-            Err(DecodeError::Json("header", _))
-        ));
+        for not_object in ["[1]", r#""a secret-looking string""#, " 12", "null"] {
+            let h = URL_SAFE_NO_PAD.encode(not_object);
+            assert_eq!(
+                parse(&format!("{h}.{p}.")).expect_err(not_object),
+                DecodeError::Json("header", "not an object".into())
+            );
+        }
     }
 }

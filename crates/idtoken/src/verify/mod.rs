@@ -325,7 +325,7 @@ impl Verifier {
 
 /// The header members the verifier reads, in the order `check_offline`
 /// takes them apart.
-const HEADER_NAMES: [&str; 4] = ["alg", "kid", "crit", "typ"];
+pub(crate) const HEADER_NAMES: [&str; 4] = ["alg", "kid", "crit", "typ"];
 
 impl VerifierBuilder {
     /// Accepts tokens for this audience (call again to accept several).
