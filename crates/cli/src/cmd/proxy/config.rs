@@ -90,11 +90,13 @@ pub(crate) struct Args {
     /// Answer 504 when the target sends no response headers within SECS.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_UPSTREAM_TIMEOUT)]
     upstream_timeout: f64,
-    /// Close a client's connection when its request line and headers are
-    /// not all in within SECS of the proxy being ready for them, idle time
-    /// between keep-alive requests included (HTTP/1.1), so that clients
-    /// that connect and send nothing, or a byte at a time, cannot hold
-    /// connections for ever.
+    /// Close a client's HTTP/1.1 connection when its request line and
+    /// headers are not all in within SECS of the proxy being ready for
+    /// them, idle time between keep-alive requests included, so that
+    /// clients that connect and send nothing, or a byte at a time, cannot
+    /// hold connections for ever. (With --http2, SECS also bounds the wait
+    /// for the bytes that tell HTTP/2 from HTTP/1.1; an HTTP/2 connection
+    /// may then stay idle.)
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_TIMEOUT)]
     header_timeout: f64,
     /// Also serve HTTP/2 without TLS (h2c, prior knowledge) to local
@@ -353,16 +355,21 @@ fn resolve_listener(l: Listener, args: &Args, naming: Naming) -> Result<ProxyCon
     })
 }
 
-/// A timeout's seconds as given (`named` in the error): positive and
-/// within `Duration`'s range, which panics on NaN, infinity and past it.
+/// The longest timeout taken: a day. `Duration` itself would take up to
+/// 584 billion years, and `Instant + Duration` (hyper's deadlines) panics
+/// long before that.
+const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// A timeout's seconds as given (`named` in the error): positive and at
+/// most [`MAX_TIMEOUT_SECS`] (`Duration` panics on NaN and infinity).
 fn seconds(secs: f64, named: &str) -> Result<Duration, Failure> {
     Duration::try_from_secs_f64(secs)
         .ok()
-        .filter(|_| secs > 0.0)
+        .filter(|_| secs > 0.0 && secs <= MAX_TIMEOUT_SECS)
         .ok_or_else(|| {
             Failure::new(
                 crate::exit::USAGE,
-                format!("{named} wants a positive number of seconds"),
+                format!("{named} wants a positive number of seconds, at most 86400 (a day)"),
             )
         })
 }
@@ -484,6 +491,7 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8080".parse().expect("addr"));
         assert!(c.allowed_hosts.is_empty());
         assert_eq!(c.upstream_timeout, Duration::from_secs(60));
+        assert_eq!(c.header_timeout, Duration::from_secs(60));
         assert!(!c.http2);
         assert!(c.creds.impersonate.is_none() && c.creds.file.is_none());
         let p =
@@ -555,6 +563,8 @@ mod tests {
             "X-Serverless-Authorization",
             "--upstream-timeout",
             "0.5",
+            "--header-timeout",
+            "2.5",
             "--http2",
             "--allow-host",
             "dev.internal",
@@ -566,6 +576,7 @@ mod tests {
         assert_eq!(c.audience, "https://api.example");
         assert_eq!(c.header, TokenHeader::XServerlessAuthorization);
         assert_eq!(c.upstream_timeout, Duration::from_millis(500));
+        assert_eq!(c.header_timeout, Duration::from_millis(2500));
         assert!(c.http2);
         assert_eq!(c.allowed_hosts, ["dev.internal"]);
         let how = c.creds.impersonate.expect("impersonation");
@@ -640,12 +651,18 @@ mod tests {
     }
 
     #[test]
-    fn absurd_upstream_timeouts_are_usage_errors_not_panics() {
-        for secs in ["0", "-1", "NaN", "inf", "1e20"] {
-            let flag = format!("--upstream-timeout={secs}");
-            let f = refused(&["--target", "http://127.0.0.1:9", &flag]);
-            assert_eq!(f.code, crate::exit::USAGE, "{secs}");
-            assert!(f.message.contains("--upstream-timeout"), "{}", f.message);
+    fn absurd_timeouts_are_usage_errors_not_panics() {
+        // 1e19 s fits a `Duration` but not an `Instant` plus it: hyper's
+        // header deadline would panic in every connection.
+        for flag in ["--upstream-timeout", "--header-timeout"] {
+            for secs in ["0", "-1", "NaN", "inf", "1e20", "1e19", "86400.5"] {
+                let arg = format!("{flag}={secs}");
+                let f = refused(&["--target", "http://127.0.0.1:9", &arg]);
+                assert_eq!(f.code, crate::exit::USAGE, "{arg}");
+                assert!(f.message.contains(flag), "{}", f.message);
+            }
+            let arg = format!("{flag}=86400");
+            resolved(&["--target", "http://127.0.0.1:9", &arg]).expect("a day is taken");
         }
     }
 
@@ -739,6 +756,7 @@ mod tests {
             audience = "https://b.example"
             impersonate-service-account = "d@x,t@x"
             include-email = true
+            header-timeout = 15
             "#,
             &[
                 "--credentials",
@@ -752,8 +770,10 @@ mod tests {
         assert_eq!(c[0].audience, "https://a-abc-uc.a.run.app");
         assert_eq!(c[0].target.prefix, "/base");
         assert_eq!(c[0].upstream_timeout, Duration::from_secs(60));
+        assert_eq!(c[0].header_timeout, Duration::from_secs(60));
         assert!(c[0].creds.impersonate.is_none() && !c[0].creds.include_email);
         assert_eq!(c[1].audience, "https://b.example");
+        assert_eq!(c[1].header_timeout, Duration::from_secs(15));
         assert_eq!(c[1].listen, "127.0.0.1:8082".parse().expect("addr"));
         let how = c[1].creds.impersonate.as_ref().expect("impersonation");
         assert_eq!(how.target(), "t@x");
@@ -787,7 +807,18 @@ mod tests {
             "[[listener]]\nlisten = \"127.0.0.1:1\"\ntarget = \"https://a\"\nupstream-timeout = 0\n",
         );
         assert!(
-            m.ends_with("): upstream-timeout wants a positive number of seconds"),
+            m.ends_with(
+                "): upstream-timeout wants a positive number of seconds, at most 86400 (a day)"
+            ),
+            "{m}"
+        );
+        let m = file_refused(
+            "[[listener]]\nlisten = \"127.0.0.1:1\"\ntarget = \"https://a\"\nheader-timeout = 1e19\n",
+        );
+        assert!(
+            m.ends_with(
+                "): header-timeout wants a positive number of seconds, at most 86400 (a day)"
+            ),
             "{m}"
         );
         let m = file_refused(

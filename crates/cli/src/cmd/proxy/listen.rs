@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use super::forward::{ClientConn, Proxy};
 use super::headers::forwarded_for;
@@ -41,6 +41,44 @@ pub(super) async fn bind(
     Ok((listener, local))
 }
 
+/// HTTP/2's connection preface (RFC 9113, section 3.4), which a client of
+/// an `--http2` listener sends first if it speaks HTTP/2.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits, at most `within`, for a client's first bytes to tell HTTP/2
+/// from HTTP/1.1: a byte off the preface, the whole preface, or the end of
+/// the stream; false when they did not come in time. hyper-util's version
+/// detection reads the same bytes before any of hyper's timers runs, so
+/// without this a client of an `--http2` listener that sends nothing (or
+/// part of the preface) would hold its connection for ever. Only peeks:
+/// hyper reads them.
+async fn protocol_told(stream: &TcpStream, within: Duration) -> bool {
+    // `within` is at most a day (`config`), so this cannot overflow.
+    let deadline = tokio::time::Instant::now() + within;
+    let mut first = [0u8; 24];
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+            Ok(Ok(n)) => n,
+            // hyper meets the error on its first read and ends there.
+            Ok(Err(_)) => return true,
+            Err(_) => return false,
+        };
+        if n == 0 || n == H2_PREFACE.len() || first[..n] != H2_PREFACE[..n] {
+            return true;
+        }
+        // The start of the preface (a peek returns at once while bytes
+        // wait): look again a little later, less often as time goes on.
+        let pause_until = tokio::time::Instant::now() + pause;
+        if pause_until >= deadline {
+            tokio::time::sleep_until(deadline).await;
+            return false;
+        }
+        tokio::time::sleep_until(pause_until).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
 /// How long in-flight requests may run after Ctrl-C.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -50,7 +88,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// the process. An HTTP/1.1 connection is closed when a request head takes
 /// longer than `header_timeout` from the moment the proxy is ready for it
 /// (hyper's `header_read_timeout`: from the connection's start, then from
-/// the end of each response, so idle keep-alive time counts).
+/// the end of each response, so idle keep-alive time counts); with
+/// `http2`, a client that does not say which protocol it speaks within
+/// `header_timeout` is too ([`protocol_told`]).
 pub(super) async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -86,10 +126,13 @@ pub(super) async fn serve(
                 });
                 let alive = alive.clone();
                 let stopping = stop.clone();
-                let io = TokioIo::new(stream);
                 tokio::spawn(async move {
                     let (_alive, _open) = (alive, open);
                     if http2 {
+                        if !protocol_told(&stream, header_timeout).await {
+                            return;
+                        }
+                        let io = TokioIo::new(stream);
                         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                         builder
                             .http1()
@@ -99,6 +142,7 @@ pub(super) async fn serve(
                         let conn = builder.serve_connection_with_upgrades(io, service);
                         until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
                     } else {
+                        let io = TokioIo::new(stream);
                         let conn = hyper::server::conn::http1::Builder::new()
                             .max_buf_size(MAX_BUF)
                             .timer(TokioTimer::new())

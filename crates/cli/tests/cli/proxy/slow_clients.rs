@@ -35,6 +35,16 @@ fn addr(fx: &ProxyFixture) -> String {
     fx.url().trim_start_matches("http://").to_owned()
 }
 
+/// A connection to the proxy that has sent a request line and a header,
+/// but not the empty line that ends the head.
+async fn unfinished_head(fx: &ProxyFixture) -> TcpStream {
+    let mut conn = TcpStream::connect(addr(fx)).await.expect("connect");
+    conn.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n", addr(fx)).as_bytes())
+        .await
+        .expect("write");
+    conn
+}
+
 #[tokio::test]
 async fn a_request_head_never_finished_is_cut_off_and_others_still_served() {
     let fx = ProxyFixture::builder()
@@ -42,12 +52,8 @@ async fn a_request_head_never_finished_is_cut_off_and_others_still_served() {
         .arg("0.5")
         .start()
         .await;
-    let mut conn = TcpStream::connect(addr(&fx)).await.expect("connect");
-    conn.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n", addr(&fx)).as_bytes())
-        .await
-        .expect("write");
     assert!(
-        closed_by_proxy(&mut conn).await,
+        closed_by_proxy(&mut unfinished_head(&fx).await).await,
         "the proxy held a connection whose request head never ended"
     );
     let mut silent = TcpStream::connect(addr(&fx)).await.expect("connect");
@@ -121,20 +127,86 @@ async fn the_header_timeout_holds_for_http1_clients_of_an_http2_listener() {
         .arg("0.5")
         .start()
         .await;
-    let mut conn = TcpStream::connect(addr(&fx)).await.expect("connect");
-    conn.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n", addr(&fx)).as_bytes())
-        .await
-        .expect("write");
     assert!(
-        closed_by_proxy(&mut conn).await,
+        closed_by_proxy(&mut unfinished_head(&fx).await).await,
         "the --http2 listener held an HTTP/1.1 head that never ended"
     );
 }
 
 #[tokio::test]
+async fn an_http2_listener_cuts_off_clients_that_never_say_which_protocol() {
+    let fx = ProxyFixture::builder()
+        .h2c()
+        .arg("--http2")
+        .arg("--header-timeout")
+        .arg("0.5")
+        .start()
+        .await;
+    let mut silent = TcpStream::connect(addr(&fx)).await.expect("connect");
+    assert!(
+        closed_by_proxy(&mut silent).await,
+        "the --http2 listener held a connection that never sent a byte"
+    );
+    // The start of HTTP/2's preface, and no more.
+    let mut partial = TcpStream::connect(addr(&fx)).await.expect("connect");
+    partial.write_all(b"PRI * HTTP/2").await.expect("write");
+    assert!(
+        closed_by_proxy(&mut partial).await,
+        "the --http2 listener held a connection that sent part of the preface"
+    );
+    // A client that speaks HTTP/2 is served as before.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<axum::body::Bytes>>();
+    let req = hyper::Request::get(format!("{}/pkg.Service/Method", fx.url()))
+        .body(http_body_util::Empty::new())
+        .expect("request");
+    let resp = tokio::time::timeout(PATIENCE, client.request(req))
+        .await
+        .expect("in time")
+        .expect("an h2c response");
+    assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_outlives_the_header_timeout() {
+    let fx = ProxyFixture::builder()
+        .arg("--header-timeout")
+        .arg("0.5")
+        .start()
+        .await;
+    let conn = TcpStream::connect(addr(&fx)).await.expect("connect");
+    let mut reader = BufReader::new(conn);
+    reader
+        .get_mut()
+        .write_all(
+            format!(
+                "GET /upgrade HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n",
+                addr(&fx)
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let head = read_head(&mut reader).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut tunnel = reader.into_inner();
+    // Idle for four header timeouts: a tunnel has no request heads.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tunnel.write_all(b"later").await.expect("write");
+    let mut back = [0u8; 5];
+    tokio::time::timeout(PATIENCE, tunnel.read_exact(&mut back))
+        .await
+        .expect("the target answers through the tunnel")
+        .expect("the tunnel is still open");
+    assert_eq!(&back, b"LATER");
+}
+
+#[tokio::test]
 async fn absurd_header_timeouts_are_usage_errors_not_panics() {
     let home = tempfile::tempdir().expect("home");
-    for secs in ["0", "-1", "1e20", "inf", "NaN"] {
+    for secs in ["0", "-1", "1e19", "1e20", "inf", "NaN"] {
         let out = run(idtoken(home.path()).args([
             "proxy",
             "--target",
