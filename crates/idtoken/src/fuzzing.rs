@@ -35,13 +35,14 @@ pub fn parse_jws(token: &str) -> Result<Jws, String> {
     })
 }
 
+/// The verifier's header members: each name with its value, if present.
+pub type HeaderSlots = Vec<(&'static str, Option<Value>)>;
+
 /// A token as the verifier reads it: its header members in the
 /// verifier's slots (each name with its value, if present) and its claims
 /// read from their slots, never from a map. For checking against
 /// [`parse_jws`] and [`claims_from_map`].
-pub fn parse_as_verifier(
-    token: &str,
-) -> Result<(Vec<(&'static str, Option<Value>)>, Claims), String> {
+pub fn parse_as_verifier(token: &str) -> Result<(HeaderSlots, Claims), String> {
     let names = crate::verify::HEADER_NAMES;
     let parts = crate::jws::parse_with(token, &names, &Claims::NAMES).map_err(|e| e.to_string())?;
     let header = names.into_iter().zip(parts.header.known).collect();

@@ -53,8 +53,7 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// part of the preface) would hold its connection for ever. Only peeks:
 /// hyper reads them.
 async fn protocol_told(stream: &TcpStream, within: Duration) -> bool {
-    // `within` is at most a day (`config`), so this cannot overflow.
-    let deadline = tokio::time::Instant::now() + within;
+    let deadline = tokio::time::Instant::now() + within; // time: bounded (a day at most, `config`)
     let mut first = [0u8; 24];
     let mut pause = Duration::from_millis(10);
     loop {
@@ -69,7 +68,7 @@ async fn protocol_told(stream: &TcpStream, within: Duration) -> bool {
         }
         // The start of the preface (a peek returns at once while bytes
         // wait): look again a little later, less often as time goes on.
-        let pause_until = tokio::time::Instant::now() + pause;
+        let pause_until = tokio::time::Instant::now() + pause; // time: bounded (1 s at most)
         if pause_until >= deadline {
             tokio::time::sleep_until(deadline).await;
             return false;
