@@ -170,6 +170,36 @@ async fn an_http2_listener_cuts_off_clients_that_never_say_which_protocol() {
 }
 
 #[tokio::test]
+async fn a_stopping_http2_listener_closes_a_silent_client_at_once() {
+    // The default header timeout (60 s), longer than Ctrl-C's 10 s grace.
+    let fx = ProxyFixture::builder().arg("--http2").start().await;
+    let mut silent = TcpStream::connect(addr(&fx)).await.expect("connect");
+    // Accepted after the silent connection, so that one is in the proxy
+    // by the time this request reaches the target.
+    let in_flight = tokio::spawn(client().get(format!("{}/held", fx.url())).send());
+    fx.upstream().held_request_arrived().await;
+    let pid = fx.proxy.child.id().expect("pid").to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    fx.proxy.log_says("shutting down").await;
+    // Closed while the proxy still waits for the request in flight: not
+    // when the grace ends and the process goes, taking that request too.
+    assert!(
+        closed_by_proxy(&mut silent).await,
+        "the silent connection outlived the proxy"
+    );
+    fx.upstream().release_held();
+    let resp = in_flight
+        .await
+        .expect("task")
+        .expect("the request in flight finished after the silent client was closed");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
 async fn an_upgraded_connection_outlives_the_header_timeout() {
     let fx = ProxyFixture::builder()
         .arg("--header-timeout")
