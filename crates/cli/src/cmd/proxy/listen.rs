@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::forward::{ClientConn, Proxy};
 use super::headers::forwarded_for;
-use super::stop::{Stop, until_stopped};
+use super::stop::{Stop, unless_stopped, until_stopped};
 use super::target::{MAX_BUF, Upstream};
 use crate::Failure;
 
@@ -128,7 +128,9 @@ pub(super) async fn serve(
                 tokio::spawn(async move {
                     let (_alive, _open) = (alive, open);
                     if http2 {
-                        if !protocol_told(&stream, header_timeout).await {
+                        // Ctrl-C ends the wait too: nothing is in flight yet.
+                        let told = protocol_told(&stream, header_timeout);
+                        if unless_stopped(told, stopping.clone()).await != Some(true) {
                             return;
                         }
                         let io = TokioIo::new(stream);

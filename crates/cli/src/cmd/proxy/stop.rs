@@ -46,26 +46,32 @@ pub(super) async fn until_stopped<C: Future>(
     shutdown: impl FnOnce(Pin<&mut C>),
 ) {
     let mut conn = std::pin::pin!(conn);
+    if unless_stopped(conn.as_mut(), stop).await.is_none() {
+        shutdown(conn.as_mut());
+        conn.await;
+    }
+}
+
+/// Runs `work` until it ends, or until `stop` says so, whichever comes
+/// first: `None` when stopped first (then `work` is dropped).
+pub(super) async fn unless_stopped<F: Future>(work: F, stop: Arc<Stop>) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
     let mut watch = Watch {
         id: stop.next_id.fetch_add(1, Ordering::Relaxed),
         stop,
         registered: None,
     };
-    let stopping = std::future::poll_fn(|cx| {
-        if conn.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(false);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
         }
         if watch.stopping(cx) {
-            Poll::Ready(true)
+            Poll::Ready(None)
         } else {
             Poll::Pending
         }
     })
-    .await;
-    if stopping {
-        shutdown(conn.as_mut());
-        conn.await;
-    }
+    .await
 }
 
 /// One connection's registration with its [`Stop`], removed when dropped.
