@@ -35,6 +35,22 @@ fn addr(fx: &ProxyFixture) -> String {
     fx.url().trim_start_matches("http://").to_owned()
 }
 
+/// Sends `request` (its line and headers but `Host` and the empty line) on
+/// a new connection and reads the answer's head: the connection, ready
+/// for the body, and the head.
+async fn exchange(fx: &ProxyFixture, request: &str) -> (BufReader<TcpStream>, String) {
+    let conn = TcpStream::connect(addr(fx)).await.expect("connect");
+    let mut reader = BufReader::new(conn);
+    let head = format!("{request}Host: {}\r\n\r\n", addr(fx));
+    reader
+        .get_mut()
+        .write_all(head.as_bytes())
+        .await
+        .expect("write");
+    let answer = read_head(&mut reader).await;
+    (reader, answer)
+}
+
 /// A connection to the proxy that has sent a request line and a header,
 /// but not the empty line that ends the head.
 async fn unfinished_head(fx: &ProxyFixture) -> TcpStream {
@@ -72,14 +88,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
         .arg("0.5")
         .start()
         .await;
-    let conn = TcpStream::connect(addr(&fx)).await.expect("connect");
-    let mut reader = BufReader::new(conn);
-    reader
-        .get_mut()
-        .write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", addr(&fx)).as_bytes())
-        .await
-        .expect("write");
-    let head = read_head(&mut reader).await;
+    let (mut reader, head) = exchange(&fx, "GET / HTTP/1.1\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let length: usize = head
         .lines()
@@ -206,20 +215,8 @@ async fn an_upgraded_connection_outlives_the_header_timeout() {
         .arg("0.5")
         .start()
         .await;
-    let conn = TcpStream::connect(addr(&fx)).await.expect("connect");
-    let mut reader = BufReader::new(conn);
-    reader
-        .get_mut()
-        .write_all(
-            format!(
-                "GET /upgrade HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n",
-                addr(&fx)
-            )
-            .as_bytes(),
-        )
-        .await
-        .expect("write");
-    let head = read_head(&mut reader).await;
+    let request = "GET /upgrade HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: shout\r\n";
+    let (reader, head) = exchange(&fx, request).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let mut tunnel = reader.into_inner();
     // Idle for four header timeouts: a tunnel has no request heads.
