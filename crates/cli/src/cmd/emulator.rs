@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use idtoken_emulator::{Emulator, Endpoint};
+use idtoken_emulator::{Emulator, Endpoint, Fault};
 
 use crate::Failure;
 
@@ -26,22 +26,50 @@ pub(crate) struct Args {
     /// /_emulator/counters, e.g. `metadata_identity=1.5`).
     #[arg(long, value_name = "ENDPOINT=SECS", value_parser = parse_delay)]
     delay: Vec<(Endpoint, Duration)>,
+    /// Make the next TIMES answers (default 1) of one endpoint fail with
+    /// HTTP STATUS (400-599), as a Google endpoint that is down would, then
+    /// answer normally again (repeatable; e.g. `metadata_identity=503x3`).
+    #[arg(long, value_name = "ENDPOINT=STATUS[xTIMES]", value_parser = parse_fail)]
+    fail: Vec<(Endpoint, u16, u32)>,
+}
+
+fn endpoint_named(name: &str) -> Result<Endpoint, String> {
+    Endpoint::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Endpoint::ALL.iter().map(|e| e.as_str()).collect();
+        format!("unknown endpoint {name:?}; one of {}", names.join(", "))
+    })
 }
 
 fn parse_delay(s: &str) -> Result<(Endpoint, Duration), String> {
     let (name, secs) = s
         .split_once('=')
         .ok_or_else(|| format!("want ENDPOINT=SECS, got {s:?}"))?;
-    let endpoint = Endpoint::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Endpoint::ALL.iter().map(|e| e.as_str()).collect();
-        format!("unknown endpoint {name:?}; one of {}", names.join(", "))
-    })?;
+    let endpoint = endpoint_named(name)?;
     let delay = secs
         .parse::<f64>()
         .ok()
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| format!("want a number of seconds, got {secs:?}"))?;
     Ok((endpoint, delay))
+}
+
+fn parse_fail(s: &str) -> Result<(Endpoint, u16, u32), String> {
+    let (name, what) = s
+        .split_once('=')
+        .ok_or_else(|| format!("want ENDPOINT=STATUS[xTIMES], got {s:?}"))?;
+    let endpoint = endpoint_named(name)?;
+    let (status, times) = what.split_once('x').unwrap_or((what, "1"));
+    let status = status
+        .parse::<u16>()
+        .ok()
+        .filter(|s| (400..=599).contains(s))
+        .ok_or_else(|| format!("want an HTTP error status (400-599), got {status:?}"))?;
+    let times = times
+        .parse::<u32>()
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or_else(|| format!("want a number of answers (at least 1) after x, got {times:?}"))?;
+    Ok((endpoint, status, times))
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Failure> {
@@ -71,6 +99,10 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     for (endpoint, delay) in &args.delay {
         emu.set_delay(*endpoint, *delay);
         eprintln!("# {endpoint} answers wait {delay:?}");
+    }
+    for (endpoint, status, times) in &args.fail {
+        emu.inject_fault(*endpoint, Fault::Status(*status), *times);
+        eprintln!("# {endpoint}: the next {times} answer(s) fail with {status}");
     }
     let dir = match args.credentials_dir {
         Some(dir) => dir,
@@ -171,5 +203,29 @@ mod tests {
         assert!(unknown.contains("metadata_identity"), "{unknown}");
         assert!(parse_delay("token").is_err());
         assert!(parse_delay("token=-1").is_err());
+    }
+
+    #[test]
+    fn fail_names_an_endpoint_an_error_status_and_a_count() {
+        assert_eq!(
+            parse_fail("metadata_identity=503x3").expect("parses"),
+            (Endpoint::MetadataIdentity, 503, 3)
+        );
+        assert_eq!(
+            parse_fail("token=429").expect("parses"),
+            (Endpoint::Token, 429, 1)
+        );
+        let unknown = parse_fail("nope=503").expect_err("unknown endpoint");
+        assert!(unknown.contains("metadata_identity"), "{unknown}");
+        for bad in [
+            "token",
+            "token=200",
+            "token=600",
+            "token=503x0",
+            "token=503x",
+            "token=x3",
+        ] {
+            assert!(parse_fail(bad).is_err(), "{bad}");
+        }
     }
 }

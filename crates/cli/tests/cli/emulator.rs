@@ -1,5 +1,6 @@
 //! `idtoken emulator`: what it prints works.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,20 +34,7 @@ async fn prints_export_lines_that_work() {
             break rest.split_whitespace().next().expect("an email").to_owned();
         }
     };
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut exports = std::collections::HashMap::new();
-    while !exports.contains_key("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS") {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("export lines in time")
-            .expect("read")
-            .expect("a line");
-        let (k, v) = line
-            .strip_prefix("export ")
-            .and_then(|l| l.split_once('='))
-            .expect("an export line");
-        exports.insert(k.to_owned(), v.to_owned());
-    }
+    let exports = exports(&mut child).await;
     // The key file it wrote works with the token endpoint it serves.
     let key = &exports["GOOGLE_APPLICATION_CREDENTIALS"];
     assert!(Path::new(key).starts_with(&creds));
@@ -95,6 +83,63 @@ async fn prints_export_lines_that_work() {
         stdout(&out).contains(&format!(
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS={iam}"
         )),
+        "{}",
+        stdout(&out)
+    );
+    child.kill().await.expect("killed");
+}
+
+/// The `export` lines it prints on standard output, by name.
+async fn exports(child: &mut tokio::process::Child) -> HashMap<String, String> {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut exports = HashMap::new();
+    while !exports.contains_key("CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS") {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("export lines in time")
+            .expect("read")
+            .expect("a line");
+        let (k, v) = line
+            .strip_prefix("export ")
+            .and_then(|l| l.split_once('='))
+            .expect("an export line");
+        exports.insert(k.to_owned(), v.to_owned());
+    }
+    exports
+}
+
+#[tokio::test]
+async fn fail_makes_the_next_answers_of_an_endpoint_fail_then_it_recovers() {
+    let home = tempfile::tempdir().expect("home");
+    let mut child = idtoken(home.path())
+        .args([
+            "emulator",
+            "--fail",
+            "metadata_identity=503x3",
+            "--credentials-dir",
+        ])
+        .arg(home.path().join("creds"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawned");
+    let exports = exports(&mut child).await;
+    let token = || {
+        let mut cmd = idtoken(home.path());
+        cmd.env("GCE_METADATA_HOST", &exports["GCE_METADATA_HOST"])
+            .args(["token", "--audience", "https://svc.example"]);
+        cmd
+    };
+    // The metadata flow makes three attempts, and each gets a 503.
+    let out = run(&mut token()).await;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("503"), "{}", stderr(&out));
+    // The faults are used up: the next call mints.
+    let out = run(&mut token()).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim().split('.').count(),
+        3,
         "{}",
         stdout(&out)
     );
