@@ -125,13 +125,7 @@ fn run(command: Command, filter: tracing_subscriber::EnvFilter) -> ExitCode {
     // on one thread they hand the request over without waking another
     // worker (docs/BENCHMARKS.md, `idtoken proxy`).
     let mut builder = match &command {
-        Command::Proxy(_) => {
-            let mut b = tokio::runtime::Builder::new_current_thread();
-            // Access-log lines go out together when the proxy runs out of
-            // work, not one write per request.
-            b.on_thread_park(cmd::proxy::flush_access_log);
-            b
-        }
+        Command::Proxy(_) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {

@@ -66,25 +66,39 @@ impl Outcome {
 
 thread_local! {
     /// Access-log lines not yet written to stderr. Each line was a
-    /// `write` of its own, one syscall in seven of a proxied request; now
-    /// the lines of all requests that end while the proxy is busy go out
-    /// in one, when its runtime is about to wait ([`flush`]), so a line is
-    /// late only while the proxy has other work, and at most 0.5 s
-    /// (docs/BENCHMARKS.md).
+    /// `write` of its own, one syscall in seven of a proxied request (and
+    /// still so when written as the runtime went idle, which one client
+    /// at a time makes it do after every request); now the lines of the
+    /// [`LINGER`] after a first one go out together ([`flusher`]), as
+    /// Envoy's access logs do every second (docs/BENCHMARKS.md). The proxy
+    /// runs on one thread, so one buffer holds them all.
     static PENDING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The most [`PENDING`] holds before it is written whatever the runtime
-/// does: a proxy that never runs out of work still writes its log.
+/// The most [`PENDING`] holds before it is written at once.
 const PENDING_MAX: usize = 32 * 1024;
 
-/// Writes the access-log lines this thread holds. The proxy's runtime
-/// calls it each time before it waits for I/O or a timer (tokio's
-/// `on_thread_park`), its heartbeat every 0.5 s; the proxy calls it
-/// before its other messages, so that stderr keeps their order, and
-/// before it exits.
+/// How long a line may wait for others to share its write.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Told when a line comes into an empty [`PENDING`].
+static LINE_WAITING: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Writes the access-log lines this thread holds: [`flusher`] does, and
+/// the proxy before its other messages, so that stderr keeps their
+/// order, and before it exits.
 pub(crate) fn flush() {
     PENDING.with_borrow_mut(write_out);
+}
+
+/// Writes each batch of access-log lines [`LINGER`] after its first line;
+/// runs for the proxy's life, on its thread.
+pub(super) async fn flusher() {
+    loop {
+        LINE_WAITING.notified().await;
+        tokio::time::sleep(LINGER).await;
+        flush();
+    }
 }
 
 fn write_out(pending: &mut Vec<u8>) {
@@ -116,6 +130,9 @@ impl Logged {
             l.metrics.request_done(&l.method, l.status, self.bytes);
             let bytes = self.bytes;
             PENDING.with_borrow_mut(|pending| {
+                if pending.is_empty() {
+                    LINE_WAITING.notify_one();
+                }
                 l.render(pending, bytes, outcome);
                 if pending.len() >= PENDING_MAX {
                     write_out(pending);

@@ -103,6 +103,7 @@ pub(crate) async fn run(config: Proxies) -> Result<(), Failure> {
         let _ = stop.send(true);
     });
     tokio::spawn(heartbeat());
+    tokio::spawn(log::flusher());
     // The runtime has one thread: let the task above install the signal
     // handlers before any listener says it is up.
     tokio::task::yield_now().await;
@@ -168,15 +169,12 @@ async fn stop_signal() {
 /// own driver (an eventfd write and one more epoll round) whenever a new
 /// timer is due sooner than every pending one, which on an otherwise idle
 /// connection was every request's (`scripts/bench-instructions`,
-/// docs/BENCHMARKS.md). Costs two wake-ups a second when idle. Each tick
-/// also writes the access-log lines a busy proxy holds (it writes them
-/// when idle, and a proxy may stay busy): none waits more than 0.5 s.
+/// docs/BENCHMARKS.md). Costs two wake-ups a second when idle.
 async fn heartbeat() {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        log::flush();
     }
 }
 
