@@ -16,7 +16,9 @@
 //! connection's task instead of a task of its own. `BARE_H2C=1` speaks
 //! HTTP/2 without TLS on both sides instead (one target connection per
 //! client connection, its streams multiplexed), as `idtoken proxy
-//! --http2` does.
+//! --http2` does; with `BARE_H1_OUT=1` too, h2c in and HTTP/1.1 out, one
+//! request at a time, as nginx proxies (to tell hyper's HTTP/2 client's
+//! share from its server's).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -107,6 +109,39 @@ async fn connection_h2c(stream: TcpStream, target: SocketAddr, added: Added) -> 
     stream.set_nodelay(true)?;
     let upstream = TcpStream::connect(target).await?;
     upstream.set_nodelay(true)?;
+    if std::env::var_os("BARE_H1_OUT").is_some() {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await?;
+        tokio::spawn(conn);
+        let sender = Arc::new(tokio::sync::Mutex::new(sender));
+        let service = service_fn(move |mut req: http::Request<Incoming>| {
+            let (sender, added) = (sender.clone(), added.clone());
+            async move {
+                added.to(req.headers_mut());
+                *req.version_mut() = http::Version::HTTP_11;
+                // HTTP/1.1 wants `Host` and the origin form.
+                if let Some(host) = req.uri().authority().map(|a| a.as_str().to_owned())
+                    && let Ok(host) = HeaderValue::from_str(&host)
+                {
+                    req.headers_mut().insert(http::header::HOST, host);
+                }
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                if let Ok(path) = path.parse() {
+                    *req.uri_mut() = path;
+                }
+                let mut sender = sender.lock().await;
+                sender.ready().await?;
+                sender.send_request(req).await
+            }
+        });
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await?;
+        return Ok(());
+    }
     let (sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(upstream)).await?;
     tokio::spawn(conn);
