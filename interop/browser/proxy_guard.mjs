@@ -13,8 +13,8 @@
 //
 // Before any token, each refused case must get its 403 from the proxy's
 // guard. The proxy asks for its first token as it starts; the emulator
-// answers that request's attempts with 503 (`--fail`), so the proxy starts
-// with no token and says so. The refused cases then run with no token in
+// refuses that request with a 403 (`--fail`), so the proxy starts with no
+// token and says so. The refused cases then run with no token in
 // the proxy: one that got as far as asking for a token would add to the
 // emulator's count of identity requests (and get a 5xx, not the guard's
 // 403, or a token and reach the upstream). After the refused cases the
@@ -41,10 +41,10 @@ const { chromium } = require('playwright-core');
 
 const BIN = process.argv[2];
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-// The emulator's 503s for the proxy's start-up token request: one per
-// attempt the library makes on a transient error (its `ATTEMPTS`), so the
-// start-up fails and the first request after them is answered.
-const START_UP_ATTEMPTS = 3;
+// The emulator refuses the proxy's start-up token request once, with a
+// status the library does not retry (403), so the start-up fails after
+// one attempt and the next request is answered.
+const START_UP_ATTEMPTS = 1;
 const WAIT_MS = 10_000; // one case, at most
 const RUN_MS = 180_000; // the whole run, at most
 
@@ -196,7 +196,7 @@ const hitsFor = (p) => hits.filter((h) => h.path.split('?')[0] === p);
 
 const emu = idtoken(
   ['emulator', '--listen', '127.0.0.1:0', '--credentials-dir', path.join(tmp, 'emu'),
-    '--fail', `metadata_identity=503x${START_UP_ATTEMPTS}`],
+    '--fail', `metadata_identity=403x${START_UP_ATTEMPTS}`],
   env({}),
 );
 const exports = await waitFor('the emulator to print its export lines', () => {
@@ -404,7 +404,8 @@ function admitted(name, p, extra = '') {
   try {
     await visit(evil(name), async (page) => {
       await page.click('#go', { noWaitAfter: true });
-      // The proxy has no token yet: this request mints the first.
+      // The proxy has no token yet: this request (or the form post's
+      // favicon just before) mints the first.
       await waitFor(`the proxy to answer ${p}`, () => accessLog(p));
     });
   } catch (e) {

@@ -118,7 +118,11 @@ fn run(command: Command, filter: tracing_subscriber::EnvFilter) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr)
+        // After the proxy's access-log lines held so far (none elsewhere).
+        .with_writer(|| {
+            cmd::proxy::flush_access_log();
+            std::io::stderr()
+        })
         .init();
     // The proxy is I/O-bound and forwards each request through two tasks
     // (the client's connection and the pooled connection to the target):

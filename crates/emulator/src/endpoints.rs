@@ -15,7 +15,8 @@ use crate::state::Endpoint;
 #[non_exhaustive]
 pub struct EndpointInfo {
     /// A stable snake_case name: for counted endpoints, the [`Endpoint`]
-    /// name ([`Endpoint::as_str`]) used by the counters and `--delay`.
+    /// name ([`Endpoint::as_str`]) used by the counters, `--delay` and
+    /// `--fail`.
     pub name: &'static str,
     /// The family, as `docs/EMULATOR.md` groups them.
     pub family: &'static str,

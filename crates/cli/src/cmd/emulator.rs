@@ -26,9 +26,10 @@ pub(crate) struct Args {
     /// /_emulator/counters, e.g. `metadata_identity=1.5`).
     #[arg(long, value_name = "ENDPOINT=SECS", value_parser = parse_delay)]
     delay: Vec<(Endpoint, Duration)>,
-    /// Make the next TIMES answers (default 1) of one endpoint fail with
-    /// HTTP STATUS (400-599), as a Google endpoint that is down would, then
-    /// answer normally again (repeatable; e.g. `metadata_identity=503x3`).
+    /// Make the next TIMES answers (default 1) of one endpoint an HTTP
+    /// error STATUS (400-599), then answer normally again (repeatable;
+    /// several for one endpoint queue up in order; e.g.
+    /// `metadata_identity=503x3`).
     #[arg(long, value_name = "ENDPOINT=STATUS[xTIMES]", value_parser = parse_fail)]
     fail: Vec<(Endpoint, u16, u32)>,
 }

@@ -130,11 +130,13 @@ async fn fail_makes_the_next_answers_of_an_endpoint_fail_then_it_recovers() {
             .args(["token", "--audience", "https://svc.example"]);
         cmd
     };
+    let host = &exports["GCE_METADATA_HOST"];
     // The metadata flow makes three attempts, and each gets a 503.
     let out = run(&mut token()).await;
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(stderr(&out).contains("503"), "{}", stderr(&out));
-    // The faults are used up: the next call mints.
+    assert_eq!(identity_requests(host).await, 3);
+    // The faults are used up: the next call mints, at its first attempt.
     let out = run(&mut token()).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -143,5 +145,28 @@ async fn fail_makes_the_next_answers_of_an_endpoint_fail_then_it_recovers() {
         "{}",
         stdout(&out)
     );
+    assert_eq!(identity_requests(host).await, 4);
     child.kill().await.expect("killed");
+}
+
+/// The emulator's count of metadata identity requests, from its
+/// `/_emulator/counters` at `host` (`127.0.0.1:PORT`).
+async fn identity_requests(host: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let asked = async {
+        let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
+        let request = format!(
+            "GET /_emulator/counters HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        );
+        conn.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.expect("read");
+        answer
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(10), asked)
+        .await
+        .expect("counters in time");
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a body");
+    let counters: Value = serde_json::from_str(body).expect("JSON");
+    counters["metadata_identity"].as_u64().expect("a count")
 }

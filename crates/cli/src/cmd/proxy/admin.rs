@@ -62,7 +62,7 @@ async fn serve(listener: TcpListener, admin: Arc<Admin>) {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
-                eprintln!("idtoken: proxy: admin: accept failed: {e}");
+                super::log::say(format_args!("idtoken: proxy: admin: accept failed: {e}"));
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }

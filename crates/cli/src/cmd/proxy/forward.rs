@@ -76,9 +76,7 @@ impl Proxy {
         let resp = match self.forward(req, conn).await {
             Ok(resp) => resp,
             Err((status, why)) => {
-                // After the access lines of requests that ended before.
-                super::log::flush();
-                eprintln!("idtoken: proxy: {method} {path}: {why}");
+                super::log::say(format_args!("idtoken: proxy: {method} {path}: {why}"));
                 error_response(status, why)
             }
         };
@@ -279,7 +277,7 @@ async fn join_upgraded(
                 metrics.tunnelled(to_target, to_client);
             }
         }
-        Err(e) => eprintln!("idtoken: proxy: upgrade failed: {e}"),
+        Err(e) => super::log::say(format_args!("idtoken: proxy: upgrade failed: {e}")),
     }
 }
 

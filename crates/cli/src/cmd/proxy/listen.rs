@@ -107,7 +107,7 @@ pub(super) async fn serve(
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        eprintln!("idtoken: proxy: accept failed: {e}");
+                        super::log::say(format_args!("idtoken: proxy: accept failed: {e}"));
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -158,17 +158,17 @@ pub(super) async fn serve(
         }
     }
     drop(listener);
-    super::log::flush();
-    eprintln!(
+    super::log::say(format_args!(
         "idtoken: proxy: shutting down; waiting up to {SHUTDOWN_GRACE:?} for requests in flight"
-    );
+    ));
     stop.stop();
     drop(alive);
     if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv())
         .await
         .is_err()
     {
-        super::log::flush();
-        eprintln!("idtoken: proxy: requests still in flight after {SHUTDOWN_GRACE:?}; stopping");
+        super::log::say(format_args!(
+            "idtoken: proxy: requests still in flight after {SHUTDOWN_GRACE:?}; stopping"
+        ));
     }
 }

@@ -70,8 +70,9 @@ thread_local! {
     /// still so when written as the runtime went idle, which one client
     /// at a time makes it do after every request); now the lines of the
     /// [`LINGER`] after a first one go out together ([`flusher`]), as
-    /// Envoy's access logs do every second (docs/BENCHMARKS.md). The proxy
-    /// runs on one thread, so one buffer holds them all.
+    /// Envoy buffers its file access logs (and writes them every 10 s by
+    /// default; docs/BENCHMARKS.md). The proxy runs on one thread, so one
+    /// buffer holds them all.
     static PENDING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -84,11 +85,18 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 /// Told when a line comes into an empty [`PENDING`].
 static LINE_WAITING: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
-/// Writes the access-log lines this thread holds: [`flusher`] does, and
-/// the proxy before its other messages, so that stderr keeps their
-/// order, and before it exits.
+/// Writes the access-log lines this thread holds: [`flusher`] does,
+/// [`say`] and the log's writer (`main.rs`) before any other message, so
+/// that stderr keeps their order, and the proxy before it exits.
 pub(crate) fn flush() {
     PENDING.with_borrow_mut(write_out);
+}
+
+/// Prints one of the proxy's own messages on stderr, after the access-log
+/// lines of requests that ended before it.
+pub(crate) fn say(message: std::fmt::Arguments<'_>) {
+    flush();
+    eprintln!("{message}");
 }
 
 /// Writes each batch of access-log lines [`LINGER`] after its first line;

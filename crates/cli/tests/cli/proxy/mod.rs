@@ -38,7 +38,7 @@ async fn forwards_with_a_valid_token_for_the_target_and_its_host() {
     );
     let up_host = up.trim_start_matches("http://");
     assert_eq!(seen["headers"]["host"], up_host);
-    // The access line follows the response (once the proxy is idle).
+    // The access line follows the response (within the log's 10 ms).
     fx.proxy.log_says("GET /items?x=1 200 ").await;
     let log = fx.log();
     assert!(!log.contains("eyJ"), "the token is never logged: {log}");
@@ -479,9 +479,9 @@ async fn a_workforce_user_file_forwards_the_impersonated_accounts_token() {
 
 #[tokio::test]
 async fn requests_ending_together_each_get_one_whole_access_line_while_the_proxy_idles() {
-    // The proxy writes the lines of requests that end while it is busy
-    // together, when it runs out of work: none may be lost, cut or left
-    // waiting once the proxy is idle.
+    // The proxy writes the lines of requests that end close together in
+    // one write: none may be lost, cut or left waiting once the proxy is
+    // idle.
     let fx = ProxyFixture::builder().start().await;
     let mut requests = tokio::task::JoinSet::new();
     for i in 0..40 {
