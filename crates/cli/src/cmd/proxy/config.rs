@@ -95,8 +95,9 @@ pub(crate) struct Args {
     /// them, idle time between keep-alive requests included, so that
     /// clients that connect and send nothing, or a byte at a time, cannot
     /// hold connections for ever. (With --http2, SECS also bounds the wait
-    /// for the bytes that tell HTTP/2 from HTTP/1.1; an HTTP/2 connection
-    /// may then stay idle.)
+    /// for the bytes that tell HTTP/2 from HTTP/1.1, and an HTTP/2
+    /// connection with no request in progress for SECS to twice SECS is
+    /// closed, with GOAWAY.)
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_TIMEOUT)]
     header_timeout: f64,
     /// Also serve HTTP/2 without TLS (h2c, prior knowledge) to local

@@ -5,6 +5,7 @@
 //! the access-log line when the response body ends.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +22,7 @@ use super::guard::Guard;
 use super::headers::{
     add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol,
 };
+use super::idle::Streams;
 use super::log::{LogFormat, LogLine, Logged, ProxyBody};
 use super::metrics::{CountedBody, ListenerMetrics};
 use super::target::{BoxError, Connector, HttpsClient, Upstream};
@@ -55,6 +57,8 @@ pub(super) struct ClientConn {
     pub(super) peer: HeaderValue,
     /// What its requests go to the target on (upgrades excepted).
     pub(super) upstream: Upstream,
+    /// Its requests in progress, on an `--http2` listener (`idle.rs`).
+    pub(super) streams: Option<Arc<Streams>>,
 }
 
 impl Proxy {
@@ -66,6 +70,7 @@ impl Proxy {
         conn: &ClientConn,
     ) -> Response<Logged> {
         let started = Instant::now();
+        let in_progress = conn.streams.as_ref().map(Streams::begin);
         let method = req.method().clone();
         // A shared reference to the request's bytes, not a copy.
         let path = req
@@ -89,6 +94,7 @@ impl Proxy {
             started,
             format: self.log_format,
             metrics: self.metrics,
+            _in_progress: in_progress,
         };
         Response::from_parts(parts, Logged::new(body, log))
     }

@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::forward::{ClientConn, Proxy};
 use super::headers::forwarded_for;
+use super::idle::Streams;
 use super::stop::{Stop, unless_stopped, until_stopped};
 use super::target::{MAX_BUF, Upstream};
 use crate::Failure;
@@ -115,9 +116,13 @@ pub(super) async fn serve(
                 let _ = stream.set_nodelay(true);
                 let open = proxy.metrics.connection();
                 let proxy = proxy.clone();
+                // hyper times HTTP/1.1 heads only: an `--http2` listener
+                // counts requests to close idle HTTP/2 connections itself.
+                let streams = http2.then(|| Arc::new(Streams::default()));
                 let conn = Arc::new(ClientConn {
                     peer: forwarded_for(peer),
                     upstream: Upstream::for_listener(http2, &proxy.target.scheme),
+                    streams: streams.clone(),
                 });
                 let service = hyper::service::service_fn(move |req| {
                     let (proxy, conn) = (proxy.clone(), conn.clone());
@@ -141,7 +146,13 @@ pub(super) async fn serve(
                             .timer(TokioTimer::new())
                             .header_read_timeout(header_timeout);
                         let conn = builder.serve_connection_with_upgrades(io, service);
-                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
+                        let idle = async {
+                            match &streams {
+                                Some(streams) => streams.idle(header_timeout).await,
+                                None => std::future::pending().await,
+                            }
+                        };
+                        until_stopped(conn, stopping, idle, |c| c.graceful_shutdown()).await;
                     } else {
                         let io = TokioIo::new(stream);
                         let conn = hyper::server::conn::http1::Builder::new()
@@ -150,7 +161,8 @@ pub(super) async fn serve(
                             .header_read_timeout(header_timeout)
                             .serve_connection(io, service)
                             .with_upgrades();
-                        until_stopped(conn, stopping, |c| c.graceful_shutdown()).await;
+                        let idle = std::future::pending();
+                        until_stopped(conn, stopping, idle, |c| c.graceful_shutdown()).await;
                     }
                 });
             }

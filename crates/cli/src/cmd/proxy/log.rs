@@ -16,6 +16,7 @@ use hyper::body::{Body, Frame, SizeHint};
 
 use http_body_util::combinators::BoxBody;
 
+use super::idle::InProgress;
 use super::metrics::ListenerMetrics;
 
 /// A response body as the proxy makes it, before the access log wraps it.
@@ -44,6 +45,9 @@ pub(super) struct LogLine {
     pub(super) started: Instant,
     pub(super) format: LogFormat,
     pub(super) metrics: &'static ListenerMetrics,
+    /// Held for its drop: the request stops counting as in progress on
+    /// its connection when its line is written.
+    pub(super) _in_progress: Option<InProgress>,
 }
 
 /// How a response body ended.
@@ -269,6 +273,7 @@ mod tests {
             started: Instant::now(),
             format,
             metrics: ListenerMetrics::new_static(),
+            _in_progress: None,
         };
         let mut out = Vec::new();
         l.render(&mut out, 42, outcome);

@@ -50,6 +50,7 @@ mod config_file;
 mod forward;
 mod guard;
 mod headers;
+mod idle;
 mod listen;
 mod log;
 mod metrics;

@@ -38,15 +38,23 @@ impl Stop {
     }
 }
 
-/// Drives `conn` until it ends; once `stop` says so, lets it finish the
-/// request in flight (`shutdown`) and close.
+/// Drives `conn` until it ends; once `stop` says so, or `idle` ends
+/// first, lets it finish the request in flight (`shutdown`) and close.
 pub(super) async fn until_stopped<C: Future>(
     conn: C,
     stop: Arc<Stop>,
+    idle: impl Future<Output = ()>,
     shutdown: impl FnOnce(Pin<&mut C>),
 ) {
     let mut conn = std::pin::pin!(conn);
-    if unless_stopped(conn.as_mut(), stop).await.is_none() {
+    let mut idle = std::pin::pin!(idle);
+    let served = std::future::poll_fn(|cx| {
+        if conn.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        idle.as_mut().poll(cx).map(|()| false)
+    });
+    if unless_stopped(served, stop).await != Some(true) {
         shutdown(conn.as_mut());
         conn.await;
     }
@@ -146,9 +154,14 @@ mod tests {
                 closing: false,
             };
             let (stop, counted) = (stop.clone(), shutdowns.clone());
-            tasks.spawn(until_stopped(conn, stop, move |_| {
-                counted.fetch_add(1, Ordering::SeqCst);
-            }));
+            tasks.spawn(until_stopped(
+                conn,
+                stop,
+                std::future::pending(),
+                move |_| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                },
+            ));
         }
         // Every task has polled its connection and registered.
         while stop.wakers().len() < 5 {
@@ -165,9 +178,14 @@ mod tests {
         let stop = Arc::new(Stop::default());
         let shut = Arc::new(AtomicUsize::new(0));
         let counted = shut.clone();
-        until_stopped(std::future::ready(()), stop.clone(), move |_| {
-            counted.fetch_add(1, Ordering::SeqCst);
-        })
+        until_stopped(
+            std::future::ready(()),
+            stop.clone(),
+            std::future::pending(),
+            move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            },
+        )
         .await;
         let pending_once = {
             let mut polled = false;
@@ -181,7 +199,7 @@ mod tests {
                 }
             })
         };
-        until_stopped(pending_once, stop.clone(), |_| {}).await;
+        until_stopped(pending_once, stop.clone(), std::future::pending(), |_| {}).await;
         assert_eq!(shut.load(Ordering::SeqCst), 0);
         assert!(stop.wakers().is_empty());
     }
@@ -196,10 +214,27 @@ mod tests {
             closing: false,
         };
         let counted = shutdowns.clone();
-        until_stopped(conn, stop.clone(), move |_| {
+        until_stopped(conn, stop.clone(), std::future::pending(), move |_| {
             counted.fetch_add(1, Ordering::SeqCst);
         })
         .await;
         assert_eq!(shutdowns.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_gone_idle_shuts_down_once_and_is_driven_to_its_end() {
+        let stop = Arc::new(Stop::default());
+        let shutdowns = Arc::new(AtomicUsize::new(0));
+        let conn = Conn {
+            shutdowns: shutdowns.clone(),
+            closing: false,
+        };
+        let counted = shutdowns.clone();
+        until_stopped(conn, stop.clone(), std::future::ready(()), move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+        })
+        .await;
+        assert_eq!(shutdowns.load(Ordering::SeqCst), 1);
+        assert!(stop.wakers().is_empty());
     }
 }

@@ -255,3 +255,74 @@ async fn absurd_header_timeouts_are_usage_errors_not_panics() {
         );
     }
 }
+
+/// An HTTP/2 connection to `fx` over h2c (prior knowledge), its driver
+/// running on a task of its own: it ends when the proxy closes the
+/// connection.
+async fn h2c_connection(
+    fx: &ProxyFixture,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<axum::body::Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let tcp = TcpStream::connect(addr(fx)).await.expect("connect");
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    (sender, tokio::spawn(conn))
+}
+
+/// An h2c GET of `path` on `sender`: its status.
+async fn h2c_get(
+    fx: &ProxyFixture,
+    sender: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<axum::body::Bytes>>,
+    path: &str,
+) -> u16 {
+    use http_body_util::BodyExt as _;
+    let req = hyper::Request::get(format!("{}{path}", fx.url()))
+        .body(http_body_util::Empty::new())
+        .expect("request");
+    let resp = tokio::time::timeout(PATIENCE, sender.send_request(req))
+        .await
+        .expect("in time")
+        .expect("an h2c response");
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await.expect("body");
+    status
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
+    let fx = ProxyFixture::builder()
+        .h2c()
+        .arg("--http2")
+        .arg("--header-timeout")
+        .arg("0.5")
+        .start()
+        .await;
+    let (mut sender, conn) = h2c_connection(&fx).await;
+    assert_eq!(h2c_get(&fx, &mut sender, "/items").await, 200);
+    // Nothing more is asked: the proxy says GOAWAY and closes.
+    let ended = tokio::time::timeout(PATIENCE, conn).await;
+    assert!(ended.is_ok(), "an idle HTTP/2 connection stayed open");
+}
+
+#[tokio::test]
+async fn an_http2_request_in_progress_keeps_its_connection_past_the_header_timeout() {
+    // Four header timeouts pass while /held waits for the target: the
+    // connection stays, and the request gets the --upstream-timeout's 504.
+    let fx = ProxyFixture::builder()
+        .h2c()
+        .arg("--http2")
+        .arg("--header-timeout")
+        .arg("0.5")
+        .arg("--upstream-timeout")
+        .arg("2")
+        .start()
+        .await;
+    let (mut sender, _conn) = h2c_connection(&fx).await;
+    assert_eq!(h2c_get(&fx, &mut sender, "/held").await, 504);
+}

@@ -212,8 +212,8 @@ pub async fn echo_tls(emu: &Emulator, acceptor: TlsAcceptor, host: &str) -> Upst
 }
 
 /// An h2c-only upstream, as a gRPC service is: answers with the version,
-/// `te` and token audience it saw, then a `grpc-status` trailer. Returns
-/// its origin.
+/// `te` and token audience it saw, then a `grpc-status` trailer; `/held`
+/// never answers. Returns its origin.
 pub async fn h2c(emu: &Emulator) -> String {
     use http_body_util::{BodyExt as _, StreamBody};
     use hyper::body::Frame;
@@ -238,6 +238,10 @@ pub async fn h2c(emu: &Emulator) -> String {
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let verifier = verifier.clone();
                     async move {
+                        // In flight until the test ends.
+                        if req.uri().path() == "/held" {
+                            std::future::pending::<()>().await;
+                        }
                         let token = req
                             .headers()
                             .get("authorization")
