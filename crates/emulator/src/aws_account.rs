@@ -6,7 +6,7 @@
 //! start; STS (`sts_aws.rs`) knows them to check SigV4 signatures, as AWS
 //! does behind Google's STS.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
@@ -26,9 +26,9 @@ pub(crate) struct AwsAccount {
     pub user: AwsKeys,
     /// The instance role's temporary key.
     pub role: AwsKeys,
-    /// IMDSv2 session tokens handed out (each valid until shutdown: the
-    /// emulator does not expire them).
-    pub sessions: Mutex<HashSet<String>>,
+    /// IMDSv2 session tokens handed out, each with the second (on the
+    /// emulator's clock) its TTL ends; expired ones go as new ones come.
+    pub sessions: Mutex<HashMap<String, i64>>,
     /// When set, metadata `GET`s without a valid session token get 401, as
     /// on an instance with `HttpTokens=required`.
     pub imdsv2_required: AtomicBool,
@@ -65,7 +65,7 @@ impl AwsAccount {
                 secret_access_key: random_hex(20)?,
                 session_token: Some(format!("IQoJb3JpZ2luX2Vj{}", random_hex(48)?)),
             },
-            sessions: Mutex::new(HashSet::new()),
+            sessions: Mutex::new(HashMap::new()),
             imdsv2_required: AtomicBool::new(false),
         })
     }

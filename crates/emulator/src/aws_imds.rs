@@ -6,7 +6,7 @@
 //!
 //! IMDSv1 and IMDSv2 both work, as on an instance with `HttpTokens=optional`:
 //! a `GET` without a session token is answered, one with a token the
-//! service did not hand out gets 401. [`Emulator::require_imdsv2`] makes
+//! service did not hand out, or whose TTL is over, gets 401. [`Emulator::require_imdsv2`] makes
 //! the token required, as `HttpTokens=required` does.
 //!
 //! [`Emulator::require_imdsv2`]: crate::Emulator::require_imdsv2
@@ -69,13 +69,15 @@ async fn admit(app: &App, endpoint: Endpoint, headers: &HeaderMap) -> Result<(),
     }
     match headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
         Some(token) => {
-            let known = app
+            let now = app.now();
+            let valid = app
                 .aws
                 .sessions
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .contains(token);
-            if known {
+                .get(token)
+                .is_some_and(|&ends| now < ends);
+            if valid {
                 Ok(())
             } else {
                 Err(text(StatusCode::UNAUTHORIZED, ""))
@@ -96,22 +98,26 @@ async fn session_token(State(app): State<Arc<App>>, headers: HeaderMap) -> Respo
         .get(TTL_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u32>().ok());
-    if !ttl.is_some_and(|t| (1..=21_600).contains(&t)) {
+    let Some(ttl) = ttl.filter(|t| (1..=21_600).contains(t)) else {
         return text(
             StatusCode::BAD_REQUEST,
             "Missing or invalid X-aws-ec2-metadata-token-ttl-seconds (1 to 21600)\n",
         );
-    }
+    };
     let token = match random_hex(28) {
         Ok(t) => format!("AQAEA{t}=="),
         Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, ""),
     };
-    app.aws
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(token.clone());
-    text(StatusCode::OK, token)
+    let now = app.now();
+    let mut sessions = app.aws.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    sessions.retain(|_, &mut ends| now < ends);
+    sessions.insert(token.clone(), now.saturating_add(i64::from(ttl)));
+    drop(sessions);
+    let mut resp = text(StatusCode::OK, token);
+    // AWS says the TTL back.
+    resp.headers_mut()
+        .insert(TTL_HEADER, HeaderValue::from(ttl));
+    resp
 }
 
 async fn zone(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {

@@ -73,6 +73,28 @@ async fn session_tokens_need_a_ttl_from_1_to_21600_seconds() -> TestResult {
 }
 
 #[tokio::test]
+async fn session_tokens_expire_after_their_ttl_on_the_emulators_clock() -> TestResult {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let secs = Arc::new(AtomicU64::new(1_800_000_000));
+    let clock = secs.clone();
+    let emu = Emulator::builder()
+        .clock(Arc::new(move || {
+            UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst))
+        }))
+        .start()
+        .await?;
+    emu.require_imdsv2(true);
+    let (status, token) = session(&emu, Some("60")).await?;
+    assert_eq!(status, 200);
+    secs.fetch_add(59, Ordering::SeqCst);
+    assert_eq!(get(&emu, ZONE, Some(&token)).await?.0, 200);
+    // Its TTL is over: refused as a token it never handed out is.
+    secs.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(get(&emu, ZONE, Some(&token)).await?.0, 401);
+    Ok(())
+}
+
+#[tokio::test]
 async fn role_keys_expire_six_hours_after_the_emulators_clock() -> TestResult {
     let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let emu = Emulator::builder()
