@@ -1,9 +1,11 @@
 //! GitHub Actions' OIDC token endpoint, as a job reaches it through
 //! `ACTIONS_ID_TOKEN_REQUEST_URL` (which already has a query, so clients
 //! append `&audience=...`) with `Authorization: Bearer
-//! $ACTIONS_ID_TOKEN_REQUEST_TOKEN`, answering `{"value": "<jwt>"}`. Not
-//! Google's, so not counted and never faulted; STS takes its tokens as the
-//! pool's subject tokens (`actions_oidc.rs`).
+//! $ACTIONS_ID_TOKEN_REQUEST_TOKEN`, answering `{"value": "<jwt>"}`.
+//! Counted and faulted like Google's endpoints (as the AWS ones are), so a
+//! test can tell how often a client asks GitHub and what it does when
+//! GitHub fails; STS takes its tokens as the pool's subject tokens
+//! (`actions_oidc.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::app::App;
+use crate::state::Endpoint;
 use crate::{Emulator, actions_oidc, endpoints};
 
 /// The GitHub token route.
@@ -29,6 +32,16 @@ async fn id_token(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    if let Some(fault) = app.control.arrive(Endpoint::GithubIdToken).await {
+        return crate::wire::fault_answer(
+            fault,
+            |body| (StatusCode::OK, body).into_response(),
+            |status| {
+                let message = format!("injected fault: HTTP {}", status.as_u16());
+                (status, axum::Json(json!({ "message": message }))).into_response()
+            },
+        );
+    }
     let expected = format!("Bearer {}", app.federation.github_request_token);
     if headers
         .get(header::AUTHORIZATION)

@@ -57,11 +57,14 @@ pub enum Endpoint {
     /// AWS instance metadata: the role's temporary keys,
     /// `GET /latest/meta-data/iam/security-credentials/{role}`.
     AwsRoleCredentials,
+    /// A GitHub Actions job's OIDC token request,
+    /// `GET /_emulator/github/idtoken`.
+    GithubIdToken,
 }
 
 impl Endpoint {
     /// Every endpoint, in counter order.
-    pub const ALL: [Endpoint; 19] = [
+    pub const ALL: [Endpoint; 20] = [
         Endpoint::MetadataPing,
         Endpoint::MetadataIdentity,
         Endpoint::MetadataEmail,
@@ -81,6 +84,7 @@ impl Endpoint {
         Endpoint::AwsZone,
         Endpoint::AwsRole,
         Endpoint::AwsRoleCredentials,
+        Endpoint::GithubIdToken,
     ];
 
     /// The endpoint named `name` ([`Endpoint::as_str`]).
@@ -110,6 +114,7 @@ impl Endpoint {
             Endpoint::AwsZone => "aws_zone",
             Endpoint::AwsRole => "aws_role",
             Endpoint::AwsRoleCredentials => "aws_role_credentials",
+            Endpoint::GithubIdToken => "github_id_token",
         }
     }
 
@@ -134,6 +139,7 @@ impl Endpoint {
             Endpoint::AwsZone => 16,
             Endpoint::AwsRole => 17,
             Endpoint::AwsRoleCredentials => 18,
+            Endpoint::GithubIdToken => 19,
         }
     }
 }

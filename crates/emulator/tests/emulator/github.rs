@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use idtoken_emulator::Emulator;
+use idtoken_emulator::{Emulator, Endpoint, Fault};
 use serde_json::Value;
 
 use crate::common::{BoxError, TestResult, claims};
@@ -55,6 +55,21 @@ async fn the_token_endpoint_wants_the_jobs_request_token() -> TestResult {
     let (_, body) = github_token(&emu, None, Some(&bearer)).await?;
     let c = claims(body["value"].as_str().ok_or("value")?)?;
     assert_eq!(c["aud"], "https://github.com/octo-org", "GitHub's default");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_token_endpoint_is_counted_and_can_fail_on_request() -> TestResult {
+    let emu = Emulator::start().await?;
+    let aud = provider_audience(&emu)?;
+    let bearer = format!("Bearer {}", emu.github_id_token_request_token());
+    emu.inject_fault(Endpoint::GithubIdToken, Fault::Status(503), 1);
+    let (status, body) = github_token(&emu, Some(&aud), Some(&bearer)).await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["message"].is_string(), "GitHub's error shape: {body}");
+    let (status, body) = github_token(&emu, Some(&aud), Some(&bearer)).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(emu.counters().get(Endpoint::GithubIdToken), 2);
     Ok(())
 }
 
