@@ -47,13 +47,12 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         && headers
             .get_all(header::TE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+            .flat_map(list_tokens)
+            .any(|t| t.eq_ignore_ascii_case(b"trailers"));
     // `keep-alive` and `close`, what `Connection` says most often, name no
     // header to remove beyond the fixed list: then nothing is collected.
     let names_more =
-        |t: &&str| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close");
+        |t: &&[u8]| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close");
     let plain = |v: &HeaderValue| {
         let v = v.as_bytes();
         v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
@@ -64,7 +63,7 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     {
         let named: Vec<HeaderName> = connection_tokens(headers)
             .filter(names_more)
-            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .filter_map(|name| HeaderName::from_bytes(name).ok())
             .filter(|name| !HOP_BY_HOP.contains(name))
             .collect();
         for name in named {
@@ -99,20 +98,28 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
     })
 }
 
-/// The options `Connection` lists, trimmed (an unreadable value lists none).
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+/// The options `Connection` lists, trimmed.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(list_tokens)
+}
+
+/// The comma-separated items of a header value, trimmed, as bytes: a
+/// non-ASCII byte in one item (which `to_str` would refuse for the whole
+/// value) leaves the others readable.
+fn list_tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+    value
+        .as_bytes()
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
 }
 
 /// The protocol asked for or agreed to, when `Connection` names `upgrade`
 /// and `Upgrade` says which.
 pub(super) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asked = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
+    let asked = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
     if asked {
         headers.get(header::UPGRADE).cloned()
     } else {
@@ -194,6 +201,20 @@ mod tests {
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("te", HeaderValue::from_static("gzip"));
         h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn a_non_ascii_byte_in_connection_does_not_hide_the_names_beside_it() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_bytes(b"x-secret, caf\xe9").expect("obs-text is allowed"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
