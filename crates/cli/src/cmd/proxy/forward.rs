@@ -23,7 +23,7 @@ use super::headers::{
     add_forwarded, keep_upgrade, rewrite_location, strip_hop_by_hop, upgrade_protocol,
 };
 use super::idle::Streams;
-use super::log::{LogFormat, LogLine, Logged, ProxyBody};
+use super::log::{LogLine, LogStyle, Logged, ProxyBody};
 use super::metrics::{CountedBody, ListenerMetrics};
 use super::target::{BoxError, Connector, HttpsClient, Upstream};
 
@@ -48,7 +48,7 @@ pub(super) struct Proxy {
     pub(super) guard: Guard,
     /// This listener's counters (the admin server shows them).
     pub(super) metrics: &'static ListenerMetrics,
-    pub(super) log_format: LogFormat,
+    pub(super) log: LogStyle,
 }
 
 /// What one client connection keeps between its requests.
@@ -92,7 +92,7 @@ impl Proxy {
             path,
             status: parts.status,
             started,
-            format: self.log_format,
+            style: self.log,
             metrics: self.metrics,
             _in_progress: in_progress,
         };

@@ -35,15 +35,25 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// How a listener writes its access-log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LogStyle {
+    pub(super) format: LogFormat,
+    /// Text lines end with ` listener=ADDR` (with `--config` and several
+    /// listeners, whose lines share stderr).
+    pub(super) name_listener: bool,
+}
+
 /// What the access-log line says besides the bytes, and where it counts.
 pub(super) struct LogLine {
-    /// The listener's address (JSON lines name it).
+    /// The listener's address (JSON lines name it; text lines too when
+    /// there are several listeners).
     pub(super) listener: std::net::SocketAddr,
     pub(super) method: http::Method,
     pub(super) path: http::uri::PathAndQuery,
     pub(super) status: StatusCode,
     pub(super) started: Instant,
-    pub(super) format: LogFormat,
+    pub(super) style: LogStyle,
     pub(super) metrics: &'static ListenerMetrics,
     /// Held for its drop: the request stops counting as in progress on
     /// its connection when its line is written.
@@ -207,7 +217,7 @@ impl LogLine {
         let tenths = (self.started.elapsed().as_micros() + 50) / 100;
         let tenths = u64::try_from(tenths).unwrap_or(u64::MAX);
         let mut numbers = itoa::Buffer::new();
-        match self.format {
+        match self.style.format {
             LogFormat::Text => {
                 let note = match outcome {
                     Outcome::Complete => "",
@@ -229,6 +239,9 @@ impl LogLine {
                 line.extend_from_slice(numbers.format(bytes).as_bytes());
                 line.push(b'B');
                 line.extend_from_slice(note.as_bytes());
+                if self.style.name_listener {
+                    let _ = write!(line, " listener={}", self.listener);
+                }
                 line.push(b'\n');
             }
             LogFormat::Json => {
@@ -271,7 +284,10 @@ mod tests {
             path: http::uri::PathAndQuery::from_static(path),
             status: StatusCode::CREATED,
             started: Instant::now(),
-            format,
+            style: LogStyle {
+                format,
+                name_listener: false,
+            },
             metrics: ListenerMetrics::new_static(),
             _in_progress: None,
         };
@@ -298,6 +314,31 @@ mod tests {
         assert_eq!(v["outcome"], "client went away");
         assert!(v["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{v}");
         assert_eq!(v.as_object().map(|o| o.len()), Some(7), "{v}");
+    }
+
+    #[test]
+    fn a_text_line_ends_with_its_listener_when_there_are_several() {
+        let l = LogLine {
+            listener: std::net::SocketAddr::from(([127, 0, 0, 1], 8081)),
+            method: http::Method::GET,
+            path: http::uri::PathAndQuery::from_static("/b"),
+            status: StatusCode::OK,
+            started: Instant::now(),
+            style: LogStyle {
+                format: LogFormat::Text,
+                name_listener: true,
+            },
+            metrics: ListenerMetrics::new_static(),
+            _in_progress: None,
+        };
+        let mut out = Vec::new();
+        l.render(&mut out, 7, Outcome::ClientWentAway);
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert!(text.starts_with("GET /b 200 "), "{text}");
+        assert!(
+            text.ends_with("ms 7B (client went away) listener=127.0.0.1:8081\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub(crate) use config::{Args, Proxies, ProxyConfig, resolve};
 use forward::Proxy;
 use guard::Guard;
 use listen::{bind, serve};
-use log::LogFormat;
+use log::LogStyle;
 pub(crate) use log::flush as flush_access_log;
 use metrics::{ListenerMetrics, Registry};
 use target::https_client;
@@ -129,9 +129,14 @@ pub(crate) async fn run(config: Proxies) -> Result<(), Failure> {
         });
     let mut registry = Registry::default();
     let mut servers = Vec::with_capacity(listeners.len());
+    // Text lines name their listener when there are several (JSON lines
+    // always do).
+    let log = LogStyle {
+        format: log_format,
+        name_listener: listeners.len() > 1,
+    };
     for config in listeners {
-        let (proxy, server) =
-            start(config, log_format, source.as_ref(), &base, stopping.clone()).await?;
+        let (proxy, server) = start(config, log, source.as_ref(), &base, stopping.clone()).await?;
         registry.add(
             proxy.local,
             &proxy.target.origin,
@@ -186,7 +191,7 @@ async fn heartbeat() {
 /// the proxy and its server, which runs until `stopping`.
 async fn start(
     config: ProxyConfig,
-    log_format: LogFormat,
+    log: LogStyle,
     source: Option<&Source>,
     base: &Result<Credentials, String>,
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -252,7 +257,7 @@ async fn start(
         local,
         guard: Guard::new(&allowed_hosts),
         metrics: ListenerMetrics::new_static(),
-        log_format,
+        log,
     });
     if let (Ok(src), Ok(creds), None) = (&proxy.tokens, loaded, &cached) {
         // Without a cached token, mint the first now: credential problems

@@ -65,6 +65,17 @@ async fn two_listeners_send_each_upstream_a_token_for_its_own_audience() {
     assert_eq!(claims_b["email"], Value::from(target_sa), "{seen_b}");
     assert!(seen_b["authorization"].is_null(), "{seen_b}");
     assert_eq!((a.hits(), b.hits()), (1, 1));
+    // With several listeners, each access line names the one it came to.
+    for (path, url) in [("/a", &proxy.urls[0]), ("/b", &proxy.urls[1])] {
+        let listener = url.trim_start_matches("http://");
+        proxy.log_says(&format!("GET {path} 200 ")).await;
+        let log = proxy.log();
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("GET {path} 200 ")))
+            .expect("the access line");
+        assert!(line.ends_with(&format!(" listener={listener}")), "{line}");
+    }
     let log = proxy.log();
     assert!(
         log.contains(&format!("-> {} (audience {}", a.origin, a.origin)),
