@@ -188,12 +188,24 @@ async fn each_executable_failure_is_a_clear_error_without_the_token() {
             5000,
             "bad-cache.json is not a valid executable response: it has no `version` field",
         ),
+        (
+            "hugecache",
+            "echo unused".into(),
+            Some(s.home.path().join("huge-cache.json")),
+            5000,
+            "huge-cache.json is larger than 1024 KiB",
+        ),
     ];
     std::fs::write(
         s.home.path().join("bad-cache.json"),
         format!("{{\"token\":\"{secret}\"}}"),
     )
     .expect("write");
+    // Valid JSON cut at 1 MiB would read as malformed: refused by its size.
+    let mut huge = String::from("{\"version\":1,\"pad\":\"");
+    huge.push_str(&"x".repeat(1024 * 1024));
+    huge.push_str("\"}");
+    std::fs::write(s.home.path().join("huge-cache.json"), huge).expect("write");
     for (name, body, output_file, timeout, want) in cases {
         let creds = s.file_running(name, &body, output_file.as_deref(), timeout);
         let out = s.idtoken(&creds, true, &["token", "--audience", AUD]).await;

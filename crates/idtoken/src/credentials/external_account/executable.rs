@@ -208,6 +208,14 @@ impl Executable {
             return Ok(None);
         };
         let bytes = match read_bounded(path) {
+            // Read whole, it would be parsed cut short, as if malformed.
+            Ok(Some(bytes)) if bytes.len() as u64 > OUTPUT_LIMIT => {
+                return Err(format!(
+                    "output_file {} is larger than {} KiB, more than any executable response; delete it or check what writes it",
+                    path.display(),
+                    OUTPUT_LIMIT / 1024
+                ));
+            }
             Ok(Some(bytes)) if !bytes.iter().all(u8::is_ascii_whitespace) => bytes,
             // Absent, unreadable or empty: not written yet.
             _ => return Ok(None),
@@ -318,7 +326,8 @@ impl Executable {
     }
 }
 
-/// A file's bytes, up to [`OUTPUT_LIMIT`]; `None` when it does not exist.
+/// A file's bytes, up to one more than [`OUTPUT_LIMIT`] (so a larger file
+/// shows as one); `None` when it does not exist.
 fn read_bounded(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let file = match std::fs::File::open(path) {
@@ -327,7 +336,7 @@ fn read_bounded(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
-    file.take(OUTPUT_LIMIT).read_to_end(&mut out)?;
+    file.take(OUTPUT_LIMIT + 1).read_to_end(&mut out)?;
     Ok(Some(out))
 }
 
