@@ -164,18 +164,8 @@ async fn an_http2_listener_cuts_off_clients_that_never_say_which_protocol() {
         "the --http2 listener held a connection that sent part of the preface"
     );
     // A client that speaks HTTP/2 is served as before.
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<http_body_util::Empty<axum::body::Bytes>>();
-    let req = hyper::Request::get(format!("{}/pkg.Service/Method", fx.url()))
-        .body(http_body_util::Empty::new())
-        .expect("request");
-    let resp = tokio::time::timeout(PATIENCE, client.request(req))
-        .await
-        .expect("in time")
-        .expect("an h2c response");
-    assert_eq!(resp.version(), hyper::Version::HTTP_2);
-    assert_eq!(resp.status(), 200);
+    let (mut sender, _conn) = h2c_connection(&fx).await;
+    assert_eq!(h2c_get(&fx, &mut sender, "/pkg.Service/Method").await, 200);
 }
 
 #[tokio::test]
