@@ -132,6 +132,12 @@ pub(super) async fn serve(
                 let stopping = stop.clone();
                 tokio::spawn(async move {
                     let (_alive, _open) = (alive, open);
+                    let idle = async move {
+                        match streams {
+                            Some(streams) => streams.idle(header_timeout).await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     if http2 {
                         // Ctrl-C ends the wait too: nothing is in flight yet.
                         let told = protocol_told(&stream, header_timeout);
@@ -146,12 +152,6 @@ pub(super) async fn serve(
                             .timer(TokioTimer::new())
                             .header_read_timeout(header_timeout);
                         let conn = builder.serve_connection_with_upgrades(io, service);
-                        let idle = async {
-                            match &streams {
-                                Some(streams) => streams.idle(header_timeout).await,
-                                None => std::future::pending().await,
-                            }
-                        };
                         until_stopped(conn, stopping, idle, |c| c.graceful_shutdown()).await;
                     } else {
                         let io = TokioIo::new(stream);
@@ -161,7 +161,6 @@ pub(super) async fn serve(
                             .header_read_timeout(header_timeout)
                             .serve_connection(io, service)
                             .with_upgrades();
-                        let idle = std::future::pending();
                         until_stopped(conn, stopping, idle, |c| c.graceful_shutdown()).await;
                     }
                 });

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::client::{client, read_head};
-use super::fixture::ProxyFixture;
+use super::fixture::{Builder, ProxyFixture};
 use crate::support::{idtoken, run, stderr};
 
 /// Far longer than any header timeout these tests set: reaching it means
@@ -29,6 +29,15 @@ async fn closed_by_proxy(conn: &mut TcpStream) -> bool {
     })
     .await;
     waited.is_ok()
+}
+
+/// An `--http2` proxy to an h2c target, its header timeout 0.5 s.
+fn http2_listener() -> Builder {
+    ProxyFixture::builder()
+        .h2c()
+        .arg("--http2")
+        .arg("--header-timeout")
+        .arg("0.5")
 }
 
 fn addr(fx: &ProxyFixture) -> String {
@@ -129,13 +138,7 @@ async fn a_slow_response_is_not_cut_by_the_header_timeout() {
 
 #[tokio::test]
 async fn the_header_timeout_holds_for_http1_clients_of_an_http2_listener() {
-    let fx = ProxyFixture::builder()
-        .h2c()
-        .arg("--http2")
-        .arg("--header-timeout")
-        .arg("0.5")
-        .start()
-        .await;
+    let fx = http2_listener().start().await;
     assert!(
         closed_by_proxy(&mut unfinished_head(&fx).await).await,
         "the --http2 listener held an HTTP/1.1 head that never ended"
@@ -144,13 +147,7 @@ async fn the_header_timeout_holds_for_http1_clients_of_an_http2_listener() {
 
 #[tokio::test]
 async fn an_http2_listener_cuts_off_clients_that_never_say_which_protocol() {
-    let fx = ProxyFixture::builder()
-        .h2c()
-        .arg("--http2")
-        .arg("--header-timeout")
-        .arg("0.5")
-        .start()
-        .await;
+    let fx = http2_listener().start().await;
     let mut silent = TcpStream::connect(addr(&fx)).await.expect("connect");
     assert!(
         closed_by_proxy(&mut silent).await,
@@ -286,13 +283,7 @@ async fn h2c_get(
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
-    let fx = ProxyFixture::builder()
-        .h2c()
-        .arg("--http2")
-        .arg("--header-timeout")
-        .arg("0.5")
-        .start()
-        .await;
+    let fx = http2_listener().start().await;
     let (mut sender, conn) = h2c_connection(&fx).await;
     assert_eq!(h2c_get(&fx, &mut sender, "/items").await, 200);
     // Nothing more is asked: the proxy says GOAWAY and closes.
@@ -304,11 +295,7 @@ async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
 async fn an_http2_request_in_progress_keeps_its_connection_past_the_header_timeout() {
     // Four header timeouts pass while /held waits for the target: the
     // connection stays, and the request gets the --upstream-timeout's 504.
-    let fx = ProxyFixture::builder()
-        .h2c()
-        .arg("--http2")
-        .arg("--header-timeout")
-        .arg("0.5")
+    let fx = http2_listener()
         .arg("--upstream-timeout")
         .arg("2")
         .start()
