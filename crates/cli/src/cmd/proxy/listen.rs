@@ -153,7 +153,7 @@ pub(super) async fn serve(
                             .header_read_timeout(header_timeout);
                         // HTTP/2 moves each request's future into a task of
                         // its own, several copies on the way: boxed, only a
-                        // pointer moves (h2c: 1.4k fewer instructions a
+                        // pointer moves (h2c: 2.3k fewer instructions a
                         // request; over HTTP/1.1, where the future stays in
                         // the connection's task, boxing costs 1k more).
                         let service = hyper::service::service_fn(move |req| Box::pin(handle(req)));
