@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::header::HeaderValue;
 use http::uri::Scheme;
@@ -166,6 +167,10 @@ pub(super) struct Http2Conn {
     /// Held while a connection opens, so that requests arriving together
     /// wait for one connection rather than each opening its own.
     sender: tokio::sync::Mutex<Option<http2::SendRequest<CountedBody>>>,
+    /// Whether the target has answered one of this client's requests:
+    /// until it has, a failed request may mean that it does not speak
+    /// HTTP/2 at all ([`NoHttp2Answer`]).
+    answered: AtomicBool,
 }
 
 impl Http2Conn {
@@ -182,7 +187,12 @@ impl Http2Conn {
         loop {
             let mut sender = self.sender(connector, target).await?;
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    if !self.answered.load(Ordering::Relaxed) {
+                        self.answered.store(true, Ordering::Relaxed);
+                    }
+                    return Ok(resp);
+                }
                 // A connection the target closed (GOAWAY) gives back the
                 // requests it had not yet handed to HTTP/2, which the
                 // target never saw, and is closed by then: each goes once
@@ -191,6 +201,9 @@ impl Http2Conn {
                     Some(unsent) if !retried => {
                         req = unsent;
                         retried = true;
+                    }
+                    _ if !self.answered.load(Ordering::Relaxed) => {
+                        return Err(Box::new(NoHttp2Answer(e.into_error())));
                     }
                     _ => return Err(e.into_error().into()),
                 },
@@ -213,6 +226,29 @@ impl Http2Conn {
         let sender = Box::pin(open_http2(connector, target)).await?;
         *slot = Some(sender.clone());
         Ok(sender)
+    }
+}
+
+/// A request that failed on an HTTP/2 connection the target accepted
+/// but has not answered on: an `http://` target that speaks only
+/// HTTP/1.1 answers HTTP/2's preface with bytes HTTP/2 cannot read, or
+/// closes, and hyper's error alone ("frame with invalid size", "broken
+/// pipe") does not say so.
+#[derive(Debug)]
+struct NoHttp2Answer(hyper::Error);
+
+impl std::fmt::Display for NoHttp2Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "no HTTP/2 answer (with --http2, an http:// target is spoken to in HTTP/2 \
+             without TLS; if it speaks only HTTP/1.1, run the proxy without --http2)",
+        )
+    }
+}
+
+impl std::error::Error for NoHttp2Answer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 

@@ -81,6 +81,44 @@ async fn upgrades_are_tunnelled_over_http1_when_http2_is_on() {
 }
 
 #[tokio::test]
+async fn http2_to_a_target_that_speaks_only_http1_says_to_drop_the_flag() {
+    // With --http2, an http:// target gets HTTP/2 by prior knowledge; an
+    // HTTP/1.1-only one answers with bytes HTTP/2 cannot read (nginx
+    // without `http2` on its listener answers the preface 400).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut preface = [0u8; 24];
+            let _ = tokio::io::AsyncReadExt::read_exact(&mut conn, &mut preface).await;
+            let _ = conn
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let fx = ProxyFixture::builder()
+        .target(target)
+        .arg("--http2")
+        .start()
+        .await;
+    let resp = client()
+        .get(format!("{}/x", fx.url()))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 502);
+    let body = resp.text().await.expect("body");
+    assert!(
+        body.contains("speaks only HTTP/1.1") && body.contains("without --http2"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn connect_is_refused_with_501_over_http1_and_h2c() {
     use http_body_util::{BodyExt as _, Empty};
     let fx = ProxyFixture::builder().arg("--http2").start().await;
