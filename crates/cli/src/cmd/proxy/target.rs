@@ -188,9 +188,7 @@ impl Http2Conn {
             let mut sender = self.sender(connector, target).await?;
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    if !self.answered.load(Ordering::Relaxed) {
-                        self.answered.store(true, Ordering::Relaxed);
-                    }
+                    self.answered.store(true, Ordering::Relaxed);
                     return Ok(resp);
                 }
                 // A connection the target closed (GOAWAY) gives back the
