@@ -26,6 +26,7 @@ use super::idle::Streams;
 use super::log::{LogLine, LogStyle, Logged, ProxyBody};
 use super::metrics::{CountedBody, ListenerMetrics};
 use super::target::{BoxError, Connector, HttpsClient, Upstream};
+use super::timers::TimerSlot;
 
 /// The resolved configuration and shared state of a running proxy.
 pub(super) struct Proxy {
@@ -59,6 +60,8 @@ pub(super) struct ClientConn {
     pub(super) upstream: Upstream,
     /// Its requests in progress, on an `--http2` listener (`idle.rs`).
     pub(super) streams: Option<Arc<Streams>>,
+    /// The timers its requests' upstream timeouts reuse.
+    pub(super) upstream_timers: TimerSlot,
 }
 
 impl Proxy {
@@ -208,9 +211,9 @@ impl Proxy {
                 }
             }
         };
-        let resp = tokio::time::timeout(self.timeout, sending).await;
+        let resp = conn.upstream_timers.within(self.timeout, sending).await;
         let resp = resp
-            .map_err(|_| {
+            .ok_or_else(|| {
                 (
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::forward::{ClientConn, Proxy};
@@ -15,6 +15,7 @@ use super::headers::forwarded_for;
 use super::idle::Streams;
 use super::stop::{Stop, unless_stopped, until_stopped};
 use super::target::{MAX_BUF, Upstream};
+use super::timers::{HeaderTimer, TimerSlot};
 use crate::Failure;
 
 /// Binds `addr` (which `config` has allowed), and warns on stderr when the
@@ -123,6 +124,7 @@ pub(super) async fn serve(
                     peer: forwarded_for(peer),
                     upstream: Upstream::for_listener(http2, &proxy.target.scheme),
                     streams: streams.clone(),
+                    upstream_timers: TimerSlot::default(),
                 });
                 let handle = move |req| {
                     let (proxy, conn) = (proxy.clone(), conn.clone());
@@ -149,7 +151,7 @@ pub(super) async fn serve(
                         builder
                             .http1()
                             .max_buf_size(MAX_BUF)
-                            .timer(TokioTimer::new())
+                            .timer(HeaderTimer::default())
                             .header_read_timeout(header_timeout);
                         // HTTP/2 moves each request's future into a task of
                         // its own, several copies on the way: boxed, only a
@@ -164,7 +166,7 @@ pub(super) async fn serve(
                         let io = TokioIo::new(stream);
                         let conn = hyper::server::conn::http1::Builder::new()
                             .max_buf_size(MAX_BUF)
-                            .timer(TokioTimer::new())
+                            .timer(HeaderTimer::default())
                             .header_read_timeout(header_timeout)
                             .serve_connection(io, hyper::service::service_fn(handle))
                             .with_upgrades();

@@ -56,6 +56,7 @@ mod log;
 mod metrics;
 mod stop;
 mod target;
+mod timers;
 
 /// What `idtoken proxy --help` says after the flags.
 pub(crate) const AFTER_HELP: &str = "\

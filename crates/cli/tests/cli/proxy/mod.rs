@@ -279,6 +279,27 @@ async fn no_response_headers_within_the_upstream_timeout_is_a_504() {
     assert!(body.contains("--upstream-timeout"), "{body}");
 }
 
+/// A connection keeps its requests' timer between them (`timers.rs`):
+/// an old deadline that passed while it was idle must not cut the next
+/// request short, and a later request must still be cut off.
+#[tokio::test]
+async fn the_upstream_timeout_holds_for_each_request_of_a_kept_connection() {
+    let fx = ProxyFixture::builder()
+        .arg("--upstream-timeout")
+        .arg("0.3")
+        .start()
+        .await;
+    let client = client(); // one connection, kept between requests
+    let status = |resp: reqwest::Result<reqwest::Response>| resp.expect("request").status();
+    assert_eq!(status(client.get(fx.url()).send().await), 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(status(client.get(fx.url()).send().await), 200);
+    assert_eq!(status(client.get(fx.url()).send().await), 200);
+    let held = client.get(format!("{}/held", fx.url())).send().await;
+    assert_eq!(status(held), 504);
+    assert_eq!(status(client.get(fx.url()).send().await), 200);
+}
+
 #[tokio::test]
 async fn no_credentials_is_a_500_naming_what_to_run() {
     let fx = ProxyFixture::builder()
