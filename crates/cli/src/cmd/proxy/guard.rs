@@ -93,19 +93,21 @@ impl Guard {
         // Browsers always send a host; a request without one is a tool's.
         if let Some(host) = host {
             let name = host_name(host);
-            match name.parse::<IpAddr>() {
-                _ if self.local_name(name) => {}
-                Ok(ip) if ip.is_loopback() => {}
-                Ok(_) => {
-                    return Err(format!(
+            // The usual name first, compared rather than parsed (this runs
+            // for every request).
+            let allowed = name == "127.0.0.1"
+                || self.local_name(name)
+                || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if !allowed {
+                return Err(if name.parse::<IpAddr>().is_ok() {
+                    format!(
                         "refused: the request names the address {name}. Browsers send no Fetch Metadata to it (only to loopback and localhost), so the proxy cannot tell another site's page from you. Use http://127.0.0.1:PORT or http://localhost:PORT, or pass --allow-host {name} if you must reach it by that address."
-                    ));
-                }
-                Err(_) => {
-                    return Err(format!(
+                    )
+                } else {
+                    format!(
                         "refused: the request names the host {name:?}, which is neither a loopback address nor localhost. A web page may be using DNS rebinding to act with your identity. Use http://127.0.0.1:PORT or http://localhost:PORT, or pass --allow-host {name} if that name is yours."
-                    ));
-                }
+                    )
+                });
             }
         }
 
