@@ -8,11 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use idtoken::TokenHeader;
@@ -253,7 +251,7 @@ impl Proxy {
         {
             parts.headers.insert(header::LOCATION, local);
         }
-        Ok(Response::from_parts(parts, body.boxed()))
+        Ok(Response::from_parts(parts, ProxyBody::Target(body)))
     }
 
     /// The target's URL for `path`: absolute form, as the pooled client
@@ -315,11 +313,7 @@ fn error_response(status: StatusCode, why: String) -> Response<ProxyBody> {
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
     );
-    let mut resp = Response::new(
-        http_body_util::Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut resp = Response::new(ProxyBody::message(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

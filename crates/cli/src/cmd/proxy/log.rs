@@ -12,15 +12,58 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::StatusCode;
-use hyper::body::{Body, Frame, SizeHint};
-
-use http_body_util::combinators::BoxBody;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::idle::InProgress;
 use super::metrics::ListenerMetrics;
 
-/// A response body as the proxy makes it, before the access log wraps it.
-pub(super) type ProxyBody = BoxBody<Bytes, hyper::Error>;
+/// A response body as the proxy makes it, before the access log wraps
+/// it: the target's, streamed, or the proxy's own message. An enum, not a
+/// boxed body: the box was an allocation for every request.
+pub(super) enum ProxyBody {
+    Target(Incoming),
+    /// The message's bytes until they are sent; `None` once sent (or if
+    /// there were none).
+    Message(Option<Bytes>),
+}
+
+impl ProxyBody {
+    /// The proxy's own message as a body.
+    pub(super) fn message(text: String) -> Self {
+        ProxyBody::Message(Some(Bytes::from(text)).filter(|b| !b.is_empty()))
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Target(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Message(text) => Poll::Ready(text.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Target(body) => body.is_end_stream(),
+            ProxyBody::Message(text) => text.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Target(body) => body.size_hint(),
+            ProxyBody::Message(text) => {
+                SizeHint::with_exact(text.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
 
 /// How access-log lines are written (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
