@@ -257,7 +257,19 @@ async fn open_http2(
     connector: &Connector,
     target: &Uri,
 ) -> Result<http2::SendRequest<CountedBody>, BoxError> {
-    let io = connect(connector, target).await?;
+    // Only `http://` targets get a connection of their own over HTTP/2:
+    // typed as the plain TCP stream it is, not as one that may hold a TLS
+    // session, the futures hyper moves into a task for every request are
+    // that much smaller (docs/BENCHMARKS.md).
+    let io = match connect(connector, target).await? {
+        hyper_rustls::MaybeHttpsStream::Http(io) => io,
+        hyper_rustls::MaybeHttpsStream::Https(_) => {
+            return Err(format!(
+                "{target} is an https:// target: HTTP/2 to it goes through the pool"
+            )
+            .into());
+        }
+    };
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .handshake(io)
         .await?;
