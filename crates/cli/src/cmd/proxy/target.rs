@@ -296,14 +296,26 @@ async fn open_http1(
     connector: &Connector,
     target: &Uri,
 ) -> Result<http1::SendRequest<CountedBody>, BoxError> {
-    let io = connect(connector, target).await?;
-    let (sender, conn) = http1::Builder::new()
-        .max_buf_size(MAX_BUF)
-        .handshake(io)
-        .await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let mut builder = http1::Builder::new();
+    builder.max_buf_size(MAX_BUF);
+    // An `http://` target's connection is driven as the plain TCP stream
+    // it is: every read and write skips the TLS-or-not dispatch.
+    let sender = match connect(connector, target).await? {
+        hyper_rustls::MaybeHttpsStream::Http(io) => {
+            let (sender, conn) = builder.handshake(io).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender
+        }
+        tls => {
+            let (sender, conn) = builder.handshake(tls).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender
+        }
+    };
     Ok(sender)
 }
 
