@@ -124,7 +124,9 @@ pub(super) async fn serve(
                     peer: forwarded_for(peer),
                     upstream: Upstream::for_listener(http2, &proxy.target.scheme),
                     streams: streams.clone(),
-                    upstream_timers: TimerSlot::default(),
+                    // HTTP/1.1 runs a connection's requests in its task;
+                    // HTTP/2 gives each a task (`timers.rs`).
+                    upstream_timers: TimerSlot::new(!http2),
                 });
                 let handle = move |req| {
                     let (proxy, conn) = (proxy.clone(), conn.clone());

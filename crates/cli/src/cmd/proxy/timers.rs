@@ -2,14 +2,20 @@
 //! upstream timeout and hyper's HTTP/1.1 header timer.
 //!
 //! A new tokio timer goes into the runtime's timer wheel when first
-//! polled and comes out when dropped, and every proxied request armed two.
-//! A timer kept from one request to the next is moved to its new, later
-//! deadline by an atomic store instead (`Sleep::reset`); tokio moves it in
-//! the wheel only when its old deadline comes. 0.4k fewer instructions an
-//! HTTP/1.1 request (docs/BENCHMARKS.md). Between requests a kept timer
-//! stays in the wheel: if its deadline passes, it wakes the task that last
-//! polled it once, which finds nothing to do, and the next request that
-//! takes it arms it anew.
+//! polled and comes out when dropped, and every proxied HTTP/1.1 request
+//! armed two. A timer kept from one request to the next is moved to its
+//! new, later deadline by an atomic store instead (`Sleep::reset`); tokio
+//! moves it in the wheel only when its old deadline comes: 0.4k fewer
+//! instructions an HTTP/1.1 request (docs/BENCHMARKS.md). Between
+//! requests a kept timer stays in the wheel: if its deadline passes, it
+//! wakes the task that last polled it once, which finds nothing to do,
+//! and the next request that takes it arms it anew.
+//!
+//! A kept timer holds the waker of the task that last polled it, so only
+//! connections whose requests all run in the connection's own task keep
+//! one (HTTP/1.1). On HTTP/2 each request has a task of its own: a kept
+//! timer would keep a finished request's task allocated until its
+//! deadline, so those connections make a timer per request, as before.
 
 use std::future::Future;
 use std::ops::Deref;
@@ -20,19 +26,31 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-/// How many idle timers a connection keeps: as many requests in progress
-/// at once as take a kept timer (HTTP/2 streams; HTTP/1.1 has one).
-const KEPT: usize = 16;
-
-/// The idle timers of one client connection.
-#[derive(Default)]
-pub(super) struct TimerSlot(Mutex<Vec<Pin<Box<Sleep>>>>);
+/// The idle timer of one client connection, if it keeps one.
+pub(super) struct TimerSlot {
+    kept: Mutex<Option<Pin<Box<Sleep>>>>,
+    /// Whether a timer given back is kept (see the module's comment).
+    keeps: bool,
+}
 
 impl TimerSlot {
-    /// A timer due at `deadline`, kept here until the returned value is
-    /// dropped.
+    /// A slot that keeps its timer between requests when `keeps`: for a
+    /// connection whose requests run in its own task (HTTP/1.1).
+    pub(super) fn new(keeps: bool) -> Self {
+        Self {
+            kept: Mutex::new(None),
+            keeps,
+        }
+    }
+
+    /// A timer due at `deadline`, kept here (if the slot keeps one) once
+    /// the returned value is dropped.
     pub(super) fn lend<S: Deref<Target = TimerSlot>>(slot: S, deadline: Instant) -> Lent<S> {
-        let kept = slot.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let kept = slot
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let sleep = match kept {
             Some(mut sleep) => {
                 sleep.as_mut().reset(deadline);
@@ -71,12 +89,21 @@ impl<F: Future> Future for Within<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        // The future first, as `tokio::time::timeout` does: an answer that
-        // is ready counts even if the deadline has passed.
+        // As `tokio::time::timeout` does: the future first, so an answer
+        // that is ready counts even if the deadline has passed; and if the
+        // future used up the task's budget, the timer is still looked at,
+        // so a busy future cannot put its deadline off.
+        let had_budget = tokio::task::coop::has_budget_remaining();
         if let Poll::Ready(out) = this.future.poll(cx) {
             return Poll::Ready(Some(out));
         }
-        Pin::new(this.timer).poll(cx).map(|()| None)
+        let timer = Pin::new(this.timer);
+        let expired = if had_budget && !tokio::task::coop::has_budget_remaining() {
+            Pin::new(&mut tokio::task::coop::unconstrained(timer)).poll(cx)
+        } else {
+            timer.poll(cx)
+        };
+        expired.map(|()| None)
     }
 }
 
@@ -108,19 +135,32 @@ impl<S: Deref<Target = TimerSlot> + Unpin> Future for Lent<S> {
 
 impl<S: Deref<Target = TimerSlot>> Drop for Lent<S> {
     fn drop(&mut self) {
-        if let Some(sleep) = self.sleep.take() {
-            let mut kept = self.slot.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if kept.len() < KEPT {
-                kept.push(sleep);
+        if self.slot.keeps
+            && let Some(sleep) = self.sleep.take()
+        {
+            let mut kept = self
+                .slot
+                .kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if kept.is_none() {
+                *kept = Some(sleep);
             }
         }
     }
 }
 
 /// hyper's timer for one HTTP/1.1 client connection: its header timer,
-/// armed for every request head, is lent by the connection's slot.
-#[derive(Clone, Default)]
+/// armed for every request head, is lent by the connection's slot (the
+/// connection's task polls it).
+#[derive(Clone)]
 pub(super) struct HeaderTimer(Arc<TimerSlot>);
+
+impl Default for HeaderTimer {
+    fn default() -> Self {
+        Self(Arc::new(TimerSlot::new(true)))
+    }
+}
 
 impl hyper::rt::Timer for HeaderTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
@@ -130,6 +170,12 @@ impl hyper::rt::Timer for HeaderTimer {
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(TimerSlot::lend(self.0.clone(), deadline.into()))
     }
+
+    // tokio's clock, as hyper-util's `TokioTimer` reads it (the deadlines
+    // above are tokio's too).
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
 }
 
 impl hyper::rt::Sleep for Lent<Arc<TimerSlot>> {}
@@ -138,9 +184,9 @@ impl hyper::rt::Sleep for Lent<Arc<TimerSlot>> {}
 mod tests {
     use super::*;
 
-    /// How many idle timers `slot` keeps.
+    /// How many idle timers `slot` keeps (one at most).
     fn kept(slot: &TimerSlot) -> usize {
-        slot.0.lock().expect("not poisoned").len()
+        usize::from(slot.kept.lock().expect("not poisoned").is_some())
     }
 
     /// Waits on `slot` for `limit` in a task of its own.
@@ -151,7 +197,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_kept_timer_fires_at_its_new_deadline_not_its_old_one() {
-        let slot = Arc::new(TimerSlot::default());
+        let slot = Arc::new(TimerSlot::new(true));
         // The first request's timer is polled (so in the wheel), then kept.
         let first = wait(&slot, Duration::from_secs(10));
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -173,7 +219,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_kept_timer_whose_deadline_passed_waits_anew_when_lent_again() {
-        let slot = Arc::new(TimerSlot::default());
+        let slot = Arc::new(TimerSlot::new(true));
         let first = wait(&slot, Duration::from_secs(2));
         tokio::time::sleep(Duration::from_secs(1)).await;
         first.abort();
@@ -189,17 +235,50 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_ready_future_wins_over_a_due_timer() {
-        let slot = TimerSlot::default();
+        let slot = TimerSlot::new(true);
         assert_eq!(slot.within(Duration::ZERO, async { 7 }).await, Some(7));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn requests_at_once_each_get_a_timer_and_at_most_kept_stay() {
-        let slot = TimerSlot::default();
-        let lent: Vec<_> = (0..KEPT + 4)
+    async fn requests_at_once_each_get_a_timer_and_one_is_kept() {
+        let slot = TimerSlot::new(true);
+        let lent: Vec<_> = (0..3)
             .map(|_| TimerSlot::lend(&slot, deadline_after(Duration::from_secs(1))))
             .collect();
         drop(lent);
-        assert_eq!(kept(&slot), KEPT);
+        assert_eq!(kept(&slot), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_that_keeps_none_holds_no_waker_after_its_request() {
+        let slot = Arc::new(TimerSlot::new(false));
+        let first = wait(&slot, Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        first.abort();
+        let _ = first.await;
+        assert_eq!(kept(&slot), 0);
+        // Its requests still time out.
+        let second = wait(&slot, Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(second.await.ok(), Some(None));
+    }
+
+    /// Real time: a task that keeps waking itself never lets paused time
+    /// move on.
+    #[tokio::test]
+    async fn a_future_that_uses_up_the_tasks_budget_still_times_out() {
+        let slot = TimerSlot::new(true);
+        // Ready every time it is polled until the budget is gone, then
+        // pending: as a busy stream would be.
+        let busy = std::future::poll_fn(|cx| {
+            while tokio::task::coop::has_budget_remaining() {
+                let _ = std::pin::pin!(tokio::task::consume_budget()).poll(cx);
+            }
+            cx.waker().wake_by_ref();
+            Poll::<()>::Pending
+        });
+        let raced = slot.within(Duration::from_millis(50), busy);
+        let out = tokio::time::timeout(Duration::from_secs(10), raced).await;
+        assert_eq!(out.ok(), Some(None), "the deadline was put off");
     }
 }

@@ -279,9 +279,32 @@ async fn no_response_headers_within_the_upstream_timeout_is_a_504() {
     assert!(body.contains("--upstream-timeout"), "{body}");
 }
 
-/// A connection keeps its requests' timer between them (`timers.rs`):
-/// an old deadline that passed while it was idle must not cut the next
-/// request short, and a later request must still be cut off.
+/// Requests on one kept connection, each through `get` (a path to its
+/// status, in at most 10 s): an old deadline that passed while the
+/// connection was idle must not cut the next request short, and a later
+/// request must still be cut off (an HTTP/1.1 connection keeps its timer
+/// between requests, `timers.rs`).
+async fn upstream_timeout_on_a_kept_connection<F, Fut>(get: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    let get = |path| {
+        let answer = get(path);
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), answer)
+                .await
+                .expect("an answer in time")
+        }
+    };
+    assert_eq!(get("/").await, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(get("/").await, 200);
+    assert_eq!(get("/").await, 200);
+    assert_eq!(get("/held").await, 504);
+    assert_eq!(get("/").await, 200);
+}
+
 #[tokio::test]
 async fn the_upstream_timeout_holds_for_each_request_of_a_kept_connection() {
     let fx = ProxyFixture::builder()
@@ -290,14 +313,31 @@ async fn the_upstream_timeout_holds_for_each_request_of_a_kept_connection() {
         .start()
         .await;
     let client = client(); // one connection, kept between requests
-    let status = |resp: reqwest::Result<reqwest::Response>| resp.expect("request").status();
-    assert_eq!(status(client.get(fx.url()).send().await), 200);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(status(client.get(fx.url()).send().await), 200);
-    assert_eq!(status(client.get(fx.url()).send().await), 200);
-    let held = client.get(format!("{}/held", fx.url())).send().await;
-    assert_eq!(status(held), 504);
-    assert_eq!(status(client.get(fx.url()).send().await), 200);
+    upstream_timeout_on_a_kept_connection(|path| {
+        let req = client.get(format!("{}{path}", fx.url()));
+        async move { req.send().await.expect("request").status().as_u16() }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_upstream_timeout_holds_for_each_stream_of_an_http2_connection() {
+    use http_body_util::Empty;
+    let fx = ProxyFixture::builder()
+        .h2c()
+        .arg("--http2")
+        .arg("--upstream-timeout")
+        .arg("0.3")
+        .start()
+        .await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Empty<Bytes>>();
+    upstream_timeout_on_a_kept_connection(|path| {
+        let req = client.get(format!("{}{path}", fx.url()).parse().expect("URL"));
+        async move { req.await.expect("response").status().as_u16() }
+    })
+    .await;
 }
 
 #[tokio::test]
