@@ -296,26 +296,27 @@ async fn open_http1(
     connector: &Connector,
     target: &Uri,
 ) -> Result<http1::SendRequest<CountedBody>, BoxError> {
-    let mut builder = http1::Builder::new();
-    builder.max_buf_size(MAX_BUF);
     // An `http://` target's connection is driven as the plain TCP stream
     // it is: every read and write skips the TLS-or-not dispatch.
-    let sender = match connect(connector, target).await? {
-        hyper_rustls::MaybeHttpsStream::Http(io) => {
-            let (sender, conn) = builder.handshake(io).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            sender
-        }
-        tls => {
-            let (sender, conn) = builder.handshake(tls).await?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            sender
-        }
-    };
+    match connect(connector, target).await? {
+        hyper_rustls::MaybeHttpsStream::Http(io) => run_http1(io).await,
+        tls => run_http1(tls).await,
+    }
+}
+
+/// The HTTP/1.1 handshake on `io`, its connection then run on a task of
+/// its own.
+async fn run_http1<T>(io: T) -> Result<http1::SendRequest<CountedBody>, BoxError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new()
+        .max_buf_size(MAX_BUF)
+        .handshake(io)
+        .await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
     Ok(sender)
 }
 
