@@ -46,11 +46,14 @@ impl TimerSlot {
     /// A timer due at `deadline`, kept here (if the slot keeps one) once
     /// the returned value is dropped.
     pub(super) fn lend<S: Deref<Target = TimerSlot>>(slot: S, deadline: Instant) -> Lent<S> {
-        let kept = slot
-            .kept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let kept = match slot.keeps {
+            true => slot
+                .kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+            false => None,
+        };
         let sleep = match kept {
             Some(mut sleep) => {
                 sleep.as_mut().reset(deadline);
@@ -189,6 +192,15 @@ mod tests {
         usize::from(slot.kept.lock().expect("not poisoned").is_some())
     }
 
+    /// A request that waits on `slot` for `limit`, polled (so its timer is
+    /// in the wheel), then given up after 1 s.
+    async fn abandoned(slot: &Arc<TimerSlot>, limit: Duration) {
+        let request = wait(slot, limit);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        request.abort();
+        assert!(request.await.is_err_and(|e| e.is_cancelled()));
+    }
+
     /// Waits on `slot` for `limit` in a task of its own.
     fn wait(slot: &Arc<TimerSlot>, limit: Duration) -> tokio::task::JoinHandle<Option<()>> {
         let slot = slot.clone();
@@ -199,10 +211,7 @@ mod tests {
     async fn a_kept_timer_fires_at_its_new_deadline_not_its_old_one() {
         let slot = Arc::new(TimerSlot::new(true));
         // The first request's timer is polled (so in the wheel), then kept.
-        let first = wait(&slot, Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        first.abort();
-        assert!(first.await.is_err_and(|e| e.is_cancelled()));
+        abandoned(&slot, Duration::from_secs(10)).await;
         assert_eq!(kept(&slot), 1, "kept when dropped");
         // Five seconds later a second request takes it for 10 s (t = 6 s
         // to 16 s): past the first deadline it still waits; past its own,
@@ -220,10 +229,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_kept_timer_whose_deadline_passed_waits_anew_when_lent_again() {
         let slot = Arc::new(TimerSlot::new(true));
-        let first = wait(&slot, Duration::from_secs(2));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        first.abort();
-        let _ = first.await;
+        abandoned(&slot, Duration::from_secs(2)).await;
         // Its deadline passes while it is kept.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let second = wait(&slot, Duration::from_secs(10));
@@ -252,10 +258,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slot_that_keeps_none_holds_no_waker_after_its_request() {
         let slot = Arc::new(TimerSlot::new(false));
-        let first = wait(&slot, Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        first.abort();
-        let _ = first.await;
+        abandoned(&slot, Duration::from_secs(10)).await;
         assert_eq!(kept(&slot), 0);
         // Its requests still time out.
         let second = wait(&slot, Duration::from_secs(10));
