@@ -14,7 +14,7 @@ use super::forward::{ClientConn, Proxy};
 use super::headers::forwarded_for;
 use super::idle::Streams;
 use super::stop::{Stop, unless_stopped, until_stopped};
-use super::target::{MAX_BUF, Upstream};
+use super::target::{H2_SEND_BUF, H2_WINDOW, MAX_BUF, Upstream};
 use super::timers::{HeaderTimer, TimerSlot};
 use crate::Failure;
 
@@ -155,6 +155,11 @@ pub(super) async fn serve(
                             .max_buf_size(MAX_BUF)
                             .timer(HeaderTimer::default())
                             .header_read_timeout(header_timeout);
+                        builder
+                            .http2()
+                            .initial_connection_window_size(H2_WINDOW)
+                            .initial_stream_window_size(H2_WINDOW)
+                            .max_send_buf_size(H2_SEND_BUF);
                         // HTTP/2 moves each request's future into a task of
                         // its own, several copies on the way: boxed, only a
                         // pointer moves (h2c: 2.3k fewer instructions a

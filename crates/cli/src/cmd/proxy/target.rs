@@ -30,6 +30,22 @@ use crate::Failure;
 /// 20 MiB without slowing them (docs/BENCHMARKS.md).
 pub(super) const MAX_BUF: usize = 64 * 1024;
 
+/// The most an HTTP/2 stream buffers to send, toward the client or the
+/// target, beyond what the peer has read. hyper's defaults (400 KiB
+/// toward the client, 1 MiB toward the target) let a client that reads
+/// slowly make the proxy hold 25 MiB on 64 streams of one connection;
+/// 64 KiB is what nginx holds for a request with `proxy_buffering off`
+/// (docs/PROXY.md, "Memory").
+pub(super) const H2_SEND_BUF: usize = 64 * 1024;
+
+/// HTTP/2 flow-control windows, per connection and per stream, for what
+/// the proxy receives on a connection of its own: from a client, and
+/// from an `http://` target over h2c. hyper's client default (5 MiB a
+/// connection) let each client connection make the proxy hold 5 MiB of
+/// the target's answers; 1 MiB is hyper's server default, and on loopback
+/// it moved 1 MiB bodies faster, not slower (docs/BENCHMARKS.md).
+pub(super) const H2_WINDOW: u32 = 1024 * 1024;
+
 /// How the proxy opens connections to the target: TCP, or TLS with the
 /// system's roots, directly or through the environment's forward proxy.
 pub(super) type Connector = hyper_rustls::HttpsConnector<Egress>;
@@ -64,6 +80,9 @@ pub(super) fn https_client(connector: Connector, http2: bool, scheme: &Scheme) -
     let mut client = Client::builder(TokioExecutor::new());
     client.pool_idle_timeout(Duration::from_secs(90));
     client.http1_max_buf_size(MAX_BUF);
+    // The pooled HTTP/2 connection is shared by every client: hyper's
+    // windows bound the total, not each client's (docs/PROXY.md).
+    client.http2_max_send_buf_size(H2_SEND_BUF);
     client.http2_only(http2 && *scheme == Scheme::HTTP);
     client.build(connector)
 }
@@ -271,6 +290,9 @@ async fn open_http2(
         }
     };
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .initial_connection_window_size(H2_WINDOW)
+        .initial_stream_window_size(H2_WINDOW)
+        .max_send_buf_size(H2_SEND_BUF)
         .handshake(io)
         .await?;
     tokio::spawn(async move {

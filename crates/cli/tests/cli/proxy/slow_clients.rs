@@ -1,6 +1,8 @@
 //! Clients that open connections and then send nothing, or too little:
 //! `--header-timeout` closes them, so they cannot hold the proxy's
-//! connections (and file descriptors) for ever.
+//! connections (and file descriptors) for ever. And clients that read
+//! nothing: the proxy's HTTP/2 buffers and windows bound what they make
+//! it hold.
 
 use std::time::Duration;
 
@@ -302,4 +304,142 @@ async fn an_http2_request_in_progress_keeps_its_connection_past_the_header_timeo
         .await;
     let (mut sender, _conn) = h2c_connection(&fx).await;
     assert_eq!(h2c_get(&fx, &mut sender, "/held").await, 504);
+}
+
+/// A client that reads nothing: every read waits for ever, while writes
+/// go through. Its HTTP/2 requests go out; no answer ever comes in.
+struct Deaf(TcpStream);
+
+impl tokio::io::AsyncRead for Deaf {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncWrite for Deaf {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.0), cx)
+    }
+}
+
+/// The resident memory of process `pid`, in KiB (`VmRSS`).
+#[cfg(target_os = "linux")]
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// `pid`'s resident memory once it has stopped moving: the same, within
+/// 64 KiB, for 2 s on end (at most a minute).
+#[cfg(target_os = "linux")]
+async fn settled_resident_kib(pid: u32) -> u64 {
+    let mut last = resident_kib(pid);
+    let mut same = 0;
+    for _ in 0..240 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = resident_kib(pid);
+        same = if now.abs_diff(last) <= 64 {
+            same + 1
+        } else {
+            0
+        };
+        last = now;
+        if same == 8 {
+            return now;
+        }
+    }
+    panic!("the proxy's memory still moved after a minute: {last} KiB");
+}
+
+/// How much `pid`'s resident memory grows (KiB) while a client that
+/// reads nothing has `streams` endless answers open on one HTTP/2
+/// connection to the proxy `fx`. Its windows let the proxy send all it
+/// likes: once the sockets are full, what the proxy holds is what its
+/// HTTP/2 buffers toward the client (per stream) and its window toward
+/// the target (per connection) allow.
+#[cfg(target_os = "linux")]
+async fn growth_for_a_deaf_client(streams: usize) -> u64 {
+    let fx = ProxyFixture::builder().h2c().arg("--http2").start().await;
+    let pid = fx.proxy.child.id().expect("the proxy's pid");
+    let (mut sender, _conn) = h2c_connection(&fx).await;
+    assert_eq!(h2c_get(&fx, &mut sender, "/items").await, 200);
+    let before = settled_resident_kib(pid).await;
+
+    let tcp = TcpStream::connect(addr(&fx)).await.expect("connect");
+    let (mut deaf, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(i32::MAX as u32)
+            .initial_connection_window_size(i32::MAX as u32)
+            .handshake::<_, http_body_util::Empty<axum::body::Bytes>>(hyper_util::rt::TokioIo::new(
+                Deaf(tcp),
+            ))
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    for _ in 0..streams {
+        let req = hyper::Request::get(format!("{}/endless", fx.url()))
+            .body(http_body_util::Empty::new())
+            .expect("request");
+        // Never answered (nothing is read): the request stays open.
+        tokio::spawn(deaf.send_request(req));
+    }
+    let grown = settled_resident_kib(pid).await.saturating_sub(before);
+    // At least most of the window toward the target came in: the answers
+    // flowed, so the tests below can fail.
+    assert!(
+        grown > 512,
+        "the proxy grew by {grown} KiB only: did the answers flow?"
+    );
+    grown
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_client_that_reads_nothing_holds_a_bounded_buffer_per_http2_stream() {
+    // 64 streams: hyper's 400 KiB a stream toward the client held about
+    // 25 MiB here; the proxy's 64 KiB (PROXY.md) about 4 MiB, plus the
+    // 1 MiB window toward the target.
+    let grown = growth_for_a_deaf_client(64).await;
+    assert!(
+        grown < 12 * 1024,
+        "the proxy grew by {grown} KiB for 64 streams"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_client_that_reads_nothing_holds_a_bounded_window_from_the_target() {
+    // 4 streams: hyper's 5 MiB window a connection toward the target
+    // came in whole; the proxy's 1 MiB (PROXY.md) bounds it.
+    let grown = growth_for_a_deaf_client(4).await;
+    assert!(
+        grown < 4 * 1024,
+        "the proxy grew by {grown} KiB for 4 streams"
+    );
 }

@@ -213,7 +213,8 @@ pub async fn echo_tls(emu: &Emulator, acceptor: TlsAcceptor, host: &str) -> Upst
 
 /// An h2c-only upstream, as a gRPC service is: answers with the version,
 /// `te` and token audience it saw, then a `grpc-status` trailer; `/held`
-/// never answers. Returns its origin.
+/// never answers; `/endless` answers with a body that never ends, as fast
+/// as flow control lets it. Returns its origin.
 pub async fn h2c(emu: &Emulator) -> String {
     use http_body_util::{BodyExt as _, StreamBody};
     use hyper::body::Frame;
@@ -241,6 +242,13 @@ pub async fn h2c(emu: &Emulator) -> String {
                         // In flight until the test ends.
                         if req.uri().path() == "/held" {
                             std::future::pending::<()>().await;
+                        }
+                        if req.uri().path() == "/endless" {
+                            let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+                            let frames = futures_util::stream::repeat_with(move || {
+                                Ok::<_, Infallible>(Frame::data(chunk.clone()))
+                            });
+                            return Ok(hyper::Response::new(StreamBody::new(frames).boxed()));
                         }
                         let token = req
                             .headers()
