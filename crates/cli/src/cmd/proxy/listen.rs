@@ -14,7 +14,9 @@ use super::forward::{ClientConn, Proxy};
 use super::headers::forwarded_for;
 use super::idle::Streams;
 use super::stop::{Stop, unless_stopped, until_stopped};
-use super::target::{H2_SEND_BUF, H2_WINDOW, MAX_BUF, Upstream};
+use super::target::{
+    H2_CONN_WINDOW, H2_MAX_STREAMS, H2_SEND_BUF, H2_STREAM_WINDOW, MAX_BUF, Upstream,
+};
 use super::timers::{HeaderTimer, TimerSlot};
 use crate::Failure;
 
@@ -157,8 +159,9 @@ pub(super) async fn serve(
                             .header_read_timeout(header_timeout);
                         builder
                             .http2()
-                            .initial_connection_window_size(H2_WINDOW)
-                            .initial_stream_window_size(H2_WINDOW)
+                            .initial_connection_window_size(H2_CONN_WINDOW)
+                            .initial_stream_window_size(H2_STREAM_WINDOW)
+                            .max_concurrent_streams(H2_MAX_STREAMS)
                             .max_send_buf_size(H2_SEND_BUF);
                         // HTTP/2 moves each request's future into a task of
                         // its own, several copies on the way: boxed, only a

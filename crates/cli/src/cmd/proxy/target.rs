@@ -31,20 +31,38 @@ use crate::Failure;
 pub(super) const MAX_BUF: usize = 64 * 1024;
 
 /// The most an HTTP/2 stream buffers to send, toward the client or the
-/// target, beyond what the peer has read. hyper's defaults (400 KiB
-/// toward the client, 1 MiB toward the target) let a client that reads
-/// slowly make the proxy hold 25 MiB on 64 streams of one connection;
-/// 64 KiB is what nginx holds for a request with `proxy_buffering off`
-/// (docs/PROXY.md, "Memory").
+/// target, beyond what it has written to the socket (h2 takes one more
+/// chunk past it). hyper's defaults (400 KiB toward the client, 1 MiB
+/// toward the target) let a client that reads slowly make the proxy hold
+/// 25 MiB on 64 streams of one connection; 64 KiB is what nginx's default
+/// `proxy_buffers` (8 x 8 KiB) hold of an answer (docs/PROXY.md, "Memory").
 pub(super) const H2_SEND_BUF: usize = 64 * 1024;
 
-/// HTTP/2 flow-control windows, per connection and per stream, for what
-/// the proxy receives on a connection of its own: from a client, and
-/// from an `http://` target over h2c. hyper's client default (5 MiB a
-/// connection) let each client connection make the proxy hold 5 MiB of
-/// the target's answers; 1 MiB is hyper's server default, and on loopback
-/// it moved 1 MiB bodies faster, not slower (docs/BENCHMARKS.md).
-pub(super) const H2_WINDOW: u32 = 1024 * 1024;
+/// The HTTP/2 flow-control window of a connection of the proxy's own, for
+/// what it receives: from a client, and from an `http://` target over
+/// h2c. hyper's client default (5 MiB) let each client connection make the
+/// proxy hold 5 MiB of the target's answers; 1 MiB is hyper's server
+/// default, and moved 1 MiB bodies as fast on loopback (docs/BENCHMARKS.md).
+pub(super) const H2_CONN_WINDOW: u32 = 1024 * 1024;
+
+/// The HTTP/2 flow-control window of one stream, a quarter of
+/// [`H2_CONN_WINDOW`]: what a stream its reader has stopped reading holds
+/// of the connection's window, so that one such stream (a slow gRPC
+/// stream, say) cannot hold up the other requests of its connection.
+pub(super) const H2_STREAM_WINDOW: u32 = 256 * 1024;
+
+/// The most streams a client may have open on one HTTP/2 connection:
+/// nginx's `http2_max_concurrent_streams` (hyper's default is 200). With
+/// [`H2_SEND_BUF`] it bounds what one connection can make the proxy hold.
+pub(super) const H2_MAX_STREAMS: u32 = 128;
+
+/// The windows of the pool's HTTP/2 connection to an `https://` target,
+/// which every client shares: hyper's 5 MiB for the connection, so that
+/// many clients' answers move at once from a distant target, and 1 MiB a
+/// stream (hyper's is 2 MiB), so that it takes five streams whose
+/// clients stopped reading to hold up the rest.
+const POOL_CONN_WINDOW: u32 = 5 * 1024 * 1024;
+const POOL_STREAM_WINDOW: u32 = 1024 * 1024;
 
 /// How the proxy opens connections to the target: TCP, or TLS with the
 /// system's roots, directly or through the environment's forward proxy.
@@ -80,9 +98,9 @@ pub(super) fn https_client(connector: Connector, http2: bool, scheme: &Scheme) -
     let mut client = Client::builder(TokioExecutor::new());
     client.pool_idle_timeout(Duration::from_secs(90));
     client.http1_max_buf_size(MAX_BUF);
-    // The pooled HTTP/2 connection is shared by every client: hyper's
-    // windows bound the total, not each client's (docs/PROXY.md).
     client.http2_max_send_buf_size(H2_SEND_BUF);
+    client.http2_initial_connection_window_size(POOL_CONN_WINDOW);
+    client.http2_initial_stream_window_size(POOL_STREAM_WINDOW);
     client.http2_only(http2 && *scheme == Scheme::HTTP);
     client.build(connector)
 }
@@ -290,8 +308,8 @@ async fn open_http2(
         }
     };
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-        .initial_connection_window_size(H2_WINDOW)
-        .initial_stream_window_size(H2_WINDOW)
+        .initial_connection_window_size(H2_CONN_WINDOW)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
         .max_send_buf_size(H2_SEND_BUF)
         .handshake(io)
         .await?;

@@ -214,7 +214,7 @@ pub async fn echo_tls(emu: &Emulator, acceptor: TlsAcceptor, host: &str) -> Upst
 /// An h2c-only upstream, as a gRPC service is: answers with the version,
 /// `te` and token audience it saw, then a `grpc-status` trailer; `/held`
 /// never answers; `/endless` answers with a body that never ends, as fast
-/// as flow control lets it. Returns its origin.
+/// as flow control lets it, and `/512k` with 512 KiB. Returns its origin.
 pub async fn h2c(emu: &Emulator) -> String {
     use http_body_util::{BodyExt as _, StreamBody};
     use hyper::body::Frame;
@@ -243,11 +243,19 @@ pub async fn h2c(emu: &Emulator) -> String {
                         if req.uri().path() == "/held" {
                             std::future::pending::<()>().await;
                         }
-                        if req.uri().path() == "/endless" {
+                        let chunks = match req.uri().path() {
+                            "/endless" => Some(usize::MAX),
+                            "/512k" => Some(32),
+                            _ => None,
+                        };
+                        if let Some(chunks) = chunks {
                             let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
-                            let frames = futures_util::stream::repeat_with(move || {
-                                Ok::<_, Infallible>(Frame::data(chunk.clone()))
-                            });
+                            let frames = futures_util::StreamExt::take(
+                                futures_util::stream::repeat_with(move || {
+                                    Ok::<_, Infallible>(Frame::data(chunk.clone()))
+                                }),
+                                chunks,
+                            );
                             return Ok(hyper::Response::new(StreamBody::new(frames).boxed()));
                         }
                         let token = req
