@@ -425,7 +425,7 @@ async fn growth_for_a_deaf_client(streams: usize) -> u64 {
 #[tokio::test]
 async fn a_client_that_reads_nothing_makes_the_proxy_hold_a_bounded_buffer_per_http2_stream() {
     // 64 streams: hyper's 400 KiB a stream toward the client held about
-    // 24 MiB here; the proxy's 64 KiB (PROXY.md) about 6 MiB with the
+    // 23 MiB here; the proxy's 64 KiB (PROXY.md) about 6 MiB with the
     // window toward the target.
     let grown = growth_for_a_deaf_client(64).await;
     assert!(
