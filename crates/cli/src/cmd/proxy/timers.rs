@@ -46,13 +46,13 @@ impl TimerSlot {
     /// A timer due at `deadline`, kept here (if the slot keeps one) once
     /// the returned value is dropped.
     pub(super) fn lend<S: Deref<Target = TimerSlot>>(slot: S, deadline: Instant) -> Lent<S> {
-        let kept = match slot.keeps {
-            true => slot
-                .kept
+        let kept = if slot.keeps {
+            slot.kept
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-            false => None,
+                .take()
+        } else {
+            None
         };
         let sleep = match kept {
             Some(mut sleep) => {
