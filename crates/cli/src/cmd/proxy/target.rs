@@ -34,8 +34,9 @@ pub(super) const MAX_BUF: usize = 64 * 1024;
 /// target, beyond what it has written to the socket (h2 takes one more
 /// chunk past it). hyper's defaults (400 KiB toward the client, 1 MiB
 /// toward the target) let a client that reads slowly make the proxy hold
-/// 23 MiB on 64 streams of one connection; 64 KiB is what nginx's default
-/// `proxy_buffers` (8 x 8 KiB) hold of an answer (docs/PROXY.md, "Memory").
+/// 23 MiB on 64 streams of one connection; 64 KiB is of the order of what
+/// nginx's default `proxy_buffers` hold of an answer (eight memory pages:
+/// 32 KiB with 4 KiB pages, 64 KiB with 8 KiB; docs/PROXY.md, "Memory").
 pub(super) const H2_SEND_BUF: usize = 64 * 1024;
 
 /// The HTTP/2 flow-control window of a connection of the proxy's own, for
