@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::forward::{ClientConn, Proxy};
 use super::headers::forwarded_for;
 use super::idle::Streams;
+use super::joined::Driver;
 use super::stop::{Stop, unless_stopped, until_stopped};
 use super::target::{
     H2_CONN_WINDOW, H2_MAX_STREAMS, H2_SEND_BUF, H2_STREAM_WINDOW, MAX_BUF, Upstream,
@@ -122,9 +123,12 @@ pub(super) async fn serve(
                 // hyper times HTTP/1.1 heads only: an `--http2` listener
                 // counts requests to close idle HTTP/2 connections itself.
                 let streams = http2.then(|| Arc::new(Streams::default()));
+                // HTTP/1.1: the connection's task drives its connection to
+                // the target too (`joined.rs`).
+                let driver = (!http2).then(Driver::new);
                 let conn = Arc::new(ClientConn {
                     peer: forwarded_for(peer),
-                    upstream: Upstream::for_listener(http2, &proxy.target.scheme),
+                    upstream: Upstream::for_listener(driver.clone(), &proxy.target.scheme),
                     streams: streams.clone(),
                     // HTTP/1.1 runs a connection's requests in its task;
                     // HTTP/2 gives each a task (`timers.rs`).
@@ -144,43 +148,49 @@ pub(super) async fn serve(
                             None => std::future::pending().await,
                         }
                     };
-                    if http2 {
-                        // Ctrl-C ends the wait too: nothing is in flight yet.
-                        let told = protocol_told(&stream, header_timeout);
-                        if unless_stopped(told, stopping.clone()).await != Some(true) {
-                            return;
+                    match driver {
+                        // `--http2`: HTTP/2 or HTTP/1.1, as the client speaks.
+                        None => {
+                            // Ctrl-C ends the wait too: nothing is in flight yet.
+                            let told = protocol_told(&stream, header_timeout);
+                            if unless_stopped(told, stopping.clone()).await != Some(true) {
+                                return;
+                            }
+                            let io = TokioIo::new(stream);
+                            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                            builder
+                                .http1()
+                                .max_buf_size(MAX_BUF)
+                                .timer(HeaderTimer::default())
+                                .header_read_timeout(header_timeout);
+                            builder
+                                .http2()
+                                .initial_connection_window_size(H2_CONN_WINDOW)
+                                .initial_stream_window_size(H2_STREAM_WINDOW)
+                                .max_concurrent_streams(H2_MAX_STREAMS)
+                                .max_send_buf_size(H2_SEND_BUF);
+                            // HTTP/2 moves each request's future into a task of
+                            // its own, several copies on the way: boxed, only a
+                            // pointer moves (h2c: 2.3k fewer instructions a
+                            // request). HTTP/1.1 keeps the future in the
+                            // connection's task, where boxing costs 1k more: its
+                            // clients pay that here, not on a plain listener.
+                            let service = hyper::service::service_fn(move |req| Box::pin(handle(req)));
+                            let conn = builder.serve_connection_with_upgrades(io, service);
+                            until_stopped(conn, stopping, idle, |c| c.graceful_shutdown()).await;
                         }
-                        let io = TokioIo::new(stream);
-                        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                        builder
-                            .http1()
-                            .max_buf_size(MAX_BUF)
-                            .timer(HeaderTimer::default())
-                            .header_read_timeout(header_timeout);
-                        builder
-                            .http2()
-                            .initial_connection_window_size(H2_CONN_WINDOW)
-                            .initial_stream_window_size(H2_STREAM_WINDOW)
-                            .max_concurrent_streams(H2_MAX_STREAMS)
-                            .max_send_buf_size(H2_SEND_BUF);
-                        // HTTP/2 moves each request's future into a task of
-                        // its own, several copies on the way: boxed, only a
-                        // pointer moves (h2c: 2.3k fewer instructions a
-                        // request). HTTP/1.1 keeps the future in the
-                        // connection's task, where boxing costs 1k more: its
-                        // clients pay that here, not on a plain listener.
-                        let service = hyper::service::service_fn(move |req| Box::pin(handle(req)));
-                        let conn = builder.serve_connection_with_upgrades(io, service);
-                        until_stopped(conn, stopping, idle, |c| c.graceful_shutdown()).await;
-                    } else {
-                        let io = TokioIo::new(stream);
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .max_buf_size(MAX_BUF)
-                            .timer(HeaderTimer::default())
-                            .header_read_timeout(header_timeout)
-                            .serve_connection(io, hyper::service::service_fn(handle))
-                            .with_upgrades();
-                        until_stopped(conn, stopping, idle, |c| c.graceful_shutdown()).await;
+                        Some(driver) => {
+                            let io = TokioIo::new(stream);
+                            let conn = hyper::server::conn::http1::Builder::new()
+                                .max_buf_size(MAX_BUF)
+                                .timer(HeaderTimer::default())
+                                .header_read_timeout(header_timeout)
+                                .serve_connection(io, hyper::service::service_fn(handle))
+                                .with_upgrades();
+                            driver
+                                .run(until_stopped(conn, stopping, idle, |c| c.graceful_shutdown()))
+                                .await;
+                        }
                     }
                 });
             }

@@ -51,6 +51,7 @@ mod forward;
 mod guard;
 mod headers;
 mod idle;
+mod joined;
 mod listen;
 mod log;
 mod metrics;

@@ -21,6 +21,7 @@ use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::config::Target;
+use super::joined::{Driver, Side};
 use super::metrics::CountedBody;
 use crate::Failure;
 
@@ -119,32 +120,39 @@ pub(super) enum Upstream {
 }
 
 impl Upstream {
-    /// The upstream for a new client connection on a listener with
-    /// `http2` (`--http2`) in front of a `scheme` target.
+    /// The upstream for a new client connection in front of a `scheme`
+    /// target: on an HTTP/1.1 listener `driver` is the connection's (its
+    /// task drives the target connection too, `joined.rs`); `None` on an
+    /// `--http2` listener.
     ///
     /// A connection of its own for each client connection spares every
     /// request the pool's checkout (a lock, a hash of the pool key, a
     /// race between an idle connection and a new one) and return: about
     /// 8k of the 55k instructions of a proxied HTTP/1.1 request, more
     /// over HTTP/2 (docs/BENCHMARKS.md). Upgrades always take the pool.
-    pub(super) fn for_listener(http2: bool, scheme: &Scheme) -> Self {
-        match (http2, *scheme == Scheme::HTTP) {
-            (false, _) => Upstream::Http1(Http1Conn::default()),
-            (true, true) => Upstream::Http2(Http2Conn::default()),
-            (true, false) => Upstream::Pooled,
+    pub(super) fn for_listener(driver: Option<Driver>, scheme: &Scheme) -> Self {
+        match (driver, *scheme == Scheme::HTTP) {
+            (Some(driver), _) => Upstream::Http1(Http1Conn {
+                sender: Mutex::default(),
+                driver,
+            }),
+            (None, true) => Upstream::Http2(Http2Conn::default()),
+            (None, false) => Upstream::Pooled,
         }
     }
 }
 
 /// One client connection's own HTTP/1.1 connection to the target, opened
-/// on its first request and closed with it.
+/// on its first request, driven in the client connection's task
+/// (`joined.rs`), and closed with it.
 ///
 /// A client's HTTP/1.1 connection hands the proxy one request at a time
 /// (hyper polls the next only once the previous response is written), so
 /// one target connection serves it.
-#[derive(Default)]
 pub(super) struct Http1Conn {
     sender: Mutex<Option<http1::SendRequest<CountedBody>>>,
+    /// Drives the target connection in the client connection's task.
+    driver: Driver,
 }
 
 impl Http1Conn {
@@ -164,7 +172,11 @@ impl Http1Conn {
                 Some(s) => s,
                 // Boxed: opening is rare, and its future would otherwise
                 // make every request's future larger.
-                None => Box::pin(open_http1(connector, target)).await?,
+                None => {
+                    let (sender, conn) = Box::pin(open_http1(connector, target)).await?;
+                    self.driver.drive(conn);
+                    sender
+                }
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
@@ -331,12 +343,12 @@ async fn connect(
     tower_service::Service::call(&mut connector, target.clone()).await
 }
 
-/// Opens an HTTP/1.1 connection to `target` (`scheme://authority/`) and
-/// runs it on a task of its own until its sender is dropped.
+/// Opens an HTTP/1.1 connection to `target` (`scheme://authority/`): its
+/// sender, and the future that runs it until the sender is dropped.
 async fn open_http1(
     connector: &Connector,
     target: &Uri,
-) -> Result<http1::SendRequest<CountedBody>, BoxError> {
+) -> Result<(http1::SendRequest<CountedBody>, Side), BoxError> {
     // An `http://` target's connection is driven as the plain TCP stream
     // it is: every read and write skips the TLS-or-not dispatch.
     match connect(connector, target).await? {
@@ -345,9 +357,9 @@ async fn open_http1(
     }
 }
 
-/// The HTTP/1.1 handshake on `io`, its connection then run on a task of
-/// its own.
-async fn run_http1<T>(io: T) -> Result<http1::SendRequest<CountedBody>, BoxError>
+/// The HTTP/1.1 handshake on `io`: the connection's sender, and the
+/// future that runs it.
+async fn run_http1<T>(io: T) -> Result<(http1::SendRequest<CountedBody>, Side), BoxError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -355,10 +367,12 @@ where
         .max_buf_size(MAX_BUF)
         .handshake(io)
         .await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    Ok((
+        sender,
+        Box::pin(async move {
+            let _ = conn.await;
+        }),
+    ))
 }
 
 /// The `Host` header for requests to `target`: its host, and its port
