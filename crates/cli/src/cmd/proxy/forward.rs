@@ -24,7 +24,7 @@ use super::idle::Streams;
 use super::log::{LogLine, LogStyle, Logged, ProxyBody};
 use super::metrics::{CountedBody, ListenerMetrics};
 use super::target::{BoxError, Connector, HttpsClient, Upstream};
-use super::timers::TimerSlot;
+use super::timers::{TimerSlot, deadline_after};
 
 /// The resolved configuration and shared state of a running proxy.
 pub(super) struct Proxy {
@@ -161,9 +161,6 @@ impl Proxy {
             keep_upgrade(&mut parts.headers, protocol.clone());
         }
         add_forwarded(&mut parts.headers, &conn.peer, &local_host);
-        // The client sets `Host` (HTTP/1.1) or `:authority` (HTTP/2) from
-        // the target URI.
-        parts.headers.remove(header::HOST);
         parts
             .headers
             .insert(self.header.header_name(), self.header.value(&token));
@@ -182,22 +179,31 @@ impl Proxy {
         };
         parts.version = http::Version::HTTP_11;
         let body = CountedBody::new(body, self.metrics);
-        let sent = Instant::now();
-        let sending = async {
+        // tokio's clock: the upstream timeout's deadline is reckoned from it.
+        let sent = tokio::time::Instant::now();
+        // Pinned where it is: raced against the timer by reference, not
+        // moved (copied) into the race.
+        let sending = std::pin::pin!(async {
             match (&conn.upstream, &upgrade) {
                 // Origin form and `Host`, as the pooled client would write them.
                 (Upstream::Http1(upstream), None) => {
                     parts.uri = Uri::from(path);
+                    // In the client's `Host`'s place: a replacement costs
+                    // less than a removal and an insertion.
                     parts.headers.insert(header::HOST, self.target_host.clone());
                     let req = Request::from_parts(parts, body);
                     upstream.send(&self.connector, &self.target_uri, req).await
                 }
+                // hyper sets `:authority` (HTTP/2) or `Host` (the pooled
+                // client) from the target URI.
                 (Upstream::Http2(upstream), None) => {
+                    parts.headers.remove(header::HOST);
                     parts.uri = self.target_url(path)?;
                     let req = Request::from_parts(parts, body);
                     upstream.send(&self.connector, &self.target_uri, req).await
                 }
                 _ => {
+                    parts.headers.remove(header::HOST);
                     parts.uri = self.target_url(path)?;
                     let client = if upgrade.is_some() {
                         &self.upgrade_client
@@ -208,8 +214,9 @@ impl Proxy {
                     client.request(req).await.map_err(BoxError::from)
                 }
             }
-        };
-        let resp = conn.upstream_timers.within(self.timeout, sending).await;
+        });
+        let deadline = deadline_after(sent, self.timeout);
+        let resp = conn.upstream_timers.within(deadline, sending).await;
         let resp = resp
             .ok_or_else(|| {
                 (

@@ -67,11 +67,11 @@ impl TimerSlot {
         }
     }
 
-    /// `future`'s output, or `None` if it is not ready within `limit`.
-    pub(super) fn within<F: Future>(&self, limit: Duration, future: F) -> Within<'_, F> {
+    /// `future`'s output, or `None` if it is not ready by `deadline`.
+    pub(super) fn within<F: Future>(&self, deadline: Instant, future: F) -> Within<'_, F> {
         Within {
             future,
-            timer: TimerSlot::lend(self, deadline_after(limit)),
+            timer: TimerSlot::lend(self, deadline),
         }
     }
 }
@@ -110,12 +110,12 @@ impl<F: Future> Future for Within<'_, F> {
     }
 }
 
-/// `limit` from now; a day at most (`config`), so never past what
+/// `limit` after `start`; a day at most (`config`), so never past what
 /// `Instant` holds, but far in the future if it were.
-fn deadline_after(limit: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(limit)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365)) // time: bounded (a year from now)
+pub(super) fn deadline_after(start: Instant, limit: Duration) -> Instant {
+    start
+        .checked_add(limit)
+        .unwrap_or_else(|| start + Duration::from_secs(86_400 * 365)) // time: bounded (a year from start)
 }
 
 /// A timer lent by a [`TimerSlot`], given back when dropped.
@@ -167,7 +167,10 @@ impl Default for HeaderTimer {
 
 impl hyper::rt::Timer for HeaderTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(TimerSlot::lend(self.0.clone(), deadline_after(duration)))
+        Box::pin(TimerSlot::lend(
+            self.0.clone(),
+            deadline_after(Instant::now(), duration),
+        ))
     }
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
@@ -204,7 +207,13 @@ mod tests {
     /// Waits on `slot` for `limit` in a task of its own.
     fn wait(slot: &Arc<TimerSlot>, limit: Duration) -> tokio::task::JoinHandle<Option<()>> {
         let slot = slot.clone();
-        tokio::spawn(async move { slot.within(limit, std::future::pending()).await })
+        tokio::spawn(async move {
+            slot.within(
+                deadline_after(Instant::now(), limit),
+                std::future::pending(),
+            )
+            .await
+        })
     }
 
     #[tokio::test(start_paused = true)]
@@ -242,14 +251,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_ready_future_wins_over_a_due_timer() {
         let slot = TimerSlot::new(true);
-        assert_eq!(slot.within(Duration::ZERO, async { 7 }).await, Some(7));
+        assert_eq!(slot.within(Instant::now(), async { 7 }).await, Some(7));
     }
 
     #[tokio::test(start_paused = true)]
     async fn requests_at_once_each_get_a_timer_and_one_is_kept() {
         let slot = TimerSlot::new(true);
         let lent: Vec<_> = (0..3)
-            .map(|_| TimerSlot::lend(&slot, deadline_after(Duration::from_secs(1))))
+            .map(|_| {
+                TimerSlot::lend(
+                    &slot,
+                    deadline_after(Instant::now(), Duration::from_secs(1)),
+                )
+            })
             .collect();
         drop(lent);
         assert_eq!(kept(&slot), 1);
@@ -280,7 +294,10 @@ mod tests {
             cx.waker().wake_by_ref();
             Poll::<()>::Pending
         });
-        let raced = slot.within(Duration::from_millis(50), busy);
+        let raced = slot.within(
+            deadline_after(Instant::now(), Duration::from_millis(50)),
+            busy,
+        );
         let out = tokio::time::timeout(Duration::from_secs(10), raced).await;
         assert_eq!(out.ok(), Some(None), "the deadline was put off");
     }
