@@ -124,9 +124,9 @@ fn run(command: Command, filter: tracing_subscriber::EnvFilter) -> ExitCode {
             std::io::stderr()
         })
         .init();
-    // The proxy is I/O-bound and forwards each request through two tasks
-    // (the client's connection and the pooled connection to the target):
-    // on one thread they hand the request over without waking another
+    // The proxy is I/O-bound, and a request crosses between tasks (over
+    // HTTP/2 each request has its own; the pool's connections run in
+    // theirs): on one thread they hand it over without waking another
     // worker (docs/BENCHMARKS.md, `idtoken proxy`).
     let mut builder = match &command {
         Command::Proxy(_) => tokio::runtime::Builder::new_current_thread(),
