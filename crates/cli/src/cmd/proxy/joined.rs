@@ -133,8 +133,10 @@ impl Driver {
 
 pin_project_lite::pin_project! {
     /// A client connection's future (`main`) and the target connection
-    /// its [`Driver`] was last handed, polled in one task; it ends when
-    /// `main` does, dropping the target connection.
+    /// its [`Driver`] was last handed, polled in one task. It ends when
+    /// `main` does; the target connection then finishes in a task of its
+    /// own, where hyper closes it in good order (its sender went with
+    /// `main`; a TLS target gets its `close_notify`).
     pub(super) struct Joined<F> {
         #[pin]
         main: F,
@@ -142,6 +144,18 @@ pin_project_lite::pin_project! {
         side: Option<Side>,
         side_waker: Waker,
         shared: Arc<Shared>,
+    }
+
+    impl<F> PinnedDrop for Joined<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // A connection handed over but not yet taken may hold one of
+            // this join's wakers (a request body the client side polled),
+            // and so `shared`: a cycle that would keep its socket open
+            // for good. The task's waker goes too.
+            let this = this.project();
+            drop(lock(&this.shared.handed).take());
+            drop(lock(&this.shared.task).take());
+        }
     }
 }
 
@@ -191,6 +205,14 @@ impl<F: Future> Future for Joined<F> {
                     .as_mut()
                     .poll(&mut Context::from_waker(this.main_waker))
             {
+                // The newest target connection, handed over in this very
+                // poll perhaps, finishes on its own.
+                let handed = lock(&this.shared.handed).take();
+                if let Some(side) = handed.or_else(|| this.side.take())
+                    && let Ok(runtime) = tokio::runtime::Handle::try_current()
+                {
+                    runtime.spawn(side);
+                }
                 return Poll::Ready(out);
             }
             if !tokio::task::coop::has_budget_remaining() {
@@ -222,17 +244,95 @@ mod tests {
             .ok()
     }
 
+    /// `join` in a task of its own, and how many times the runtime has
+    /// polled it so far.
+    fn spawn_counted(
+        mut join: Pin<Box<impl Future<Output = ()> + Send + 'static>>,
+    ) -> (tokio::task::JoinHandle<()>, Arc<AtomicUsize>) {
+        let turns = Arc::new(AtomicUsize::new(0));
+        let counted = turns.clone();
+        let task = tokio::spawn(std::future::poll_fn(move |cx| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            join.as_mut().poll(cx)
+        }));
+        (task, turns)
+    }
+
     #[tokio::test]
     async fn a_target_connection_handed_over_is_driven_in_the_clients_task() {
         let out = joined(|driver| async move {
             let (tx, rx) = tokio::sync::oneshot::channel();
             driver.drive(Box::pin(async move {
-                let _ = tx.send(7);
+                let _ = tx.send(tokio::task::try_id());
             }));
-            rx.await.ok()
+            let side = rx.await.ok().flatten();
+            (side.is_some(), side == tokio::task::try_id())
+        });
+        // Run as a task (the test's own future is not one).
+        let out = tokio::spawn(out).await.ok().flatten();
+        assert_eq!(out, Some((true, true)), "not driven in the same task");
+    }
+
+    #[tokio::test]
+    async fn a_crossing_within_a_poll_does_not_wake_the_task_again() {
+        let driver = Driver::new();
+        let side = driver.clone();
+        let (crossed, has_crossed) = tokio::sync::oneshot::channel();
+        let join = Box::pin(driver.run(async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            side.drive(Box::pin(async move {
+                let _ = tx.send(());
+            }));
+            // Handed over, polled, and back here, all in the first poll.
+            let _ = rx.await;
+            let _ = crossed.send(());
+            std::future::pending::<()>().await;
+        }));
+        let (task, turns) = spawn_counted(join);
+        assert!(has_crossed.await.is_ok());
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(turns.load(Ordering::Relaxed), 1, "woken for nothing");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn wakes_from_another_thread_are_followed() {
+        // Each of many messages from a thread of its own wakes the target
+        // connection at any moment of the join's poll; each crosses to
+        // the client connection. A lost wake would stall the count (this
+        // exercises the exit race; it cannot prove it absent).
+        const MESSAGES: usize = 20_000;
+        let (to_side, mut side_in) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let sender = std::thread::spawn(move || {
+            for i in 0..MESSAGES {
+                if to_side.send(i).is_err() {
+                    break;
+                }
+                if i % 64 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let out = joined(|driver| async move {
+            let (to_main, mut main_in) = tokio::sync::mpsc::unbounded_channel();
+            driver.drive(Box::pin(async move {
+                while let Some(i) = side_in.recv().await {
+                    if to_main.send(i).is_err() {
+                        break;
+                    }
+                }
+            }));
+            let mut received = 0;
+            while main_in.recv().await.is_some() {
+                received += 1;
+            }
+            received
         })
         .await;
-        assert_eq!(out, Some(Some(7)));
+        assert!(sender.join().is_ok());
+        assert_eq!(out, Some(MESSAGES));
     }
 
     #[tokio::test]
@@ -278,32 +378,64 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_target_connection_is_dropped_when_the_client_connection_ends() {
-        let (side, dropped) = endless();
-        let out = joined(|driver| async move {
-            driver.drive(side);
-            // Polled once, so it was taken over, before this ends.
-            tokio::task::yield_now().await;
-            "ended"
-        })
-        .await;
-        assert_eq!(out, Some("ended"));
-        assert!(dropped.await.is_ok(), "still held");
-    }
-
-    #[tokio::test]
-    async fn a_new_target_connection_replaces_the_one_before() {
+    async fn a_new_target_connection_replaces_the_one_being_driven() {
         let (first, first_dropped) = endless();
-        let (second, mut second_dropped) = endless();
+        let (running, is_running) = tokio::sync::oneshot::channel();
+        let (second, _) = endless();
         let out = joined(|driver| async move {
-            driver.drive(first);
-            tokio::task::yield_now().await;
+            // Taken over and polled: it is the join's, not the slot's.
+            driver.drive(Box::pin(async move {
+                let _ = running.send(());
+                first.await;
+            }));
+            let _ = is_running.await;
             driver.drive(second);
             first_dropped.await.is_ok()
         })
         .await;
         assert_eq!(out, Some(true));
-        assert!(second_dropped.try_recv().is_ok(), "dropped with the join");
+    }
+
+    #[tokio::test]
+    async fn a_target_connection_handed_over_as_the_client_connection_ends_still_runs_to_its_end() {
+        let (tx, ran) = tokio::sync::oneshot::channel();
+        let out = joined(|driver| async move {
+            // Handed over in the poll in which the client connection ends.
+            driver.drive(Box::pin(async move {
+                let _ = tx.send(());
+            }));
+            "ended"
+        })
+        .await;
+        assert_eq!(out, Some("ended"));
+        let ran = tokio::time::timeout(Duration::from_secs(10), ran).await;
+        assert!(matches!(ran, Ok(Ok(()))), "never run");
+    }
+
+    #[tokio::test]
+    async fn a_join_dropped_before_its_end_drops_what_it_was_handed() {
+        // The client connection's waker, as a target connection holds it
+        // when a request body it carries was polled by the client side.
+        let main_waker = Arc::new(Mutex::new(None::<Waker>));
+        let seen = main_waker.clone();
+        let driver = Driver::new();
+        let mut join = Box::pin(driver.clone().run(std::future::poll_fn(move |cx| {
+            *lock(&seen) = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        })));
+        std::future::poll_fn(|cx| {
+            let _ = join.as_mut().poll(cx);
+            Poll::Ready(())
+        })
+        .await;
+        let (tx, mut dropped) = tokio::sync::oneshot::channel();
+        let guard = (Dropped(Some(tx)), lock(&main_waker).take());
+        driver.drive(Box::pin(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }));
+        drop((join, driver));
+        assert!(dropped.try_recv().is_ok(), "still held");
     }
 
     #[tokio::test]
@@ -321,22 +453,19 @@ mod tests {
         });
         let driver = Driver::new();
         let side = driver.clone();
-        let mut join = Box::pin(driver.run(async move {
+        let join = Box::pin(driver.run(async move {
             side.drive(Box::pin(busy));
             std::future::pending::<()>().await;
         }));
         // How often the runtime polls the join: each time it yielded.
-        let turns = Arc::new(AtomicUsize::new(0));
-        let counted = turns.clone();
-        let task = tokio::spawn(std::future::poll_fn(move |cx| {
-            counted.fetch_add(1, Ordering::Relaxed);
-            join.as_mut().poll(cx)
-        }));
+        let (task, turns) = spawn_counted(join);
         // This task runs again only if the join yields.
         tokio::task::yield_now().await;
         tokio::task::yield_now().await;
         let (turns, polls) = (turns.load(Ordering::Relaxed), polls.load(Ordering::Relaxed));
-        assert!(turns >= 1, "the join never ran");
+        // It yielded, and was polled again after yielding.
+        assert!(turns >= 2, "the join ran {turns} times");
+        assert!(polls > ROUNDS, "not polled after yielding: {polls} polls");
         assert!(
             polls <= turns * ROUNDS,
             "{polls} polls of the target connection in {turns} turns"
