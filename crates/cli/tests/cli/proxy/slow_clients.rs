@@ -245,15 +245,15 @@ async fn absurd_header_timeouts_are_usage_errors_not_panics() {
     }
 }
 
+/// The sending side of an h2c connection to the proxy.
+type H2cSender = hyper::client::conn::http2::SendRequest<http_body_util::Empty<axum::body::Bytes>>;
+
 /// An HTTP/2 connection to `fx` over h2c (prior knowledge), its driver
 /// running on a task of its own: it ends when the proxy closes the
 /// connection.
 async fn h2c_connection(
     fx: &ProxyFixture,
-) -> (
-    hyper::client::conn::http2::SendRequest<http_body_util::Empty<axum::body::Bytes>>,
-    tokio::task::JoinHandle<Result<(), hyper::Error>>,
-) {
+) -> (H2cSender, tokio::task::JoinHandle<Result<(), hyper::Error>>) {
     let tcp = TcpStream::connect(addr(fx)).await.expect("connect");
     let (sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -264,20 +264,25 @@ async fn h2c_connection(
     (sender, tokio::spawn(conn))
 }
 
-/// An h2c GET of `path` on `sender`: its status.
-async fn h2c_get(
+/// An h2c GET of `path` on `sender`: its response, its body unread.
+async fn h2c_send(
     fx: &ProxyFixture,
-    sender: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<axum::body::Bytes>>,
+    sender: &mut H2cSender,
     path: &str,
-) -> u16 {
-    use http_body_util::BodyExt as _;
+) -> hyper::Response<hyper::body::Incoming> {
     let req = hyper::Request::get(format!("{}{path}", fx.url()))
         .body(http_body_util::Empty::new())
         .expect("request");
-    let resp = tokio::time::timeout(PATIENCE, sender.send_request(req))
+    tokio::time::timeout(PATIENCE, sender.send_request(req))
         .await
         .expect("in time")
-        .expect("an h2c response");
+        .expect("an h2c response")
+}
+
+/// An h2c GET of `path` on `sender`: its status, its body read.
+async fn h2c_get(fx: &ProxyFixture, sender: &mut H2cSender, path: &str) -> u16 {
+    use http_body_util::BodyExt as _;
+    let resp = h2c_send(fx, sender, path).await;
     let status = resp.status().as_u16();
     resp.into_body().collect().await.expect("body");
     status
@@ -452,13 +457,7 @@ async fn http2_streams_their_client_stopped_reading_do_not_hold_up_the_others() 
     let (mut sender, _conn) = h2c_connection(&fx).await;
     let mut stalled = Vec::new();
     for _ in 0..2 {
-        let req = hyper::Request::get(format!("{}/endless", fx.url()))
-            .body(http_body_util::Empty::new())
-            .expect("request");
-        let resp = tokio::time::timeout(PATIENCE, sender.send_request(req))
-            .await
-            .expect("in time")
-            .expect("an h2c response");
+        let resp = h2c_send(&fx, &mut sender, "/endless").await;
         assert_eq!(resp.status(), 200);
         stalled.push(resp);
     }
