@@ -95,6 +95,15 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// the end of each response, so idle keep-alive time counts); with
 /// `http2`, a client that does not say which protocol it speaks within
 /// `header_timeout` is too ([`protocol_told`]).
+///
+/// HTTP/1.1 connections allow half-closes (hyper's `half_close`): the
+/// client's socket is not read while its request is in flight, so a
+/// client that closes its sending half after the request (`nc -N`) gets
+/// the answer, and one that went away is found out when the answer is
+/// written to it, the wait bounded by `--upstream-timeout`. hyper's
+/// default read there to end the request at the client's end of stream;
+/// that read also came while the request still held the read buffer, so
+/// hyper allocated a new one (8 KiB) for every request (docs/BENCHMARKS.md).
 pub(super) async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -161,6 +170,7 @@ pub(super) async fn serve(
                             builder
                                 .http1()
                                 .max_buf_size(MAX_BUF)
+                                .half_close(true)
                                 .timer(HeaderTimer::default())
                                 .header_read_timeout(header_timeout);
                             builder
@@ -183,6 +193,7 @@ pub(super) async fn serve(
                             let io = TokioIo::new(stream);
                             let conn = hyper::server::conn::http1::Builder::new()
                                 .max_buf_size(MAX_BUF)
+                                .half_close(true)
                                 .timer(HeaderTimer::default())
                                 .header_read_timeout(header_timeout)
                                 .serve_connection(io, hyper::service::service_fn(handle))

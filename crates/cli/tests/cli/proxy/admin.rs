@@ -375,3 +375,28 @@ async fn the_json_access_log_is_one_object_per_request_without_any_credential() 
         "no token or Authorization value in the log: {log}"
     );
 }
+
+#[tokio::test]
+async fn a_client_gone_during_its_request_holds_its_connection_only_until_the_answer() {
+    use tokio::io::AsyncWriteExt as _;
+    let (fx, admin) = with_admin(ProxyFixture::builder()).await;
+    let addr = fx.url().trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    conn.write_all(format!("GET /held HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    fx.upstream().held_request_arrived().await;
+    drop(conn);
+    // The target's work is not cut short: the request waits for its
+    // answer on a connection still counted as open.
+    let active = |m: &str| sample(m, "idtoken_proxy_connections_active", &[]);
+    let m = metrics_once(&admin, "the held connection", |m| active(m) == Some(1.0)).await;
+    assert_eq!(active(&m), Some(1.0));
+    // Once the answer is written to the closed socket, it goes.
+    fx.upstream().release_held();
+    let m = metrics_once(&admin, "no open connection", |m| active(m) == Some(0.0)).await;
+    assert_eq!(active(&m), Some(0.0));
+    fx.proxy.log_says("GET /held 200").await;
+}

@@ -2,7 +2,8 @@
 //! `--header-timeout` closes them, so they cannot hold the proxy's
 //! connections (and file descriptors) for ever. And clients that read
 //! nothing: the proxy's HTTP/2 buffers and windows bound what they make
-//! it hold.
+//! it hold. And clients that close their sending half after a request:
+//! they still get the answer.
 
 use std::time::Duration;
 
@@ -468,4 +469,33 @@ async fn http2_streams_their_client_stopped_reading_do_not_hold_up_the_others() 
         .expect("the request was held up behind the stalled streams");
     assert_eq!(status, 200);
     drop(stalled);
+}
+
+/// Sends `GET /held` on a new connection and closes the connection's
+/// sending half, as `nc -N` or a shell's `printf ... | nc` does; the
+/// target answers once the request reached it. The answer's head.
+async fn held_request_then_half_close(fx: &ProxyFixture) -> String {
+    let conn = TcpStream::connect(addr(fx)).await.expect("connect");
+    let mut reader = BufReader::new(conn);
+    let head = format!("GET /held HTTP/1.1\r\nHost: {}\r\n\r\n", addr(fx));
+    let conn = reader.get_mut();
+    conn.write_all(head.as_bytes()).await.expect("write");
+    conn.shutdown().await.expect("half-close");
+    fx.upstream().held_request_arrived().await;
+    fx.upstream().release_held();
+    read_head(&mut reader).await
+}
+
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    let fx = ProxyFixture::builder().start().await;
+    let head = held_request_then_half_close(&fx).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "no answer: {head:?}");
+}
+
+#[tokio::test]
+async fn an_http1_client_of_an_http2_listener_that_half_closes_still_gets_the_answer() {
+    let fx = ProxyFixture::builder().arg("--http2").start().await;
+    let head = held_request_then_half_close(&fx).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "no answer: {head:?}");
 }
