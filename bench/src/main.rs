@@ -11,9 +11,9 @@
 //! per core; the median of five rounds) and on two threads; rows of raw
 //! aws-lc-rs RSA-2048 and P-256 verifications in the same run are the
 //! ceiling every other row is a ratio of (the median of the five rounds'
-//! ratios, each round running every row in turn). The load figures run 64 tasks x
-//! 100 verifications on a cold cache and count failures. Prints Markdown
-//! for docs/BENCHMARKS.md.
+//! ratios, each round running every row in turn). The load figures run 64
+//! tasks x 100 verifications on a cold cache and count failures. Prints
+//! Markdown for docs/BENCHMARKS.md.
 
 use std::future::Future;
 use std::path::Path;
